@@ -1,0 +1,63 @@
+"""The `prunebench` console script.
+
+Each sub-command lives in its own module under `bench/commands/` and exposes
+`add_parser(subparsers)` plus a `run(args) -> int`. Modules are imported lazily so
+`prunebench fit` never pays for importing torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from bench.errors import UsageError
+
+# name -> (module, one-line help). The module is only imported when the command runs
+# or when its parser has to be built.
+COMMANDS = {
+    "ppl": ("bench.commands.ppl", "measure perplexity with the LLM-Pruner protocol"),
+    "prune": ("bench.commands.prune", "prune a model and report exact parameter counts"),
+    "fit": ("bench.commands.fit", "fit a scaling law to records or to a table of points"),
+    "report": ("bench.commands.report", "re-render report.md and plots from stored records"),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on bad options already; make its message a single line too."""
+
+    def error(self, message):  # noqa: D401 - argparse API
+        self.exit(2, f"prunebench: error: {' '.join(message.split())}\n")
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    parser = _Parser(prog="prunebench", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for name, (module, help_) in COMMANDS.items():
+        if only is not None and name != only:
+            # Cheap placeholder so `prunebench --help` lists every command.
+            sub.add_parser(name, help=help_)
+            continue
+        mod = importlib.import_module(module)
+        cmd = sub.add_parser(name, help=help_, description=help_)
+        mod.add_parser(cmd)
+        cmd.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Only build the parser of the command being run, so unrelated heavy imports are skipped.
+    only = argv[0] if argv and argv[0] in COMMANDS else None
+    parser = build_parser(only)
+    args = parser.parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except UsageError as exc:
+        print(f"prunebench: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""Versioned JSON result records, written atomically.
+
+One record per benchmark case. A record is only ever replaced whole (temporary file in the
+same directory, fsync, rename), so a killed run leaves either the old record or the new one,
+never half of one; `--resume` and the report step can trust every file they find.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+from bench.errors import UsageError
+
+SCHEMA = "prunebench.record/1"
+RECORD_SUFFIX = ".json"
+RESULTS_DIR_ENV = "PRUNEBENCH_RESULTS_DIR"
+
+_VERSIONED = ("prunebench", "torch", "transformers", "datasets", "accelerate", "tokenizers",
+              "numpy", "scipy", "peft", "gguf")
+
+
+def package_versions() -> dict:
+    out = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def machine_info() -> dict:
+    info = {"platform": platform.platform(), "machine": platform.machine(),
+            "processor": platform.processor() or None, "cpu_count": os.cpu_count()}
+    try:
+        import torch
+
+        info["torch_threads"] = torch.get_num_threads()
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+            info["gpu_capability"] = list(torch.cuda.get_device_capability(0))
+    except ImportError:  # pragma: no cover - torch is a hard dependency
+        pass
+    return info
+
+
+def resolve_results_dir(results_dir: str | os.PathLike | None) -> Path:
+    """The results directory, created and checked writable before any case runs."""
+    path = Path(results_dir or os.environ.get(RESULTS_DIR_ENV) or "results").expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".probe-"):
+            pass
+    except OSError as exc:
+        raise UsageError(
+            f"results directory {str(path)!r} is not writable ({exc.strerror or exc}); "
+            f"pass --results-dir (or {RESULTS_DIR_ENV}) pointing at a writable directory") from None
+    return path
+
+
+def _clean(obj):
+    """JSON has no NaN/inf: store them as strings so a diverged loss is visible, not invalid."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return repr(obj)
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def new_record(case_id: str, **fields) -> dict:
+    """A record skeleton with schema, provenance and creation time filled in."""
+    rec = {"schema": SCHEMA, "case_id": case_id,
+           "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+           "versions": package_versions(), "machine": machine_info()}
+    rec.update(fields)
+    return rec
+
+
+def record_path(results_dir: Path, case_id: str) -> Path:
+    return Path(results_dir) / "records" / f"{case_id}{RECORD_SUFFIX}"
+
+
+def write_record(results_dir: Path, record: dict) -> Path:
+    """Write one record atomically; returns its path."""
+    if record.get("schema") != SCHEMA:
+        raise ValueError(f"record has schema {record.get('schema')!r}, expected {SCHEMA}")
+    path = record_path(results_dir, record["case_id"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = json.dumps(_clean(record), indent=1, sort_keys=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def read_record(path: Path) -> dict:
+    """Read one record, refusing other schema versions with a clear message."""
+    try:
+        rec = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UsageError(f"cannot read record {path}: {exc}; delete it and re-run the case") from None
+    if not isinstance(rec, dict) or rec.get("schema") != SCHEMA:
+        found = rec.get("schema") if isinstance(rec, dict) else type(rec).__name__
+        raise UsageError(
+            f"{path} has schema {found!r} but this prunebench reads {SCHEMA!r}; "
+            f"re-run the cases or use a matching prunebench version")
+    return rec
+
+
+def load_records(results_dir: Path) -> list[dict]:
+    """Every record under ``results_dir/records``, sorted by case id."""
+    folder = Path(results_dir) / "records"
+    if not folder.is_dir():
+        return []
+    return [read_record(p) for p in sorted(folder.glob(f"*{RECORD_SUFFIX}"))]

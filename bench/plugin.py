@@ -1,0 +1,93 @@
+"""The prunebench pytest plugin: options, the `bench_case` parametrisation, and summaries.
+
+Thin on purpose: each hook forwards to `bench.session.BenchSession`, which holds the logic
+and is tested without pytest.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from bench.errors import UsageError
+from bench.profiles import DEFAULT_PROFILE, profile_help
+
+SESSION_KEY = pytest.StashKey["BenchSession"]()
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("prunebench", "prunebench benchmark suite")
+    group.addoption("--profile", default=os.environ.get("PRUNEBENCH_PROFILE", DEFAULT_PROFILE),
+                    help=f"which benchmark matrix to run (default {DEFAULT_PROFILE}). {profile_help()}")
+    group.addoption("--data-dir", default=None,
+                    help="local data directory laid out like shared/data (default $PRUNEBENCH_DATA_DIR, else the HF hub)")
+    group.addoption("--results-dir", default=None,
+                    help="where records, report.md and plots go (default $PRUNEBENCH_RESULTS_DIR, else ./results)")
+    group.addoption("--cache-dir", default=None,
+                    help="model cache: GGUF conversions, the nano zoo (default $PRUNEBENCH_CACHE_DIR, else ~/.cache/prunebench)")
+    group.addoption("--device", default=None, help="torch device (default cuda when available, else cpu)")
+    group.addoption("--full-eval", action="store_true", default=False,
+                    help="evaluate the full test sets instead of the profile's window caps")
+    group.addoption("--resume", action="store_true", default=False,
+                    help="skip cases whose stored record exists and matches their config")
+
+
+def pytest_configure(config):
+    from bench.session import BenchSession, SessionOptions
+
+    opt = config.getoption
+    config.stash[SESSION_KEY] = BenchSession(SessionOptions(
+        profile=opt("--profile"), data_dir=opt("--data-dir"), results_dir=opt("--results-dir"),
+        cache_dir=opt("--cache-dir"), device=opt("--device"), full_eval=opt("--full-eval"),
+        resume=opt("--resume")))
+
+
+def pytest_generate_tests(metafunc):
+    if "bench_case" not in metafunc.fixturenames:
+        return
+    session = metafunc.config.stash[SESSION_KEY]
+    try:
+        cases = session.cases()
+    except UsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    metafunc.parametrize("bench_case", cases, ids=[c.id for c in cases])
+
+
+def pytest_collection_finish(session):
+    # Refuse an unwritable results directory before any case spends compute.
+    if any("bench_case" in getattr(item, "fixturenames", ()) for item in session.items):
+        try:
+            _ = session.config.stash[SESSION_KEY].results_dir
+        except UsageError as exc:
+            raise pytest.UsageError(str(exc)) from None
+
+
+@pytest.fixture(scope="session")
+def bench_session(request):
+    """The run's `BenchSession` (records, runner, options)."""
+    return request.config.stash[SESSION_KEY]
+
+
+@pytest.fixture
+def run_case(bench_session):
+    """Run a case through the session; a user error fails the case with its one-line message."""
+
+    def _run(case):
+        try:
+            return bench_session.run_case(case)
+        except UsageError as exc:
+            pytest.fail(f"{case.id}: {exc}", pytrace=False)
+
+    return _run
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    session = config.stash.get(SESSION_KEY, None)
+    if session is None:
+        return
+    lines = session.summary_lines()
+    if lines:
+        terminalreporter.section("prunebench summary")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -1,0 +1,114 @@
+"""Profiles: named sets of benchmark cases (DESIGN.md section 2).
+
+Each profile is a function registered with `@profile(name)` that returns its cases. Window
+caps and calibration sizes are part of a profile because they are what keeps it inside its
+time budget; ``--full-eval`` lifts the window caps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from bench.cases import Case, EvalSpec, opts
+from bench.errors import UsageError, did_you_mean
+
+DEFAULT_PROFILE = "smoke"
+
+
+@dataclass(frozen=True)
+class ProfileOptions:
+    """Run-wide switches that change which cases a profile yields."""
+
+    full_eval: bool = False
+
+
+_PROFILES: dict[str, tuple[Callable[[ProfileOptions], list[Case]], str]] = {}
+
+
+def profile(name: str, help: str):
+    def deco(fn):
+        _PROFILES[name] = (fn, help)
+        return fn
+
+    return deco
+
+
+def profile_names() -> list[str]:
+    return sorted(_PROFILES)
+
+
+def profile_help() -> str:
+    return "; ".join(f"{n}: {h}" for n, (_, h) in sorted(_PROFILES.items()))
+
+
+def get_cases(name: str, options: ProfileOptions | None = None) -> list[Case]:
+    if name not in _PROFILES:
+        raise UsageError(
+            f"unknown profile {name!r}{did_you_mean(name, _PROFILES)}; choose one of {', '.join(profile_names())}")
+    cases = _PROFILES[name][0](options or ProfileOptions())
+    ids = [c.id for c in cases]
+    dupes = {i for i in ids if ids.count(i) > 1}
+    if dupes:  # a programming error in a profile, not a user error
+        raise RuntimeError(f"profile {name} defines duplicate case ids: {sorted(dupes)}")
+    return cases
+
+
+def _cap(options: ProfileOptions, cap: int | None) -> int | None:
+    return None if options.full_eval else cap
+
+
+# ----------------------------------------------------------------------------- smol
+
+# Window caps that keep the whole smol profile inside ~30 minutes on 2 CPU cores:
+# 32 windows x 128 tokens and 2 windows x 2048 tokens per measurement.
+SMOL_CAPS = {128: 32, 2048: 2}
+SMOL_EVALS = [(d, s) for s in (2048, 128) for d in ("wikitext2", "ptb")]
+# Calibration for Wanda/SparseGPT and the activation-based methods, scaled down from the
+# reference's 128 x seq_len so one pruning stays within a few minutes on 2 cores.
+SMOL_CALIB = dict(calibration="c4", samples=32, calib_seq_len=256, seed=0)
+
+
+def _smol_rows() -> list[tuple[str, str, float, tuple]]:
+    """(method, label, ratio, options) for each row of the smol table."""
+    block = dict(layers=(4, 28))
+    return [
+        ("dense", "dense", 0.0, ()),
+        ("blockwise", "blockwise-l2", 0.25, opts(importance="l2", **block)),
+        ("blockwise", "blockwise-taylor", 0.25,
+         opts(importance="taylor", taylor="param_first", calibration="wikitext2", samples=10,
+              calib_seq_len=64, seed=0, **block)),
+        ("depth", "depth", 0.25, opts(**SMOL_CALIB)),
+        ("width", "width", 0.25, opts(**SMOL_CALIB)),
+        ("nm", "2of4-magnitude", 0.5, opts(n=2, m=4, nm_method="magnitude")),
+        ("nm", "2of4-wanda", 0.5, opts(n=2, m=4, nm_method="wanda", **SMOL_CALIB)),
+        ("nm", "2of4-sparsegpt", 0.5, opts(n=2, m=4, nm_method="sparsegpt", **SMOL_CALIB)),
+    ]
+
+
+@profile("smol", "SmolLM2-135M-Instruct: dense and pruned perplexity on WikiText2/PTB at 128 and 2048")
+def _smol(options: ProfileOptions) -> list[Case]:
+    cases = []
+    for method, label, ratio, prune in _smol_rows():
+        for dataset, seq_len in SMOL_EVALS:
+            cases.append(Case(
+                profile="smol", model="smollm2-135m", model_key="", method=method, ratio=ratio,
+                label=label, prune=prune, family="smollm2",
+                evals=(EvalSpec(dataset, seq_len, _cap(options, SMOL_CAPS[seq_len])),),
+                id_suffix=f"{dataset}-{seq_len}"))
+    return cases
+
+
+# ----------------------------------------------------------------------------- smoke
+
+
+@profile("smoke", "tiny random Llama and Qwen2 models, dense perplexity; for CI (seconds)")
+def _smoke(options: ProfileOptions) -> list[Case]:
+    cases = []
+    for arch in ("llama", "qwen2"):
+        for dataset in ("wikitext2", "ptb"):
+            cases.append(Case(
+                profile="smoke", model=f"tiny-{arch}", model_key=arch, method="dense",
+                label="dense", family=f"tiny-{arch}",
+                evals=(EvalSpec(dataset, 128, _cap(options, 16)),), id_suffix=f"{dataset}-128"))
+    return cases

@@ -1,0 +1,159 @@
+"""Calibration samples: N sequences of L tokens from a pre-training-like corpus, seeded.
+
+Sources:
+
+* ``c4``: the C4 ``en`` train documents (locally the 1,000-document sample in shared/data);
+* ``wikitext2``: WikiText-2 train (the tokenized ``wikitext-2-v1`` file; the raw train split is
+  not available offline);
+* ``slimpajama``: the first documents of SlimPajama-627B streamed from the hub (online only).
+
+Sampling rule (the same for every source): shuffle the documents with the seed, drop empty
+ones, tokenize each without special tokens, join them with the tokenizer's EOS id, and cut
+the first N x L tokens of that stream into N rows. Samples never overlap, the result depends
+only on (source, N, L, seed, tokenizer), and asking for more tokens than the corpus holds is
+a `UsageError` rather than a silent repeat.
+
+Defaults follow the reference for each method (`default_shape`): 128 x 2048 for Wanda and
+SparseGPT, 10 x 64 for LLM-Pruner's Taylor importance, 128 x 512 for depth and width.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass
+
+import torch
+
+from bench.errors import UsageError, did_you_mean
+
+# source -> (bench.data dataset, split); None: streamed from the hub
+SOURCES = {
+    "c4": ("c4", "train"),
+    "wikitext2": ("wikitext2-tokens", "train"),
+    "slimpajama": None,  # streamed from the hub
+}
+
+
+@dataclass(frozen=True)
+class CalibrationSpec:
+    """Which calibration data to draw."""
+
+    source: str = "c4"  # c4 | wikitext2 | slimpajama
+    samples: int = 128  # N sequences
+    seq_len: int = 2048  # L tokens each
+    seed: int = 0
+    data_dir: str | None = None  # local copy of shared/data; None: $PRUNEBENCH_DATA_DIR, then hub
+
+    def __post_init__(self):
+        if self.source not in SOURCES:
+            raise UsageError(f"unknown calibration source {self.source!r}{did_you_mean(self.source, SOURCES)}; "
+                             f"choose one of {', '.join(SOURCES)}")
+        if int(self.samples) < 1 or int(self.seq_len) < 2:
+            raise UsageError(f"calibration needs at least 1 sample of 2 tokens, got {self.samples} x {self.seq_len}; "
+                             "raise --samples / --seq-len")
+
+
+@dataclass
+class Calibration:
+    """Token ids (N, L) plus a record of where they came from."""
+
+    input_ids: torch.Tensor  # (N, L) int64
+    info: dict
+
+    @property
+    def samples(self) -> int:
+        return self.input_ids.shape[0]
+
+    @property
+    def seq_len(self) -> int:
+        return self.input_ids.shape[1]
+
+    def batches(self, batch_size: int, device=None):
+        """Yield (b, L) slices on `device`."""
+        for s in range(0, self.samples, batch_size):
+            yield self.input_ids[s:s + batch_size].to(device)
+
+
+def default_shape(method: str, importance: str | None = None, nm_method: str | None = None) -> tuple[int, int]:
+    """(samples, seq_len) the reference implementations use for a method."""
+    if method == "blockwise":
+        return (10, 64)  # LLM-Pruner: 10 random 64-token samples, one backward (Taylor only)
+    if method == "nm":
+        return (128, 2048)  # Wanda / SparseGPT: 128 x seqlen
+    return (128, 512)
+
+
+def as_calibration(data) -> Calibration | None:
+    """Accept a `Calibration`, a (N, L) LongTensor, or None."""
+    if data is None or isinstance(data, Calibration):
+        return data
+    if isinstance(data, torch.Tensor):
+        if data.dim() != 2:
+            raise ValueError(f"calibration ids must be (N, L), got shape {tuple(data.shape)}")
+        return Calibration(data.long(), {"source": "tensor", "samples": data.shape[0], "seq_len": data.shape[1]})
+    raise TypeError(f"calibration must be a Calibration, a (N, L) tensor or None, not {type(data).__name__}")
+
+
+def require(calibration, what: str) -> Calibration:
+    cal = as_calibration(calibration)
+    if cal is None:
+        raise UsageError(f"{what} needs calibration data; pass --calibration c4|wikitext2 (and --samples/--seq-len)")
+    return cal
+
+
+def _documents(spec: CalibrationSpec) -> list[str]:
+    if spec.source == "slimpajama":
+        return _slimpajama_docs(spec)
+    from bench.data import load_rows
+
+    dataset, split = SOURCES[spec.source]
+    return load_rows(dataset, split, spec.data_dir)
+
+
+def _slimpajama_docs(spec: CalibrationSpec, max_docs: int = 20000) -> list[str]:
+    from bench.data import hub_reachable
+
+    if not hub_reachable():
+        raise UsageError("calibration source 'slimpajama' streams from the Hugging Face hub, which is not "
+                         "reachable; use --calibration c4 or wikitext2")
+    from datasets import load_dataset
+
+    need = spec.samples * spec.seq_len * 6  # generous bytes-per-token bound
+    docs, size = [], 0
+    for row in load_dataset("cerebras/SlimPajama-627B", split="train", streaming=True):
+        docs.append(row["text"])
+        size += len(row["text"])
+        if size >= need or len(docs) >= max_docs:
+            break
+    return docs
+
+
+def load_calibration(tokenizer, spec: CalibrationSpec) -> Calibration:
+    """Draw `spec.samples` x `spec.seq_len` tokens (see the module docstring for the rule)."""
+    docs = [d for d in _documents(spec) if d and d.strip()]
+    order = list(range(len(docs)))
+    random.Random(spec.seed).shuffle(order)
+    need = spec.samples * spec.seq_len
+    eos = getattr(tokenizer, "eos_token_id", None)
+    stream: list[int] = []
+    used = 0
+    chunk = 64
+    for s in range(0, len(order), chunk):
+        texts = [docs[i] for i in order[s:s + chunk]]
+        for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]:
+            stream.extend(ids)
+            if eos is not None:
+                stream.append(eos)
+            used += 1
+            if len(stream) >= need:
+                break
+        if len(stream) >= need:
+            break
+    if len(stream) < need:
+        raise UsageError(
+            f"calibration source {spec.source!r} has only {len(stream):,} tokens, fewer than the "
+            f"{spec.samples} x {spec.seq_len} = {need:,} requested; lower --samples or --seq-len")
+    ids = torch.tensor(stream[:need], dtype=torch.long).view(spec.samples, spec.seq_len)
+    info = asdict(spec)
+    info.update({"documents_used": used, "tokens": need})
+    return Calibration(ids, info)

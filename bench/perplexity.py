@@ -22,7 +22,6 @@ import sys
 import time
 
 import torch
-import torch.nn.functional as F
 
 from bench import data as data_mod
 from bench.errors import UsageError
@@ -36,13 +35,25 @@ def default_batch_size(seq_len: int) -> int:
     return max(1, DEFAULT_BATCH_TOKENS // seq_len)
 
 
+_TOKENIZER_KEYS: dict[int, tuple[object, str]] = {}
+
+
 def tokenizer_key(tokenizer) -> str:
-    """A stable identity for a tokenizer, so cached token streams are never mixed up."""
+    """A stable identity for a tokenizer, so cached token streams are never mixed up.
+
+    Serialising a 49k-vocabulary tokenizer takes tens of milliseconds, so the key is
+    memoised per tokenizer object (the object is kept alive so its id cannot be reused).
+    """
+    hit = _TOKENIZER_KEYS.get(id(tokenizer))
+    if hit is not None and hit[0] is tokenizer:
+        return hit[1]
     try:
         blob = tokenizer.backend_tokenizer.to_str()
     except AttributeError:  # slow tokenizers
         blob = repr(sorted(tokenizer.get_vocab().items()))
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    key = hashlib.sha256(blob.encode()).hexdigest()[:16]
+    _TOKENIZER_KEYS[id(tokenizer)] = (tokenizer, key)
+    return key
 
 
 _STREAMS: dict[tuple[str, str], torch.Tensor] = {}
@@ -88,6 +99,22 @@ def _model_device(model) -> torch.device:
     return next(model.parameters()).device
 
 
+def token_nll(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """NLL of each next token: (B, S, V) logits and (B, S) ids -> (B, S-1), in float32.
+
+    Equal to ``cross_entropy(logits[:, :-1], ids[:, 1:])`` per token, computed as
+    logsumexp - target logit: this reads the logits once and never materialises the full
+    (B, S-1, V) log-softmax or a contiguous copy of the shifted logits, which for a 49k
+    vocabulary costs as much memory traffic as the lm_head itself. bf16/fp16 logits are
+    upcast so the normaliser keeps float32 precision.
+    """
+    if logits.dtype != torch.float32:
+        logits = logits.float()
+    lse = torch.logsumexp(logits[:, :-1], dim=-1)  # (B, S-1)
+    target = logits[:, :-1].gather(-1, ids[:, 1:, None]).squeeze(-1)  # (B, S-1)
+    return lse - target
+
+
 @torch.inference_mode()
 def window_nll_sum(model, windows: torch.Tensor, batch_size: int, progress: bool = False,
                    desc: str = "ppl") -> tuple[float, int]:
@@ -105,10 +132,7 @@ def window_nll_sum(model, windows: torch.Tensor, batch_size: int, progress: bool
     for start in range(0, n, batch_size):
         batch = windows[start:start + batch_size].to(device, non_blocking=True)  # (B, S)
         logits = model(input_ids=batch, use_cache=False).logits  # (B, S, V)
-        # float32 loss even for bf16 models: the log-softmax over a large vocabulary loses
-        # digits in bf16, and the extra cost is small next to the forward pass.
-        total += F.cross_entropy(
-            logits[:, :-1].flatten(0, 1).float(), batch[:, 1:].flatten(), reduction="sum")
+        total += token_nll(logits, batch).sum()
         bar.update(batch.shape[0])
     bar.close()
     return float(total), n * (seq_len - 1)

@@ -36,7 +36,13 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     from bench.session import BenchSession, SessionOptions
 
+    from bench.profiles import get_cases
+
     opt = config.getoption
+    try:
+        get_cases(opt("--profile"))  # an unknown profile is a usage error, before collection
+    except UsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION_KEY] = BenchSession(SessionOptions(
         profile=opt("--profile"), data_dir=opt("--data-dir"), results_dir=opt("--results-dir"),
         cache_dir=opt("--cache-dir"), device=opt("--device"), full_eval=opt("--full-eval"),

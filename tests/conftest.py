@@ -1,0 +1,38 @@
+"""Shared fixtures for the unit and integration tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def find_data_dir() -> Path | None:
+    """$PRUNEBENCH_DATA_DIR, else ../shared/data beside the checkout (the CI layout)."""
+    env = os.environ.get("PRUNEBENCH_DATA_DIR")
+    if env:
+        return Path(env)
+    sibling = REPO.parent / "shared" / "data"
+    return sibling if sibling.is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    path = find_data_dir()
+    if path is None:
+        pytest.skip("no local data: set PRUNEBENCH_DATA_DIR to a copy of shared/data")
+    return path
+
+
+@pytest.fixture
+def isolated_env(monkeypatch, tmp_path):
+    """No hub, no inherited data/results/cache settings: each test states what it uses."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    for var in ("PRUNEBENCH_DATA_DIR", "PRUNEBENCH_RESULTS_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("PRUNEBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path

@@ -1,0 +1,103 @@
+"""Model specs: tiny models, the SmolLM2 GGUF alias, and the errors around them."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+import torch
+
+from bench import models
+from bench.errors import UsageError
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_tiny_models_are_deterministic_per_seed(arch):
+    a, b, c = models.tiny_model(arch, seed=3), models.tiny_model(arch, seed=3), models.tiny_model(arch, seed=4)
+    ids = torch.randint(0, 256, (2, 16), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        la, lb, lc = (m(ids).logits for m in (a, b, c))
+    assert torch.equal(la, lb) and not torch.equal(la, lc)
+    assert a.config.model_type == arch
+
+
+def test_qwen2_tiny_has_qkv_biases():
+    attn = models.tiny_model("qwen2").model.layers[0].self_attn
+    assert attn.q_proj.bias is not None and attn.o_proj.bias is None
+
+
+def test_byte_tokenizer_round_trips_and_adds_one_bos():
+    tok = models.byte_tokenizer()
+    text = "Café = Robert <unk> =\n\n"
+    ids = tok(text)["input_ids"]
+    assert ids[0] == tok.bos_token_id and tok.bos_token_id not in ids[1:]
+    assert tok.decode(ids, skip_special_tokens=True) == text
+    assert len(tok) == models.BYTE_VOCAB
+
+
+@pytest.fixture(scope="session")
+def smollm2(tmp_path_factory):
+    pytest.importorskip("gguf")
+    cache = tmp_path_factory.mktemp("cache")
+    first = models.load_model("smollm2-135m", cache_dir=cache)
+    return first, cache
+
+
+def test_smollm2_alias_loads_from_gguf(smollm2):
+    loaded, cache = smollm2
+    cfg = loaded.model.config
+    assert (cfg.model_type, cfg.num_hidden_layers, cfg.hidden_size) == ("llama", 30, 576)
+    assert (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.intermediate_size) == (9, 3, 1536)
+    assert models.count_params(loaded.model) == 134_515_008  # tied embeddings counted once
+    assert loaded.kind == "alias" and loaded.info["dtype"] == "float32"
+    assert loaded.tokenizer.decode(loaded.tokenizer("The cat sat.")["input_ids"]) == "The cat sat."
+    converted = loaded.info["converted"]
+    assert converted.startswith(str(cache)) and os.path.isfile(os.path.join(converted, "model.safetensors"))
+
+
+def test_smollm2_cached_copy_is_reused_and_identical(smollm2):
+    loaded, cache = smollm2
+    again = models.load_model("smollm2-135m", cache_dir=cache)
+    assert again.info["converted"] == loaded.info["converted"]
+    ids = loaded.tokenizer("Pruning large language models", return_tensors="pt").input_ids
+    with torch.no_grad():
+        assert torch.equal(loaded.model(ids).logits, again.model(ids).logits)
+
+
+def test_not_a_gguf_is_refused(tmp_path):
+    fake = tmp_path / "model.gguf"
+    fake.write_bytes(b"PK\x03\x04 definitely a zip")
+    with pytest.raises(UsageError, match="is not a GGUF file"):
+        models.load_model(str(fake), cache_dir=tmp_path / "c")
+
+
+def test_unknown_alias_suggests_a_known_one():
+    with pytest.raises(UsageError, match="unknown model 'smollm2-135' .*did you mean 'smollm2-135m'"):
+        models.load_model("smollm2-135")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_cache_dir(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    with pytest.raises(UsageError, match="not writable"):
+        models.resolve_cache_dir(ro / "sub")
+
+
+def test_cache_dir_that_is_a_file(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(UsageError, match="cache directory .* is not writable"):
+        models.resolve_cache_dir(f)
+
+
+def test_save_pretrained_directory_round_trip(tmp_path):
+    model = models.tiny_model("qwen2", seed=5)
+    model.save_pretrained(tmp_path / "m")
+    loaded = models.load_model(str(tmp_path / "m"))
+    ids = torch.arange(20)[None]
+    with torch.no_grad():
+        assert torch.equal(model(ids).logits, loaded.model(ids).logits)
+    assert loaded.kind == "local"

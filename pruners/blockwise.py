@@ -153,29 +153,43 @@ def kv_group_scores(q_rows, k_rows, v_rows, o_cols, head_dim: int, n_kv: int, fa
     return kv + q
 
 
-def _attention_plan(ad: Adapter, i: int, cfg: BlockwiseConfig) -> tuple[int, str | None]:
-    """How many KV groups (kv-group) or heads per group (query-head) layer i loses, and a note."""
+def _attention_plan(ad: Adapter, i: int, cfg: BlockwiseConfig) -> int:
+    """How many KV groups (kv-group) or heads per group (query-head) layer i loses.
+
+    0 with a positive ratio means the ratio is below one head's share (see "Small ratios").
+    """
     hd, n_h, n_kv = ad.head_dim, ad.n_heads(i), ad.n_kv_heads(i)
     if cfg.granularity == "kv-group":
-        c = n_kv * hd
-        remove = n_pruned(c, cfg.ratio) // hd
+        remove = n_pruned(n_kv * hd, cfg.ratio) // hd
         if remove >= n_kv:
             raise UsageError(f"ratio {cfg.ratio} would remove every KV group of layer {i}; use a smaller ratio")
-        unit, threshold = "KV group", f"1/{n_kv} KV heads"
     else:
-        c = n_h * hd
-        remove = (n_pruned(c, cfg.ratio) // hd) // n_kv
+        remove = (n_pruned(n_h * hd, cfg.ratio) // hd) // n_kv
         if remove >= n_h // n_kv:
             raise UsageError(f"ratio {cfg.ratio} would remove every query head of layer {i}; use a smaller ratio")
-        unit, threshold = "query head per KV group", f"{n_kv}/{n_h} of the query heads"
-    if remove == 0 and cfg.ratio > 0:
-        msg = (f"ratio {cfg.ratio} removes less than one {unit} in layer {i} (needs at least {threshold}); "
-               f"its attention is left unpruned")
-        if cfg.attention == "require":
-            raise UsageError(f"ratio {cfg.ratio} is too small to prune attention in layer {i}: it removes less "
-                             f"than one {unit} (needs {threshold}); raise --ratio or drop --attn-layers")
-        return 0, msg
-    return remove, None
+    if remove == 0 and cfg.ratio > 0 and cfg.attention == "require":
+        unit = "KV group" if cfg.granularity == "kv-group" else "query head per KV group"
+        raise UsageError(f"ratio {cfg.ratio} is too small to prune attention in layer {i}: it removes less than "
+                         f"one {unit} (a KV group needs ratio >= about 1/{n_kv}); raise --ratio or drop --attn-layers")
+    return remove
+
+
+def _small_ratio_note(cfg: BlockwiseConfig, layers: list[int]) -> str:
+    unit = "KV group" if cfg.granularity == "kv-group" else "query head per KV group"
+    return (f"ratio {cfg.ratio} removes less than one {unit} in layers {_spans(layers)} "
+            f"(one KV group needs ratio >= about 1/n_kv_heads); their attention is left unpruned")
+
+
+def _spans(idx: list[int]) -> str:
+    """[4, 5, 6, 9] -> '4-6, 9'."""
+    out, start = [], None
+    for j, i in enumerate(idx):
+        if start is None:
+            start = i
+        if j + 1 == len(idx) or idx[j + 1] != i + 1:
+            out.append(str(start) if start == i else f"{start}-{i}")
+            start = None
+    return ", ".join(out)
 
 
 def _taylor_grads(model: nn.Module, ad: Adapter, cal, params: list[nn.Parameter], taylor: str):
@@ -210,7 +224,7 @@ def _taylor_grads(model: nn.Module, ad: Adapter, cal, params: list[nn.Parameter]
 def plan(model: nn.Module, config: BlockwiseConfig):
     """What each layer loses, before any change: ((attn range, MLP range), attention plan, MLP plan).
 
-    The attention plan maps layer -> (KV groups or heads per group to remove, note or None);
+    The attention plan maps layer -> KV groups (or query heads per group) to remove;
     the MLP plan maps layer -> channels to remove. Raises UsageError for impossible requests.
     """
     ad = Adapter(model)
@@ -235,19 +249,21 @@ def prune_blockwise(model: nn.Module, calibration, config: BlockwiseConfig) -> P
     """LLM-Pruner block-wise pruning of attention KV groups (or query heads) and MLP channels."""
     ad = Adapter(model)
     ((a0, a1), (m0, m1)), attn_plan, mlp_plan = plan(model, config)
-    work = any(r for r, _ in attn_plan.values()) or any(mlp_plan.values())
+    work = any(attn_plan.values()) or any(mlp_plan.values())
     cal = as_calibration(calibration)
     taylor = config.importance == "taylor" and work and not ad.is_meta
     if taylor:
         cal = require(cal, "Taylor importance")
     report = start_report("blockwise", model, config, cal if taylor else None)
-    report.notes.extend(note for _, note in attn_plan.values() if note)
+    skipped = [i for i, r in attn_plan.items() if r == 0]
+    if skipped and config.ratio > 0:
+        report.notes.append(_small_ratio_note(config, skipped))
     sizes_before = [ad.layer_params(i) for i in range(ad.num_layers)]
 
     with measure(report, ad.device):
         grads = acc = None
         if taylor:
-            params = [lin.weight for i, (r, _) in attn_plan.items() if r for lin in ad.qkvo(i)]
+            params = [lin.weight for i, r in attn_plan.items() if r for lin in ad.qkvo(i)]
             params += [lin.weight for i, k in mlp_plan.items() if k for lin in ad.gate_up_down(i)]
             grads, acc, loss = _taylor_grads(model, ad, cal, params, config.taylor)
             report.importance["calibration_loss"] = loss
@@ -265,7 +281,7 @@ def prune_blockwise(model: nn.Module, calibration, config: BlockwiseConfig) -> P
         removed_attn, removed_mlp = {}, {}
         hd = ad.head_dim
         for i in sorted(set(attn_plan) | set(mlp_plan)):
-            remove = attn_plan.get(i, (0, None))[0]
+            remove = attn_plan.get(i, 0)
             if remove:
                 q, k, v, o = ad.qkvo(i)
                 n_h, n_kv = ad.n_heads(i), ad.n_kv_heads(i)

@@ -128,6 +128,11 @@ def _slimpajama_docs(spec: CalibrationSpec, max_docs: int = 20000) -> list[str]:
     return docs
 
 
+def build_calibration(spec: CalibrationSpec, tokenizer) -> Calibration:
+    """`load_calibration` with the arguments in (spec, tokenizer) order."""
+    return load_calibration(tokenizer, spec)
+
+
 def load_calibration(tokenizer, spec: CalibrationSpec) -> Calibration:
     """Draw `spec.samples` x `spec.seq_len` tokens (see the module docstring for the rule)."""
     docs = [d for d in _documents(spec) if d and d.strip()]

@@ -65,15 +65,16 @@ class NMConfig:
 
     n: int = 2  # weights kept per group
     m: int = 4  # group size (consecutive input weights of a row)
-    method: str = "magnitude"  # magnitude | wanda | sparsegpt
+    nm_method: str = "magnitude"  # magnitude | wanda | sparsegpt
     ratio: float | None = None  # optional; must equal the pattern's sparsity 1 - n/m
     blocksize: int = 128  # SparseGPT column block
     percdamp: float = 0.01  # SparseGPT damping, fraction of the Hessian's mean diagonal
     batch_size: int = 8  # calibration samples per layer call
     keep_masks: bool = True  # return the masks on the report
+    measure_speedup: bool = True  # on CUDA (SM80+), time 2:4 sparse vs dense Linears
 
     def __post_init__(self):
-        check_choice(self.method, METHODS, "N:M method")
+        check_choice(self.nm_method, METHODS, "N:M method")
         for name in ("n", "m", "blocksize", "batch_size"):
             check_positive_int(getattr(self, name), name)
         if not self.n < self.m:
@@ -147,6 +148,56 @@ def check_pattern(model: nn.Module, n: int, m: int) -> list[str]:
         if w.shape[1] % m or bool(((w != 0).reshape(w.shape[0], -1, m).sum(-1) > n).any()):
             bad.append(name)
     return bad
+
+
+@torch.no_grad()
+def semi_structured_speedup(model: nn.Module, tokens: int = 4096, repeats: int = 20) -> dict:
+    """Time layer 0's 2:4 Linears as dense and as `torch.sparse.to_sparse_semi_structured`.
+
+    Needs CUDA with compute capability >= 8.0 and fp16/bf16 weights; otherwise the result
+    says why it was skipped. Every layer has the same shapes, so layer 0 stands for all.
+
+    Returns:
+        {"shapes": {name: {"dense_ms", "sparse_ms", "speedup"}}, "speedup": total dense / total sparse,
+        "tokens": tokens} or {"skipped": reason}.
+    """
+    import torch.nn.functional as F
+
+    ad = Adapter(model)
+    dev = ad.device
+    if dev.type != "cuda" or torch.cuda.get_device_capability(dev)[0] < 8:
+        return {"skipped": "needs a CUDA device with compute capability >= 8.0"}
+    from torch.sparse import to_sparse_semi_structured
+
+    def timed(fn) -> float:
+        for _ in range(3):
+            fn()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(repeats):
+            fn()
+        end.record()
+        torch.cuda.synchronize(dev)
+        return start.elapsed_time(end) / repeats
+
+    out, dense_total, sparse_total = {}, 0.0, 0.0
+    for name, lin in ad.layer_linears(0).items():
+        w = lin.weight.detach()
+        if w.dtype not in (torch.float16, torch.bfloat16):
+            return {"skipped": f"semi-structured kernels need fp16/bf16 weights, not {w.dtype}"}
+        x = torch.randn(tokens, w.shape[1], device=dev, dtype=w.dtype)
+        try:
+            ws = to_sparse_semi_structured(w)
+        except (RuntimeError, ValueError) as exc:  # shape or kernel not supported: record why
+            out[name] = {"skipped": " ".join(str(exc).split())[:200]}
+            continue
+        dense = timed(lambda: F.linear(x, w))
+        sparse = timed(lambda: F.linear(x, ws))
+        out[name] = {"dense_ms": dense, "sparse_ms": sparse, "speedup": dense / sparse}
+        dense_total += dense
+        sparse_total += sparse
+    return {"shapes": out, "tokens": tokens,
+            "speedup": dense_total / sparse_total if sparse_total else None}
 
 
 # --------------------------------------------------------------------------- SparseGPT
@@ -232,9 +283,9 @@ def prune_nm(model: nn.Module, calibration, config: NMConfig) -> PruneReport:
     check_nm(model, config)
     ad = Adapter(model)
     cal = as_calibration(calibration)
-    needs_data = config.method != "magnitude" and not ad.is_meta
+    needs_data = config.nm_method != "magnitude" and not ad.is_meta
     if needs_data:
-        cal = require(cal, f"{config.method} N:M pruning")
+        cal = require(cal, f"{config.nm_method} N:M pruning")
     report = start_report("nm", model, config, cal if needs_data else None)
     masks: dict[str, torch.Tensor] = {}
     zeroed: dict[int, tuple[int, int]] = {}
@@ -256,7 +307,9 @@ def prune_nm(model: nn.Module, calibration, config: NMConfig) -> PruneReport:
                       "sparsity_of_pruned_linears": removed / max(1, sum(t for _, t in zeroed.values()))}
     report.layer_sizes = ad.layer_sizes()
     report.masks = masks if config.keep_masks else None
-    setattr(model.config, NM_KEY, {"n": config.n, "m": config.m, "method": config.method})
+    if config.measure_speedup and (config.n, config.m) == (2, 4) and ad.device.type == "cuda":
+        report.speed = semi_structured_speedup(model)
+    setattr(model.config, NM_KEY, {"n": config.n, "m": config.m, "method": config.nm_method})
     return report
 
 
@@ -267,7 +320,7 @@ def _sequential(ad: Adapter, cal, config: NMConfig, masks: dict, zeroed: dict) -
         h, c = ad.layer_inputs(ids)
         hidden.append(h)
         calls.append(c)
-    sparsegpt = config.method == "sparsegpt"
+    sparsegpt = config.nm_method == "sparsegpt"
     for i in range(ad.num_layers):
         linears = ad.layer_linears(i)
         stats, handles = {}, []
@@ -295,7 +348,7 @@ def _prune_layer(ad: Adapter, i: int, stats: dict | None, config: NMConfig, mask
     zero = total = 0
     for group in INPUT_GROUPS:
         lins = [linears[name] for name in group]
-        if config.method == "sparsegpt":
+        if config.nm_method == "sparsegpt":
             st = stats[group]
             H = st.value * (2.0 / max(st.tokens, 1))
             stacked = torch.cat([lin.weight for lin in lins], dim=0)  # (sum rows, cols)
@@ -309,7 +362,7 @@ def _prune_layer(ad: Adapter, i: int, stats: dict | None, config: NMConfig, mask
             for lin in lins:
                 w = lin.weight
                 score = w.abs().float()
-                if config.method == "wanda":
+                if config.nm_method == "wanda":
                     score = score * stats[group].value.sqrt()[None, :]  # |W_ij| * ||X_j||_2
                 k = nm_mask(score, n, m)
                 w.mul_(k)

@@ -46,6 +46,7 @@ class PruneReport:
     device: str = ""
     dtype: str = ""
     dry_run: bool = False
+    speed: dict = field(default_factory=dict)  # e.g. 2:4 sparse vs dense matmul timings (CUDA)
     masks: dict[str, torch.Tensor] | None = field(default=None, repr=False)
 
     @property

@@ -36,10 +36,10 @@ METHODS = [
     ("blockwise-taylor-mix", "blockwise", dict(ratio=0.5, importance="taylor", taylor="param_mix",
                                                attn_layers=(0, 2), mlp_layers=(1, 4))),
     ("blockwise-query-head", "blockwise", dict(ratio=0.5, granularity="query-head", layers=(0, 3))),
-    ("nm-magnitude", "nm", dict(method="magnitude")),
-    ("nm-wanda", "nm", dict(method="wanda")),
-    ("nm-sparsegpt", "nm", dict(method="sparsegpt", ratio=0.5)),
-    ("nm-wanda-4-8", "nm", dict(n=4, m=8, method="wanda")),
+    ("nm-magnitude", "nm", dict(nm_method="magnitude")),
+    ("nm-wanda", "nm", dict(nm_method="wanda")),
+    ("nm-sparsegpt", "nm", dict(nm_method="sparsegpt", ratio=0.5)),
+    ("nm-wanda-4-8", "nm", dict(n=4, m=8, nm_method="wanda")),
 ]
 CASES = [pytest.param(arch, method, fields, id=f"{arch}-{cid}")
          for arch in ARCHS for cid, method, fields in METHODS]
@@ -103,7 +103,7 @@ def test_invariants(arch, method, fields, tmp_path):
        method=st.sampled_from(["magnitude", "wanda", "sparsegpt"]))
 def test_nm_groups_hold_exactly_n(arch, nm, method):
     n, m = nm
-    model, report = _prune(arch, "nm", dict(n=n, m=m, method=method))
+    model, report = _prune(arch, "nm", dict(n=n, m=m, nm_method=method))
     for name, mask in report.masks.items():
         groups = mask.reshape(mask.shape[0], -1, m)
         assert bool((groups.sum(-1) == n).all()), name
@@ -268,7 +268,9 @@ def test_small_ratio_rule_auto_skips_require_refuses():
     report = prune(model, None, make_config("blockwise", ratio=0.25))
     assert report.removed["attention"] == {} and len(report.removed["mlp"]) == 4
     assert torch.equal(Adapter(model).attn(0).q_proj.weight, ref_q)
-    assert sum("left unpruned" in n for n in report.notes) == 4
+    assert [n for n in report.notes if "left unpruned" in n] == [
+        "ratio 0.25 removes less than one KV group in layers 0-3 (one KV group needs ratio >= about "
+        "1/n_kv_heads); their attention is left unpruned"]
     with pytest.raises(UsageError, match="too small to prune attention"):
         prune(tiny("llama"), None, make_config("blockwise", ratio=0.25, attention="require"))
     off = prune(tiny("llama"), None, make_config("blockwise", ratio=0.5, attention="off"))
@@ -347,7 +349,7 @@ def test_llama_uniform_heads_not_dividing_hidden_use_layer_sizes(tmp_path):
 def test_nm_masks_survive_training_steps():
     from pruners.nm import apply_masks, keep_masks, masks_from_model
 
-    model, report = _prune("llama", "nm", dict(method="wanda"))
+    model, report = _prune("llama", "nm", dict(nm_method="wanda"))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     handle = keep_masks(opt, model, report.masks)
     for _ in range(2):
@@ -363,7 +365,7 @@ def test_nm_masks_survive_training_steps():
 
 
 def test_nm_load_verifies_pattern(tmp_path):
-    model, _ = _prune("llama", "nm", dict(method="magnitude"))
+    model, _ = _prune("llama", "nm", dict(nm_method="magnitude"))
     out = save_pruned(model, tmp_path / "nm")
     assert check_pattern(load_pruned(out), 2, 4) == []
     from safetensors.torch import load_file, save_file
@@ -410,7 +412,7 @@ def test_unknown_method_lists_known_with_hint():
     ("blockwise", dict(ratio=0.2, granularity="query-head", faithful=True), "kv-group"),
     ("nm", dict(n=2, m=4, ratio=0.25), "sparsity is 0.5"),
     ("nm", dict(n=4, m=4), "N < M"),
-    ("nm", dict(method="wand"), "did you mean 'wanda'"),
+    ("nm", dict(nm_method="wand"), "did you mean 'wanda'"),
     ("depth", dict(ratio=0.2, varaint="block"), "did you mean 'variant'"),
 ])
 def test_config_validation(method, fields, match):
@@ -455,3 +457,11 @@ def test_meta_dry_run_counts_match_real_model():
         rr = prune(tiny("llama"), ids(), make_config(method, **fields))
         assert (rm.params_before, rm.params_after) == (rr.params_before, rr.params_after), method
         assert rm.dry_run and not rr.dry_run
+
+
+def test_semi_structured_timing_skips_without_cuda():
+    from pruners.nm import semi_structured_speedup
+
+    model, report = _prune("llama", "nm", dict(nm_method="magnitude"))
+    assert report.speed == {}  # only measured on CUDA
+    assert "skipped" in semi_structured_speedup(model)

@@ -87,7 +87,7 @@ def build_config(args):
         from pruners.nm import parse_nm
 
         fields["n"], fields["m"] = parse_nm(args.nm or "2:4")
-        fields["method"] = args.nm_method or "magnitude"
+        fields["nm_method"] = args.nm_method or "magnitude"
         fields["ratio"] = args.ratio
     else:
         if args.ratio is None:
@@ -117,7 +117,7 @@ def needs_calibration(config) -> bool:
         return config.ratio > 0
     if method == "blockwise":
         return config.importance == "taylor" and config.ratio > 0
-    return config.method != "magnitude"
+    return config.nm_method != "magnitude"
 
 
 def parse_ppl(specs: list[str]) -> list[tuple[str, int]]:

@@ -31,22 +31,37 @@ def pytest_addoption(parser):
                     help="evaluate the full test sets instead of the profile's window caps")
     group.addoption("--resume", action="store_true", default=False,
                     help="skip cases whose stored record exists and matches their config")
+    group.addoption("--law", default="p2", help="scaling law fitted at the end (chinchilla, p2, p2-n, p2-nm; default p2)")
+    group.addoption("--holdout", action="append", default=None, metavar="SIZE",
+                    help="model size key to hold out for extrapolation (repeatable; default: the largest per family)")
+    group.addoption("--max-extrapolation-error", default=None, metavar="PCT",
+                    help="gate: fail when the law's MAPE on a held-out model exceeds PCT (e.g. 5%%)")
+    group.addoption("--baseline", default=None, metavar="DIR",
+                    help="gate: results directory (or record file) of a stored run to compare perplexities with")
+    group.addoption("--max-ppl-regression", default=None, metavar="PCT",
+                    help="gate: fail when a perplexity is more than PCT worse than in --baseline (e.g. 2%%)")
+    group.addoption("--no-report", action="store_true", default=False,
+                    help="do not fit the law or write report.md at the end")
 
 
 def pytest_configure(config):
     from bench.session import BenchSession, SessionOptions
 
+    from bench.gates import build_gates
     from bench.profiles import get_cases
 
     opt = config.getoption
     try:
         get_cases(opt("--profile"))  # an unknown profile is a usage error, before collection
+        gates = build_gates(opt("--max-extrapolation-error"), opt("--baseline"), opt("--max-ppl-regression"))
     except UsageError as exc:
         raise pytest.UsageError(str(exc)) from None
+    holdout = tuple(opt("--holdout")) if opt("--holdout") else None
     config.stash[SESSION_KEY] = BenchSession(SessionOptions(
         profile=opt("--profile"), data_dir=opt("--data-dir"), results_dir=opt("--results-dir"),
         cache_dir=opt("--cache-dir"), device=opt("--device"), full_eval=opt("--full-eval"),
-        resume=opt("--resume")))
+        resume=opt("--resume"), law=opt("--law"), holdout=holdout, gates=tuple(gates),
+        report=not opt("--no-report")))
 
 
 def pytest_generate_tests(metafunc):
@@ -86,6 +101,17 @@ def run_case(bench_session):
             pytest.fail(f"{case.id}: {exc}", pytrace=False)
 
     return _run
+
+
+def pytest_sessionfinish(session, exitstatus):
+    bench = session.config.stash.get(SESSION_KEY, None)
+    if bench is None or not bench.outcomes or getattr(session.config, "workerinput", None) is not None:
+        return  # nothing ran, or an xdist worker: the controller reports
+    fin = bench.finish()
+    if fin.usage_error:
+        session.exitstatus = pytest.ExitCode.USAGE_ERROR
+    elif fin.failed_gates and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

@@ -28,6 +28,24 @@ class SessionOptions:
     full_eval: bool = False
     resume: bool = False
     progress: bool = True
+    law: str = "p2"
+    holdout: tuple[str, ...] | None = None
+    gates: tuple = ()  # bench.gates check objects
+    report: bool = True
+
+
+@dataclass
+class Finish:
+    """What the end of a session produced: the study, gate verdicts and written files."""
+
+    study: object = None
+    verdicts: list = field(default_factory=list)
+    files: dict = field(default_factory=dict)
+    usage_error: str | None = None
+
+    @property
+    def failed_gates(self) -> list:
+        return [v for v in self.verdicts if not v.passed]
 
 
 @dataclass
@@ -44,6 +62,7 @@ class BenchSession:
     _results_dir: Path | None = None
     _runner: CaseRunner | None = None
     _cases: list[Case] | None = None
+    finished: Finish | None = None
 
     # ------------------------------------------------------------------ setup
 
@@ -94,7 +113,47 @@ class BenchSession:
         rec = rec_mod.new_record(case.id, **fields)
         rec_mod.write_record(self.results_dir, rec)
         self.outcomes.append(CaseOutcome(case, rec))
+        if rec.get("status") == "diverged":
+            # The record keeps the trajectory up to the divergence; the case still fails.
+            from bench.posttrain import Diverged
+
+            div = rec.get("posttrain", {}).get("divergence") or {}
+            raise Diverged(
+                f"post-training diverged at step {div.get('step')} ({div.get('tokens')} tokens): loss "
+                f"{div.get('loss', div.get('val_loss'))} at lr {div.get('lr')}; the trajectory so far is kept in "
+                f"{rec_mod.record_path(self.results_dir, case.id)} with status 'diverged'; lower the learning rate")
         return rec
+
+    # ------------------------------------------------------------------ report and gates
+
+    def finish(self) -> Finish:
+        """Fit the law on every stored record, evaluate the gates, render the report.
+
+        All records in the results directory take part, not only this run's, so `-k` slices
+        and `--resume` runs build one complete report. A gate with nothing to evaluate is
+        reported as a usage error.
+        """
+        from bench.errors import UsageError
+        from bench.study import StudyConfig, run_study
+
+        fin = Finish()
+        self.finished = fin
+        if not self.outcomes:
+            return fin
+        records = rec_mod.load_records(self.results_dir)
+        try:
+            study = run_study(records, StudyConfig(law=self.options.law, holdout=self.options.holdout))
+            fin.study = study if study.groups else None
+            for gate in self.options.gates:
+                target = [o.record for o in self.outcomes] if gate.name == "max-ppl-regression" else fin.study
+                fin.verdicts.append(gate.check(target))
+        except UsageError as exc:
+            fin.usage_error = str(exc)
+        if self.options.report:
+            from reports.render import write_report
+
+            fin.files = write_report(records, fin.study, [v.to_dict() for v in fin.verdicts], self.results_dir)
+        return fin
 
     # ------------------------------------------------------------------ summary
 
@@ -118,7 +177,19 @@ class BenchSession:
             return []
         table = tabulate(self.summary_rows(), headers=["case", "method", "params after/before",
                                                        "ppl ↓", "status", "time"], tablefmt="github")
-        return [f"prunebench: {len(self.outcomes)} record(s) in {self.results_dir / 'records'}", *table.splitlines()]
+        lines = [f"prunebench: {len(self.outcomes)} record(s) in {self.results_dir / 'records'}", *table.splitlines()]
+        fin = self.finished
+        if fin is not None:
+            if fin.study is not None:
+                for key, err in sorted(fin.study.heldout_errors().items()):
+                    lines.append(f"law {self.options.law}: extrapolation error on held-out {key}: {err:.2f}%")
+            for v in fin.verdicts:
+                lines.append(f"{'GATE PASSED' if v.passed else 'GATE FAILED'} {v.name}: {v.detail}")
+            if fin.usage_error:
+                lines.append(f"prunebench: usage error: {fin.usage_error}")
+            if "report.md" in fin.files:
+                lines.append(f"report: {fin.files['report.md']}")
+        return lines
 
 
 def _fmt(x) -> str:

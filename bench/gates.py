@@ -1,0 +1,126 @@
+"""CI gates, parsed from options into typed check objects (after pytest-benchmark's).
+
+* `--max-extrapolation-error 5%`: the law's MAPE on every held-out model's predicted curve.
+* `--baseline FILE --max-ppl-regression 2%`: every perplexity in this run against the same
+  case and measurement in a stored run (a results directory, its records folder, or a
+  single record file).
+
+A gate with nothing to evaluate is a usage error, not a pass: a CI job that gates on the law
+but produced no post-training records must not go green.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.errors import UsageError
+
+
+def parse_percent(text: str, option: str) -> float:
+    """'5%' or '5' -> 5.0 (percent). Negative or non-numeric values are refused."""
+    raw = str(text).strip()
+    num = raw[:-1] if raw.endswith("%") else raw
+    try:
+        value = float(num)
+    except ValueError:
+        raise UsageError(f"{option} takes a percentage such as 5% (got {text!r})") from None
+    if not value >= 0:
+        raise UsageError(f"{option} must be a non-negative percentage (got {text!r})")
+    return value
+
+
+@dataclass(frozen=True)
+class Verdict:
+    name: str
+    passed: bool
+    detail: str
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "passed": self.passed, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class ExtrapolationGate:
+    max_error: float  # percent
+
+    name = "max-extrapolation-error"
+
+    def check(self, study) -> Verdict:
+        errors = study.heldout_errors() if study is not None else {}
+        if not errors:
+            raise UsageError("--max-extrapolation-error was given but no held-out model could be predicted: "
+                             "run a profile with post-training on several sizes (e.g. nano) or drop the gate")
+        worst_key = max(errors, key=errors.get)
+        worst = errors[worst_key]
+        parts = ", ".join(f"{k}={v:.2f}%" for k, v in sorted(errors.items()))
+        return Verdict(self.name, worst <= self.max_error,
+                       f"worst {worst_key} {worst:.2f}% vs limit {self.max_error:g}% ({parts})")
+
+
+def _ppl_index(records: list[dict]) -> dict[tuple[str, str], float]:
+    return {(r["case_id"], k): v["ppl"] for r in records for k, v in (r.get("ppl") or {}).items()}
+
+
+def load_baseline(path: str | Path) -> list[dict]:
+    """Records of a stored run; other schema versions are refused with the fix."""
+    from bench.records import SCHEMA, load_records, read_record
+
+    p = Path(path)
+    if p.is_file():
+        try:
+            data = json.loads(p.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise UsageError(f"cannot read baseline {p}: {exc}") from None
+        if isinstance(data, dict) and "records" in data:  # a bundle of records
+            recs = data["records"]
+            bad = [r.get("schema") for r in recs if r.get("schema") != SCHEMA]
+            if bad:
+                raise UsageError(f"baseline {p} holds records of schema {bad[0]!r}, this prunebench reads {SCHEMA!r}; "
+                                 "re-create the baseline with this version")
+            return recs
+        return [read_record(p)]
+    if p.is_dir():
+        root = p.parent if p.name == "records" else p  # accept the results dir or its records/
+        recs = load_records(root)
+        if not recs:
+            raise UsageError(f"baseline {p} holds no records; point --baseline at a results directory of an earlier run")
+        return recs
+    raise UsageError(f"baseline {p} does not exist; point --baseline at a results directory or record file")
+
+
+@dataclass(frozen=True)
+class PplRegressionGate:
+    baseline: tuple  # records
+    max_regression: float  # percent
+    source: str
+
+    name = "max-ppl-regression"
+
+    def check(self, records: list[dict]) -> Verdict:
+        base = _ppl_index(list(self.baseline))
+        now = _ppl_index(records)
+        shared = sorted(set(base) & set(now))
+        if not shared:
+            raise UsageError(f"--max-ppl-regression: no case of this run is in the baseline {self.source}; "
+                             "run the same profile/cases as the baseline or drop the gate")
+        worst = max(shared, key=lambda k: now[k] / base[k])
+        change = 100 * (now[worst] / base[worst] - 1)
+        return Verdict(self.name, change <= self.max_regression,
+                       f"{len(shared)} perplexities compared with {self.source}; worst {worst[0]} {worst[1]}: "
+                       f"{base[worst]:.4f} -> {now[worst]:.4f} ({change:+.2f}%, limit +{self.max_regression:g}%)")
+
+
+def build_gates(max_extrapolation_error: str | None, baseline: str | None, max_ppl_regression: str | None) -> list:
+    """Option values -> check objects, validating combinations."""
+    gates = []
+    if max_extrapolation_error is not None:
+        gates.append(ExtrapolationGate(parse_percent(max_extrapolation_error, "--max-extrapolation-error")))
+    if (baseline is None) != (max_ppl_regression is None):
+        raise UsageError("--baseline and --max-ppl-regression go together: give both (e.g. --baseline results-main "
+                         "--max-ppl-regression 2%)")
+    if baseline is not None:
+        gates.append(PplRegressionGate(tuple(load_baseline(baseline)),
+                                       parse_percent(max_ppl_regression, "--max-ppl-regression"), str(baseline)))
+    return gates

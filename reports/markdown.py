@@ -1,0 +1,243 @@
+"""Markdown tables from records and fit results: pure functions, plain dicts in, text out.
+
+Everything here takes JSON-shaped data (records as stored, `fit.json` as written), so a
+report can be re-rendered from disk without torch or a refit, and the output is compared
+against golden files in the tests. Number formats are fixed and every metric column says
+its direction (↑ higher is better, ↓ lower is better).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+
+from tabulate import tabulate
+
+DATASET_TITLE = {"wikitext2": "WikiText2", "ptb": "PTB"}
+SEQ_ORDER = (2048, 128)  # the seed table shows 2048 first
+
+
+def fmt_num(x, digits: int = 2) -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, str):
+        return x
+    if not math.isfinite(x):
+        return "inf" if x > 0 else ("-inf" if x < 0 else "nan")
+    return f"{x:,.{digits}f}"
+
+
+def fmt_sci(x) -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, str) or not math.isfinite(x):
+        return str(x)
+    return f"{x:.4g}"
+
+
+def fmt_pct(x, digits: int = 2) -> str:
+    return "–" if x is None else f"{100 * x:.{digits}f}%"
+
+
+def fmt_tokens(x) -> str:
+    if x is None:
+        return "–"
+    for unit, scale in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g}{unit}"
+    return f"{x:.3g}"
+
+
+def _table(rows, headers) -> str:
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def _label(rec: dict) -> str:
+    return rec.get("label") or rec.get("method", "?")
+
+
+def _pre_posttrain_ppl(rec: dict) -> dict:
+    """Perplexities without post-training: `ppl_pruned` when the case post-trained, else `ppl`."""
+    return rec.get("ppl_pruned") or rec.get("ppl") or {}
+
+
+# ----------------------------------------------------------------------------- seed table
+
+
+def seed_tables(records: list[dict]) -> str:
+    """One table per model in the layout of LLM-Pruner's results (no post-training).
+
+    Columns are methods at each sequence length, rows are datasets; below each table the
+    parameter counts before and after and the remaining ratio, per method.
+    """
+    by_model: OrderedDict[str, OrderedDict[str, dict]] = OrderedDict()
+    for rec in sorted(records, key=lambda r: r["case_id"]):
+        if rec.get("method") == "control":
+            continue
+        model = rec.get("model", {}).get("family") or rec.get("model", {}).get("spec", "?")
+        key = rec.get("model", {}).get("key") or ""
+        title = f"{model} {key}".strip()
+        cell = by_model.setdefault(title, OrderedDict()).setdefault(_label(rec), {"ppl": {}, "params": rec.get("params")})
+        for k, v in _pre_posttrain_ppl(rec).items():
+            cell["ppl"][k] = v["ppl"]
+    out = []
+    for title, methods in by_model.items():
+        labels = sorted(methods, key=lambda m: (m != "dense", m))
+        seqs = sorted({int(k.split(":")[1]) for m in methods.values() for k in m["ppl"]},
+                      key=lambda s: (SEQ_ORDER.index(s) if s in SEQ_ORDER else -1, -s))
+        datasets = [d for d in DATASET_TITLE if any(k.startswith(d + ":") for m in methods.values() for k in m["ppl"])]
+        if not seqs or not datasets:
+            continue
+        headers = ["Method"] + [lab for _ in seqs for lab in labels]
+        rows = [["Sequence Length"] + [str(s) for s in seqs for _ in labels]]
+        for d in datasets:
+            rows.append([f"{DATASET_TITLE[d]} (PPL) ↓"] + [fmt_num(methods[lab]["ppl"].get(f"{d}:{s}"))
+                                                            for s in seqs for lab in labels])
+        out.append(f"### {title}\n\n{_table(rows, headers)}\n")
+        for lab in labels:
+            p = methods[lab]["params"] or {}
+            if p.get("before"):
+                out.append(f"- {lab}: #Param before: {p['before']:,}, #Param after: {p['after']:,}, "
+                           f"Ratio = {100 * p['after'] / p['before']:.4f}%")
+        out.append("")
+    return "\n".join(out).rstrip() + "\n" if out else "_No perplexity records._\n"
+
+
+# ----------------------------------------------------------------------------- post-training
+
+
+def _final_val_loss(rec: dict):
+    traj = (rec.get("posttrain") or {}).get("trajectory") or []
+    return traj[-1]["val_loss"] if traj else None
+
+
+def control_improvement(rec: dict):
+    """Relative drop of held-out loss over a control run's budget: (L_start - L_end) / L_start."""
+    pt = rec.get("posttrain") or {}
+    if "control_improvement" in pt:
+        return pt["control_improvement"]
+    traj = pt.get("trajectory") or []
+    start = pt.get("val_loss_start", pt.get("L0"))
+    if not traj or not start:
+        return None
+    return (start - traj[-1]["val_loss"]) / start
+
+
+def recovered_fraction(dense: float | None, pruned: float | None, post: float | None):
+    """Share of the perplexity lost to pruning that post-training won back, in log space."""
+    if None in (dense, pruned, post) or pruned <= dense:
+        return None
+    return (math.log(pruned) - math.log(post)) / (math.log(pruned) - math.log(dense))
+
+
+def posttrain_table(records: list[dict], eval_key: str | None = None) -> str:
+    """Model, method, ratio, parameters, ppl dense / pruned / post-trained, recovery, control."""
+    post = [r for r in records if r.get("posttrain")]
+    if not post:
+        return "_No post-training records._\n"
+    if eval_key is None:
+        keys = sorted({k for r in post for k in (r.get("ppl") or {})})
+        eval_key = next((k for k in keys if k.startswith("wikitext2:")), keys[0] if keys else None)
+    control = {r["model"].get("key"): control_improvement(r) for r in post if r.get("method") == "control"}
+    rows = []
+    for r in sorted(post, key=lambda r: (r["model"].get("family", ""), r["params"]["before"], r.get("method") != "control",
+                                         r.get("method", ""), r.get("ratio", 0))):
+        dense = ((r.get("ppl_dense") or {}).get(eval_key) or {}).get("ppl")
+        pruned = ((r.get("ppl_pruned") or {}).get(eval_key) or {}).get("ppl")
+        final = ((r.get("ppl") or {}).get(eval_key) or {}).get("ppl")
+        p = r["params"]
+        status = r.get("status", "ok") + (" (diverged)" if r["posttrain"].get("diverged") else "")
+        rows.append([
+            f"{r['model'].get('family', '')} {r['model'].get('key', '')}".strip(), _label(r),
+            fmt_pct(p.get("achieved_ratio")), f"{p['before']:,}", f"{p['after']:,}",
+            fmt_num(dense), fmt_num(pruned), fmt_num(final), fmt_pct(recovered_fraction(dense, pruned, final), 1),
+            fmt_num(_final_val_loss(r), 4), fmt_pct(control.get(r["model"].get("key")), 2), status])
+    headers = ["model", "method", "ratio", "params before", "params after", f"ppl dense ↓ ({eval_key})",
+               "ppl pruned ↓", "ppl post-trained ↓", "recovered ↑", "final held-out loss ↓",
+               "control improvement", "status"]
+    return _table(rows, headers) + "\n"
+
+
+# ----------------------------------------------------------------------------- fit tables
+
+
+def _ci(boot: dict | None, name: str) -> str:
+    if not boot or name not in boot.get("intervals", {}):
+        return ""
+    lo, hi = boot["intervals"][name]
+    return f" [{fmt_sci(lo)}, {fmt_sci(hi)}]"
+
+
+def fit_table(fit: dict) -> str:
+    """Fitted constants with bootstrap intervals, and the fit's metrics, per group."""
+    rows = []
+    for g in fit.get("groups", []):
+        if g.get("fit") is None:
+            rows.append([f"{g['family']}/{g['method']}", g["law"], f"not fitted: {g.get('error')}", "–", "–", "–", "–", "–"])
+            continue
+        f = g["fit"]
+        consts = ", ".join(f"{k}={fmt_sci(v)}{_ci(g.get('bootstrap'), k)}" for k, v in f["constants"].items())
+        units = ", ".join(f"{k}: {u['scale']:g} {u['quantity']}" for k, u in f["units"].items())
+        wr = g.get("within_run") or {}
+        rows.append([f"{g['family']}/{g['method']}", g["law"], consts, units, f"{f['n_runs']}/{f['n_points']}",
+                     fmt_sci(f["objective"]), fmt_num(wr.get("r2"), 4), fmt_pct(None if wr.get("mape") is None else wr["mape"] / 100)])
+    level = next((g["bootstrap"]["level"] for g in fit.get("groups", []) if g.get("bootstrap")), None)
+    ci = f" [{100 * level:.0f}% CI, runs resampled]" if level else ""
+    headers = ["group", "law", f"constants{ci}", "units", "runs/points", "Huber objective ↓",
+               "within-run R² ↑", "within-run MAPE ↓"]
+    return _table(rows, headers) + "\n"
+
+
+def extrapolation_table(fit: dict) -> str:
+    rows = []
+    for g in fit.get("groups", []):
+        for size, m in (g.get("extrapolation") or {}).items():
+            rows.append([f"{g['family']}/{g['method']}", size, ", ".join(g["fit_sizes"]),
+                         fmt_pct(m["extrapolation_error"] / 100), fmt_num(m["r2"], 4), fmt_sci(m["huber"]),
+                         fmt_sci(m.get("slope_difference"))])
+    if not rows:
+        return "_No held-out models to extrapolate to._\n"
+    return _table(rows, ["group", "held-out size", "fitted on", "extrapolation error (MAPE) ↓", "R² ↑",
+                         "Huber ↓", "avg slope difference ↓"]) + "\n"
+
+
+def optimal_tokens_table(fit: dict) -> str:
+    rows = []
+    for g in fit.get("groups", []):
+        for o in g.get("optimal_tokens") or []:
+            tm, ts = o["tokens_to_margin"], o["tokens_to_slope"]
+            rows.append([f"{g['family']}/{g['method']}", o["size"], fmt_pct(o["rho"]),
+                         fmt_tokens(tm["tokens"]) if tm["reachable"] else f"never ({tm['reason']})",
+                         fmt_tokens(ts["tokens"]) if ts["reachable"] else f"never ({ts['reason']})",
+                         fmt_tokens(o["trained_tokens"])])
+    if not rows:
+        return "_No fitted groups._\n"
+    first = next(o for g in fit["groups"] for o in g.get("optimal_tokens") or [])
+    return _table(rows, ["group", "size", "ratio", f"tokens to within {fmt_pct(first['margin'], 1)} of asymptote",
+                         f"tokens until gain < {first['slope_threshold']:g}/token", "tokens trained"]) + "\n"
+
+
+def gates_section(verdicts: list[dict]) -> str:
+    if not verdicts:
+        return "_No gates configured._\n"
+    rows = [[v["name"], "PASS" if v["passed"] else "FAILED", v["detail"]] for v in verdicts]
+    return _table(rows, ["gate", "verdict", "detail"]) + "\n"
+
+
+def render_report(records: list[dict], fit: dict | None, verdicts: list[dict] | None = None,
+                  plots: list[str] | None = None) -> str:
+    """The whole report.md."""
+    parts = ["# prunebench report", ""]
+    profiles = sorted({r.get("profile", "?") for r in records})
+    parts += [f"{len(records)} records (profiles: {', '.join(profiles) or '–'}).", ""]
+    parts += ["## Perplexity without post-training (LLM-Pruner layout)", "", seed_tables(records)]
+    if any(r.get("posttrain") for r in records):
+        parts += ["## Post-training", "", posttrain_table(records)]
+    if fit is not None:
+        parts += [f"## Scaling law fit (`{fit['law']}`)", "", fit_table(fit),
+                  "## Extrapolation to held-out models", "", extrapolation_table(fit),
+                  "## Predicted post-training tokens", "", optimal_tokens_table(fit)]
+    parts += ["## Gates", "", gates_section(verdicts or [])]
+    if plots:
+        parts += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
+    return "\n".join(parts).rstrip() + "\n"

@@ -1,0 +1,46 @@
+"""Write a report directory: report.md, fit.json and the PNG plots.
+
+Files are written to temporary names and renamed, so an interrupted render never leaves a
+half-written report that looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from reports import markdown, plots
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_report(records: list[dict], study, verdicts: list[dict], out_dir: str | Path) -> dict[str, Path]:
+    """Render everything from records and a `bench.study.Study` (or None) into `out_dir`."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    fit = study.to_dict() if study is not None else None
+    pngs = []
+    for group in (study.groups if study is not None else []):
+        for make in (plots.loss_curves, plots.predicted_vs_actual):
+            path = make(group, out)
+            if path is not None:
+                pngs.append(path.name)
+                written[path.name] = path
+    if fit is not None:
+        _atomic_write(out / "fit.json", json.dumps(fit, indent=1, sort_keys=True, default=float))
+        written["fit.json"] = out / "fit.json"
+    _atomic_write(out / "report.md", markdown.render_report(records, fit, verdicts, pngs))
+    written["report.md"] = out / "report.md"
+    return written

@@ -1,0 +1,39 @@
+"""`prunebench report`: re-render report.md, fit.json and plots from stored records.
+
+Nothing is run and no model is loaded: the records hold everything the report needs.
+"""
+
+from __future__ import annotations
+
+
+def add_parser(p) -> None:
+    p.add_argument("--results-dir", required=True, help="results directory of an earlier run (holds records/)")
+    p.add_argument("--out", default=None, help="where to write the report (default: the results directory)")
+    p.add_argument("--law", default="p2", help="scaling law to fit (chinchilla, p2, p2-n, p2-nm; default p2)")
+    p.add_argument("--holdout", action="append", default=None, metavar="SIZE",
+                   help="model size key to hold out (repeatable; default: the largest per family)")
+    p.add_argument("--bootstrap", type=int, default=100, help="bootstrap replicates for the intervals (0: none)")
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from bench.errors import UsageError
+    from bench.records import load_records
+    from bench.study import StudyConfig, run_study
+    from reports.render import write_report
+
+    root = Path(args.results_dir)
+    if not root.is_dir():
+        raise UsageError(f"results directory {root} does not exist; pass the --results-dir of an earlier run")
+    records = load_records(root)
+    if not records:
+        raise UsageError(f"{root} holds no records (looked in {root / 'records'}); run `pytest bench --results-dir={root}` first")
+    if args.bootstrap < 0:
+        raise UsageError(f"--bootstrap must be >= 0, got {args.bootstrap}")
+    study = run_study(records, StudyConfig(law=args.law, holdout=tuple(args.holdout) if args.holdout else None,
+                                           bootstrap=args.bootstrap))
+    files = write_report(records, study if study.groups else None, [], args.out or root)
+    for name in sorted(files):
+        print(files[name])
+    return 0

@@ -24,15 +24,15 @@ def records(results: Path) -> dict[str, dict]:
     return {p.stem: json.loads(p.read_text()) for p in sorted((results / "records").glob("*.json"))}
 
 
-def test_smoke_profile_writes_records_and_summary(suite, tmp_path):
+def test_tiny_profile_writes_records_and_summary(suite, tmp_path):
     results = tmp_path / "results"
-    run = suite.runpytest_subprocess("--profile", "smoke", f"--results-dir={results}", "-p", "no:cacheprovider")
+    run = suite.runpytest_subprocess("--profile", "tiny", f"--results-dir={results}", "-p", "no:cacheprovider")
     run.assert_outcomes(passed=4)
-    run.stdout.fnmatch_lines(["*prunebench summary*", "*4 record(s)*", "*smoke-llama-dense-wikitext2-128*ok*"])
+    run.stdout.fnmatch_lines(["*prunebench summary*", "*4 record(s)*", "*tiny-llama-dense-wikitext2-128*ok*"])
     recs = records(results)
-    assert set(recs) == {"smoke-llama-dense-wikitext2-128", "smoke-llama-dense-ptb-128",
-                         "smoke-qwen2-dense-wikitext2-128", "smoke-qwen2-dense-ptb-128"}
-    rec = recs["smoke-qwen2-dense-ptb-128"]
+    assert set(recs) == {"tiny-llama-dense-wikitext2-128", "tiny-llama-dense-ptb-128",
+                         "tiny-qwen2-dense-wikitext2-128", "tiny-qwen2-dense-ptb-128"}
+    rec = recs["tiny-qwen2-dense-ptb-128"]
     assert rec["schema"] == "prunebench.record/1" and rec["status"] == "ok"
     assert rec["config"]["model"] == "tiny-qwen2" and rec["ppl"]["ptb:128"]["split"] == "validation"
     assert rec["versions"]["transformers"] and rec["machine"]["platform"]
@@ -41,25 +41,25 @@ def test_smoke_profile_writes_records_and_summary(suite, tmp_path):
 
 def test_k_selects_by_readable_id(suite, tmp_path):
     results = tmp_path / "r"
-    run = suite.runpytest_subprocess("--profile", "smoke", f"--results-dir={results}", "-k", "ptb and qwen2")
+    run = suite.runpytest_subprocess("--profile", "tiny", f"--results-dir={results}", "-k", "ptb and qwen2")
     run.assert_outcomes(passed=1)
-    assert set(records(results)) == {"smoke-qwen2-dense-ptb-128"}
+    assert set(records(results)) == {"tiny-qwen2-dense-ptb-128"}
 
 
 def test_resume_reuses_matching_records(suite, tmp_path):
     results = tmp_path / "r"
-    suite.runpytest_subprocess("--profile", "smoke", f"--results-dir={results}", "-k", "llama and ptb").assert_outcomes(passed=1)
-    before = records(results)["smoke-llama-dense-ptb-128"]["created"]
-    run = suite.runpytest_subprocess("--profile", "smoke", f"--results-dir={results}", "-k", "llama and ptb", "--resume")
+    suite.runpytest_subprocess("--profile", "tiny", f"--results-dir={results}", "-k", "llama and ptb").assert_outcomes(passed=1)
+    before = records(results)["tiny-llama-dense-ptb-128"]["created"]
+    run = suite.runpytest_subprocess("--profile", "tiny", f"--results-dir={results}", "-k", "llama and ptb", "--resume")
     run.assert_outcomes(passed=1)
-    run.stdout.fnmatch_lines(["*smoke-llama-dense-ptb-128*resumed*"])
-    assert records(results)["smoke-llama-dense-ptb-128"]["created"] == before
+    run.stdout.fnmatch_lines(["*tiny-llama-dense-ptb-128*resumed*"])
+    assert records(results)["tiny-llama-dense-ptb-128"]["created"] == before
 
 
 def test_unwritable_results_dir_is_a_usage_error(suite, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    run = suite.runpytest_subprocess("--profile", "smoke", f"--results-dir={blocker / 'results'}")
+    run = suite.runpytest_subprocess("--profile", "tiny", f"--results-dir={blocker / 'results'}")
     assert run.ret == pytest.ExitCode.USAGE_ERROR
     run.stderr.fnmatch_lines(["*results directory*is not writable*"])
 
@@ -74,7 +74,7 @@ def test_missing_data_fails_cases_with_the_fix(suite, tmp_path, monkeypatch):
     monkeypatch.delenv("PRUNEBENCH_DATA_DIR")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     results = tmp_path / "r"
-    run = suite.runpytest_subprocess("--profile", "smoke", f"--results-dir={results}", "-k", "llama and ptb")
+    run = suite.runpytest_subprocess("--profile", "tiny", f"--results-dir={results}", "-k", "llama and ptb")
     run.assert_outcomes(failed=1)
     run.stdout.fnmatch_lines(["*no source for ptb/validation*PRUNEBENCH_DATA_DIR*"])
     assert records(results) == {}  # nothing partial is left behind as a result

@@ -1,0 +1,53 @@
+"""Scaling laws of post-training loss and their fitting (numpy + scipy only, no torch).
+
+Data model (`fitting.data`):
+    Run(run_id, group, inputs, tokens, loss) is one loss curve: one model x method x ratio,
+    with the loss at each checkpoint. `inputs` holds the law's per-run constants in raw units
+    (N0 parameters, rho, L0, N; a float or one value per checkpoint), `tokens` the token axis
+    (the law input `D`), `group` the base model key (size/family) that the extrapolation
+    protocol selects on. Data without time structure (Chinchilla's final losses) make one run
+    per point: `runs_from_table(columns, inputs, loss, run_column=None)`.
+
+Laws (`fitting.laws`): one module per form, registered by name: chinchilla, p2, p2-n, p2-nm.
+    get_law(name) -> Law, available_laws() -> list[str]. A Law declares its params (fit
+    parameterisation, amplitudes as logs), inputs (in `--columns` order), default units and
+    initial grid, and predicts log L for a batch of parameter vectors.
+
+Fitting (`fitting.fitter`, `fitting.intervals`):
+    fit(runs, law, *, units=None, grid=None, starts=None, delta=1e-3, n_polish=5) -> FitResult
+        Summed Huber loss (delta 1e-3) of log residuals; every start of the grid screened by a
+        batched Levenberg-Marquardt pass, the best polished with scipy L-BFGS-B.
+    FitResult: .params, .constants, .objective, .units, .n_points, .n_runs, .converged,
+        .predict(x), .predict_run(run), .to_dict()
+    bootstrap(runs, law, *, n=200, seed=0, level=0.95, estimate=None) -> BootstrapResult
+        Percentile intervals from refits on whole runs drawn with replacement.
+
+Validation (`fitting.metrics`, `fitting.protocols`):
+    evaluate(pred, actual, tokens, run) / evaluate_fit(result, runs) -> {r2, huber, mape,
+        slope_difference, n_points}
+    within_run(runs, law, fraction=0.8) -> WithinRunResult
+    extrapolation(runs, law, fit_groups, heldout_groups=None) -> ExtrapolationResult
+
+Optimal post-training data (`fitting.optimal`):
+    tokens_to_margin(result, point, margin=0.01, max_tokens=None) -> TokenTarget
+    tokens_to_slope(result, point, threshold, max_tokens=None) -> TokenTarget
+
+Units: data are always raw counts; each law divides them by its units (p2: N0 in 1e9
+parameters, D in 1e6 tokens; chinchilla: raw) and every FitResult stores the units used.
+User mistakes raise `bench.errors.UsageError`.
+"""
+
+from fitting.intervals import BootstrapResult, bootstrap
+from fitting.data import Points, Run, runs_from_table, stack
+from fitting.fitter import FitResult, fit, fit_points
+from fitting.laws import Law, Unit, available_laws, get_law, register
+from fitting.metrics import evaluate, evaluate_fit
+from fitting.optimal import TokenTarget, tokens_to_margin, tokens_to_slope
+from fitting.protocols import ExtrapolationResult, WithinRunResult, extrapolation, within_run
+
+__all__ = [
+    "BootstrapResult", "ExtrapolationResult", "FitResult", "Law", "Points", "Run", "TokenTarget",
+    "Unit", "WithinRunResult", "available_laws", "bootstrap", "evaluate", "evaluate_fit",
+    "extrapolation", "fit", "fit_points", "get_law", "register", "runs_from_table", "stack",
+    "tokens_to_margin", "tokens_to_slope", "within_run",
+]

@@ -1,0 +1,135 @@
+"""`prunebench fit`: fit a scaling law to a table of points (or, later, to stored records).
+
+Imports only numpy/scipy (through `fitting`), never torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+
+
+def _columns_help() -> str:
+    from fitting.laws import available_laws, get_law
+
+    per_law = "; ".join(f"{n}: {','.join(get_law(n).inputs)},L" for n in available_laws())
+    return (
+        "comma-separated column specs mapped, in order, to the law's inputs and then the loss "
+        f"({per_law}). A spec is a column name or an expression over [bracketed] columns, "
+        "e.g. 'Model Size,[Training FLOP]/(6*[Model Size]),loss' for Chinchilla's N,D,L. "
+        "Raw units (parameters, tokens); the law's units are applied by the fit"
+    )
+
+
+def add_parser(p) -> None:
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--points", metavar="FILE.csv", help="fit a CSV table of points (header row required)")
+    src.add_argument("--results-dir", metavar="DIR", help="fit the post-training records of a results directory")
+    p.add_argument("--law", default="p2", help="law form (chinchilla, p2, p2-n, p2-nm; default p2)")
+    p.add_argument("--columns", help=_columns_help())
+    p.add_argument("--run-column", default=None,
+                   help="column naming each point's run (bootstrap draws whole runs); default: every row is a run")
+    p.add_argument("--exclude-top-loss", type=int, default=0, metavar="K",
+                   help="drop rows whose loss is >= the K-th largest (Besiroglu et al. use K=5 on Chinchilla)")
+    p.add_argument("--units", default=None, metavar="NAME=SCALE,...",
+                   help="override the law's unit scales, e.g. 'N=1,D=1' for raw counts")
+    p.add_argument("--bootstrap", type=int, default=0, metavar="N", help="N bootstrap replicates over runs (default 0: none)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--level", type=float, default=0.95, help="bootstrap interval coverage (default 0.95)")
+    p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+
+
+def _parse_units(spec: str | None) -> dict[str, float]:
+    from bench.errors import UsageError
+
+    out = {}
+    for item in filter(None, (s.strip() for s in (spec or "").split(","))):
+        name, eq, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            eq = ""
+        if not eq:
+            raise UsageError(f"--units takes NAME=SCALE pairs like 'N0=1e9,D=1e6', got {item!r}")
+    return out
+
+
+def fit_points(args) -> dict:
+    """The --points mode: read, select, fit, evaluate, optionally bootstrap. Returns the JSON dict."""
+    from bench.errors import UsageError
+    from fitting import bootstrap, evaluate_fit, fit, get_law, runs_from_table
+    from fitting.table import column, exclude_top_loss, read_csv
+
+    law = get_law(args.law)
+    if not args.columns:
+        raise UsageError(f"--points needs --columns: {','.join(law.inputs)},L for law {law.name!r}")
+    specs = [s.strip() for s in args.columns.split(",")]
+    if len(specs) != len(law.inputs) + 1:
+        raise UsageError(
+            f"law {law.name!r} needs {len(law.inputs) + 1} columns ({','.join(law.inputs)},L), "
+            f"got {len(specs)}: {args.columns!r}"
+        )
+    table = read_csv(args.points)
+    cols = {name: column(table, spec) for name, spec in zip(law.inputs, specs)}
+    cols["L"] = column(table, specs[-1])
+    keep = exclude_top_loss(cols["L"], args.exclude_top_loss)
+    cols = {k: v[keep] for k, v in cols.items()}
+    if args.run_column:
+        if args.run_column not in table:
+            raise UsageError(f"--run-column {args.run_column!r} is not a column of {args.points}")
+        cols["_run"] = table[args.run_column][keep]
+    runs = runs_from_table(cols, {k: k for k in law.inputs}, "L", "_run" if args.run_column else None)
+
+    result = fit(runs, law, units=_parse_units(args.units))
+    out = result.to_dict()
+    out["metrics"] = evaluate_fit(result, runs)
+    out["excluded_points"] = int((~keep).sum())
+    if args.bootstrap:
+        boot = bootstrap(runs, law, n=args.bootstrap, seed=args.seed, level=args.level, estimate=result)
+        out["bootstrap"] = boot.to_dict()
+    return out
+
+
+def fit_records(args) -> dict:
+    """The --results-dir mode: fit post-training records. Not implemented yet."""
+    from bench.errors import UsageError
+
+    raise UsageError("--results-dir fitting is not available yet")
+
+
+def _print_human(out: dict) -> None:
+    print(f"law {out['law']}: {out['formula']}")
+    boot = out.get("bootstrap", {}).get("intervals", {})
+    for name, value in out["constants"].items():
+        ci = f"  [{boot[name][0]:.6g}, {boot[name][1]:.6g}]" if name in boot else ""
+        print(f"  {name:>6} = {value!r}{ci}")
+    print("  units: " + ", ".join(f"{k} in {u['label']}" for k, u in out["units"].items()))
+    m = out["metrics"]
+    slope = "n/a" if m["slope_difference"] is None else f"{m['slope_difference']:.4g}"
+    print(f"  objective {out['objective']:.6e} (summed Huber, delta {out['huber_delta']:g}), "
+          f"{out['n_points']} points in {out['n_runs']} runs, converged: {out['converged']}")
+    print(f"  R^2 {m['r2']:.5f}, MAPE {m['mape']:.4f}%, Huber {m['huber']:.6e}, slope difference {slope}")
+
+
+def run(args) -> int:
+    out = fit_records(args) if args.results_dir else fit_points(args)
+    if args.json:
+        json.dump(_finite(out), sys.stdout, sort_keys=True, allow_nan=False)
+        sys.stdout.write("\n")
+    else:
+        _print_human(out)
+    return 0
+
+
+def _finite(obj):
+    """NaN/inf (e.g. R^2 of a constant loss) become null: strict JSON has no NaN."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj

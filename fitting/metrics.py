@@ -1,0 +1,95 @@
+"""Validation metrics of a fitted law against observed losses (the paper's four).
+
+All take the predicted and observed loss at the same points; the slope metric also needs each
+point's tokens and run, because slopes are only taken between consecutive checkpoints of one run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bench.errors import UsageError
+from fitting.laws.base import TOKENS
+from fitting.objective import HUBER_DELTA, huber
+
+
+def _pair(pred, actual) -> tuple[np.ndarray, np.ndarray]:
+    pred, actual = np.asarray(pred, dtype=float), np.asarray(actual, dtype=float)
+    if pred.shape != actual.shape or pred.ndim != 1:
+        raise UsageError(f"predictions {pred.shape} and observations {actual.shape} must be 1-D and match")
+    if pred.size == 0:
+        raise UsageError("no points to evaluate the law on")
+    return pred, actual
+
+
+def r2(pred, actual) -> float:
+    """Coefficient of determination of the loss, 1 - SS_res / SS_tot (NaN if the loss is constant)."""
+    pred, actual = _pair(pred, actual)
+    ss_tot = float(((actual - actual.mean()) ** 2).sum())
+    ss_res = float(((actual - pred) ** 2).sum())
+    return 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan")
+
+
+def huber_loss(pred, actual, delta: float = HUBER_DELTA) -> float:
+    """Summed Huber loss of log(pred) - log(actual): the fit objective, on any points."""
+    pred, actual = _pair(pred, actual)
+    return float(huber(np.log(pred) - np.log(actual), delta).sum())
+
+
+def mape(pred, actual) -> float:
+    """Mean absolute percentage error, in percent."""
+    pred, actual = _pair(pred, actual)
+    return float(100.0 * np.mean(np.abs(pred - actual) / np.abs(actual)))
+
+
+def slope_difference(pred, actual, tokens, run) -> float | None:
+    """Mean |slope_pred - slope_actual| over consecutive checkpoints within each run.
+
+    The slope is dL/dD between consecutive checkpoints (in the units `tokens` is given in), so
+    this measures whether the law reproduces how fast the loss falls, not just its level.
+
+    Returns:
+        The mean over all consecutive pairs of all runs, or None when no run has two
+        checkpoints (e.g. Chinchilla's one-point runs), so there is no slope to compare.
+    """
+    pred, actual = _pair(pred, actual)
+    tokens, run = np.asarray(tokens, dtype=float), np.asarray(run)
+    if tokens.shape != pred.shape or run.shape != pred.shape:
+        raise UsageError("tokens and run ids must have one value per point")
+    diffs = []
+    for rid in np.unique(run):
+        idx = np.flatnonzero(run == rid)
+        idx = idx[np.argsort(tokens[idx], kind="stable")]
+        dd = np.diff(tokens[idx])
+        keep = dd > 0  # repeated token counts carry no slope
+        if not keep.any():
+            continue
+        s_pred = np.diff(pred[idx])[keep] / dd[keep]
+        s_act = np.diff(actual[idx])[keep] / dd[keep]
+        diffs.append(np.abs(s_pred - s_act))
+    if not diffs:
+        return None
+    return float(np.concatenate(diffs).mean())
+
+
+def evaluate(pred, actual, tokens, run, delta: float = HUBER_DELTA) -> dict:
+    """All four metrics as a JSON-able dict (slope_difference may be None)."""
+    return {
+        "r2": r2(pred, actual),
+        "huber": huber_loss(pred, actual, delta),
+        "mape": mape(pred, actual),
+        "slope_difference": slope_difference(pred, actual, tokens, run),
+        "n_points": int(np.asarray(actual).size),
+    }
+
+
+def evaluate_fit(result, runs) -> dict:
+    """Metrics of a `FitResult` on `runs`; slopes are per token in the fit's token unit."""
+    runs = list(runs)
+    if not runs:
+        raise UsageError("no runs to evaluate the law on")
+    pred = np.concatenate([result.predict_run(r) for r in runs])
+    actual = np.concatenate([r.loss for r in runs])
+    tokens = np.concatenate([r.tokens for r in runs]) / result.units[TOKENS].scale
+    run = np.concatenate([np.full(r.n_checkpoints, i) for i, r in enumerate(runs)])
+    return evaluate(pred, actual, tokens, run, result.delta)

@@ -1,0 +1,127 @@
+"""Within-run and extrapolation protocols, and whole-run bootstrap."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fitting.intervals as intervals_mod
+from bench.errors import UsageError
+from fitting import Run, bootstrap, extrapolation, fit, get_law, within_run
+from fitting.protocols import split_run
+from fitting.synthetic import make_runs
+
+P2 = dict(n_c=np.log(0.5), d_c=np.log(3.0), e=np.log(0.2), alpha=0.4, beta=0.5, gamma=-0.5, delta=0.1)
+GRID = {p: (min(v), max(v)) for p, v in get_law("p2").grid.items()}
+
+
+def test_split_is_first_80_percent_in_time_order():
+    tokens = np.array([5, 1, 3, 2, 4, 9, 7, 6, 8, 10.0]) * 1e6  # shuffled on purpose
+    run = Run("r", "g", {"N0": 1e9}, tokens, 3.0 - tokens / 1e7)
+    head, tail = split_run(run)
+    np.testing.assert_array_equal(head.tokens, np.arange(1, 9) * 1e6)
+    np.testing.assert_array_equal(tail.tokens, [9e6, 10e6])
+    np.testing.assert_allclose(tail.loss, 3.0 - tail.tokens / 1e7)
+    assert split_run(Run("one", "g", {}, [1e6], [2.0]))[1] is None
+
+
+def test_within_run_fits_early_checkpoints_and_validates_late_ones():
+    runs = make_runs("p2", P2, noise=0.002, seed=4)
+    res = within_run(runs, "p2", grid=GRID)
+    n_total = sum(r.n_checkpoints for r in runs)  # 15 runs x 8 checkpoints
+    assert res.fit.n_points == 15 * 6  # floor(0.8 * 8) = 6 per run
+    assert res.validation["n_points"] == n_total - res.fit.n_points
+    assert res.validation["mape"] < 1.0 and res.validation["r2"] > 0.9
+    assert res.validation["slope_difference"] is not None
+    assert res.to_dict()["protocol"] == "within_run"
+
+
+def test_within_run_needs_a_validation_part():
+    runs = [Run(str(i), "g", {"N": 1e9 * (i + 1)}, [1e9], [2.5 - 0.1 * i]) for i in range(6)]
+    with pytest.raises(UsageError, match="at least 2 checkpoints"):
+        within_run(runs, "chinchilla")
+    with pytest.raises(UsageError, match="fraction"):
+        within_run(make_runs("p2", P2), "p2", fraction=1.0)
+
+
+def test_extrapolation_predicts_held_out_larger_models():
+    runs = make_runs("p2", P2, noise=0.002, seed=5)
+    groups = sorted({r.group for r in runs}, key=float)
+    res = extrapolation(runs, "p2", fit_groups=groups[:3], grid=GRID)
+    assert list(res.heldout) == sorted(groups[3:])
+    assert res.fit.n_runs == 9
+    for g, m in res.heldout.items():
+        assert m["extrapolation_error"] == m["mape"]
+        assert m["extrapolation_error"] < 1.0, g
+        assert m["n_points"] == 3 * 8
+
+
+def test_extrapolation_error_reflects_a_wrong_law():
+    """Data from p2 with gamma != 0 fitted by a law blind to rho extrapolate visibly worse."""
+    runs = make_runs("p2", dict(P2, gamma=-1.5), noise=0.0)
+    groups = sorted({r.group for r in runs}, key=float)
+    good = extrapolation(runs, "p2", fit_groups=groups[:3], grid=GRID)
+    nm_grid = {p: (min(v), max(v)) for p, v in get_law("p2-nm").grid.items()}
+    blind = extrapolation(runs, "p2-nm", fit_groups=groups[:3], grid=nm_grid)
+    g = groups[-1]
+    assert blind.heldout[g]["extrapolation_error"] > 10 * good.heldout[g]["extrapolation_error"]
+
+
+def test_extrapolation_group_errors():
+    runs = make_runs("p2", P2)
+    with pytest.raises(UsageError, match=r"held-out group '7e\+09' is not in the data"):
+        extrapolation(runs, "p2", fit_groups=["1e+08"], heldout_groups=["7e+09"])
+    with pytest.raises(UsageError, match="did you mean '1e\\+08'"):
+        extrapolation(runs, "p2", fit_groups=["1e+8"])
+    with pytest.raises(UsageError, match="both fitted on and held out"):
+        extrapolation(runs, "p2", fit_groups=["1e+08"], heldout_groups=["1e+08"])
+    with pytest.raises(UsageError, match="at least one held-out"):
+        extrapolation(runs, "p2", fit_groups=sorted({r.group for r in runs}))
+
+
+# -- bootstrap ---------------------------------------------------------------------------------
+
+
+def test_bootstrap_draws_whole_runs(monkeypatch):
+    runs = make_runs("p2", P2, noise=0.003, seed=6)
+    sizes = {i: r.n_checkpoints for i, r in enumerate(runs)}
+    seen = []
+    real = intervals_mod.fit_points
+
+    def spy(pts, law, **kw):
+        seen.append(pts)
+        return real(pts, law, **kw)
+
+    est = fit(runs, "p2", grid=GRID)
+    monkeypatch.setattr(intervals_mod, "fit_points", spy)
+    bootstrap(runs, "p2", n=5, seed=1, estimate=est)
+    assert len(seen) == 5
+    for pts in seen:
+        counts = np.bincount(pts.run, minlength=len(runs))
+        # Each run appears 0, 1, 2, ... whole times, never a partial set of its checkpoints.
+        assert all(c % sizes[i] == 0 for i, c in enumerate(counts))
+        assert counts.sum() // 8 == len(runs)  # as many runs drawn as there are
+
+
+def test_bootstrap_is_reproducible_and_brackets_the_estimate():
+    runs = make_runs("p2", P2, noise=0.01, seed=7)
+    est = fit(runs, "p2", grid=GRID)
+    a = bootstrap(runs, "p2", n=30, seed=3, estimate=est)
+    b = bootstrap(runs, "p2", n=30, seed=3, estimate=est)
+    c = bootstrap(runs, "p2", n=30, seed=4, estimate=est)
+    assert a.intervals == b.intervals
+    assert a.intervals != c.intervals
+    assert a.n_failed == 0
+    for name, (lo, hi) in a.intervals.items():
+        assert lo < hi, name
+        assert lo <= est.constants[name] <= hi, name
+    narrow = bootstrap(runs, "p2", n=30, seed=3, level=0.5, estimate=est)
+    lo, hi = a.intervals["beta"]
+    nlo, nhi = narrow.intervals["beta"]
+    assert lo <= nlo and nhi <= hi
+    assert a.to_dict()["resampled"] == "runs"
+
+
+def test_bootstrap_needs_two_runs():
+    with pytest.raises(UsageError, match="at least 2 runs"):
+        bootstrap(make_runs("p2", P2, sizes=(1e9,), ratios=(0.25,)), "p2", n=3)

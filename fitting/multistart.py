@@ -40,17 +40,41 @@ class Screen:
 def screen(obj: Objective, starts: np.ndarray, max_iter: int = 300, rtol: float = 1e-10) -> Screen:
     """Run damped Gauss-Newton (Levenberg-Marquardt) from every start at once.
 
+    Two passes: float32 arithmetic (2-3x faster) carries every start until its relative gain
+    per step falls below `FAST_PASS_RTOL`, then float64 finishes from there to `rtol`. Single
+    precision is plenty to pick a descent direction and to compare objectives that still
+    differ in the sixth digit; the final comparisons are all made in double precision.
+    """
+    theta = np.array(starts, dtype=float, copy=True)  # (S, P)
+    lam = np.ones(theta.shape[0])
+    it1 = 0
+    if obj.dtype == np.float64 and theta.shape[0] * obj.n >= FAST_PASS_ELEMENTS:
+        theta, _, lam, _, it1 = _levenberg_marquardt(obj.with_dtype(np.float32), theta, lam, max_iter, FAST_PASS_RTOL)
+    theta, f, _, converged, it2 = _levenberg_marquardt(obj, theta, lam, max_iter, rtol)
+    return Screen(theta=theta, objective=f, converged=converged, iterations=it1 + it2)
+
+
+#: Batches of at least this many (start x point) elements get the float32 first pass.
+FAST_PASS_ELEMENTS = 200_000
+#: Relative gain per step below which the float32 pass hands a start to the float64 one
+#: (measured on Chinchilla: 1e-4 leaves too much crawling to float64, 1e-7 wastes float32
+#: iterations below its precision).
+FAST_PASS_RTOL = 1e-6
+
+
+def _levenberg_marquardt(obj: Objective, theta: np.ndarray, lam: np.ndarray, max_iter: int, rtol: float):
+    """Batched LM from every row of theta; returns (theta, f, lam, converged, iterations).
+
     Each iteration solves one damped step per active start and evaluates objective, gradient
     and Gauss-Newton matrix at every candidate in one batched call; a candidate is accepted
     where it lowers the objective (the damping shrinks), else the damping grows. A start stops
     when an accepted step improves its objective by less than `rtol` relative, when its
     damping grows so large that no step helps, or after `max_iter` iterations.
     """
-    theta = np.array(starts, dtype=float, copy=True)  # (S, P)
+    theta, lam = theta.copy(), lam.copy()
     s, p = theta.shape
     eye = np.eye(p)
     f, g, H = obj.gauss_newton(theta)
-    lam = np.full(s, 1.0)
     active = np.isfinite(f)  # a start whose prediction overflows cannot be steered
     converged = np.zeros(s, dtype=bool)
     it = 0
@@ -75,7 +99,7 @@ def screen(obj: Objective, starts: np.ndarray, max_iter: int = 300, rtol: float 
         done = (ok & (gain <= rtol * f[idx])) | (lam[idx] > 1e10)
         active[idx[done]] = False
         converged[idx[done]] = True
-    return Screen(theta=theta, objective=f, converged=converged, iterations=it)
+    return theta, f, lam, converged, it
 
 
 def _solve(A: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -5,15 +5,19 @@ the mean makes the objective so flat that L-BFGS-B stops long before the optimum
 Hoffmann et al.'s published Chinchilla fit is off; see Besiroglu et al. 2024).
 
 Everything here works on a batch of S parameter vectors at once; the batch is processed in
-chunks so the (S, n, P) Jacobian never exceeds a fixed memory budget.
+chunks so the (S, P, n) Jacobian never exceeds a fixed memory budget, and the chunks of a big
+batch run in threads (see `fit_threads`).
 """
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Mapping
 
 import numpy as np
 
+from bench.errors import UsageError
 from fitting.laws.base import Law
 
 HUBER_DELTA = 1e-3
@@ -29,10 +33,45 @@ def huber(r: np.ndarray, delta: float = HUBER_DELTA) -> np.ndarray:
     return np.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta))
 
 
-def _chunks(s: int, n: int, p: int):
-    step = max(1, _CHUNK_ELEMENTS // max(1, n * p))
-    for lo in range(0, s, step):
-        yield slice(lo, min(s, lo + step))
+# Below this many (start x point) elements a batch is not worth splitting across threads.
+_MIN_PARALLEL_ELEMENTS = 200_000
+_pools: dict[int, ThreadPoolExecutor] = {}
+
+
+def fit_threads() -> int:
+    """Threads for batched evaluation: $PRUNEBENCH_FIT_THREADS, else the cores (at most 4).
+
+    numpy releases the GIL inside its array operations, so chunks of starts evaluated in
+    threads run in parallel.
+    """
+    env = os.environ.get("PRUNEBENCH_FIT_THREADS", "").strip()
+    if env:
+        if not env.isdigit() or int(env) < 1:
+            raise UsageError(f"PRUNEBENCH_FIT_THREADS must be a positive integer, got {env!r}")
+        return int(env)
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _chunks(s: int, n: int, p: int) -> list[slice]:
+    """Slices of the S starts: within the memory budget, and one per thread when worth it."""
+    k = -(-s * n * p // _CHUNK_ELEMENTS)  # ceil: chunks the memory budget needs
+    if s * n >= _MIN_PARALLEL_ELEMENTS:
+        k = max(k, fit_threads())
+    step = -(-s // max(1, k))
+    return [slice(lo, min(s, lo + step)) for lo in range(0, s, max(1, step))]
+
+
+def _map(fn, slices: list[slice]) -> None:
+    """Run fn(slice) for every slice, in threads when there is more than one."""
+    threads = fit_threads()
+    if len(slices) == 1 or threads == 1:
+        for sl in slices:
+            fn(sl)
+        return
+    if threads not in _pools:
+        _pools[threads] = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="prunebench-fit")
+    for fut in [_pools[threads].submit(fn, sl) for sl in slices]:
+        fut.result()  # re-raises a worker's exception here
 
 
 class Objective:
@@ -45,21 +84,39 @@ class Objective:
         delta: Huber threshold on log residuals.
     """
 
-    def __init__(self, law: Law, x: Mapping[str, np.ndarray], loss: np.ndarray, delta: float = HUBER_DELTA):
+    def __init__(self, law: Law, x: Mapping[str, np.ndarray], loss: np.ndarray, delta: float = HUBER_DELTA,
+                 dtype=np.float64):
         self.law = law
-        self.x = {k: np.asarray(v, dtype=float) for k, v in x.items()}
-        self.log_loss = np.log(np.asarray(loss, dtype=float))
+        self.dtype = np.dtype(dtype)
+        self.x = {k: np.asarray(v, dtype=float).astype(self.dtype) for k, v in x.items()}
+        self.log_loss = np.log(np.asarray(loss, dtype=float)).astype(self.dtype)
         self.delta = float(delta)
         self.n = int(self.log_loss.size)
         self.p = len(law.params)
+
+    def with_dtype(self, dtype) -> "Objective":
+        """The same objective computed in another precision (float32 for a fast first pass).
+
+        Results are always returned as float64 arrays; only the arithmetic changes.
+        """
+        out = Objective.__new__(Objective)
+        out.__dict__.update(self.__dict__)
+        out.dtype = np.dtype(dtype)
+        out.x = {k: v.astype(out.dtype) for k, v in self.x.items()}
+        out.log_loss = self.log_loss.astype(out.dtype)
+        return out
 
     def value(self, theta: np.ndarray) -> np.ndarray:
         """(S,) objective at (S, P) parameter vectors; non-finite predictions give +inf."""
         theta = np.atleast_2d(theta)
         out = np.empty(theta.shape[0])
-        for sl in _chunks(theta.shape[0], self.n, 1):
-            r = self.law.log_predict(theta[sl], self.x) - self.log_loss  # (s, n)
-            out[sl] = huber(r, self.delta).sum(axis=1)
+
+        def work(sl):
+            r = self.law.log_predict(theta[sl].astype(self.dtype), self.x) - self.log_loss  # (s, n)
+            psi = np.clip(r, -self.delta, self.delta)
+            out[sl] = (psi * (r - 0.5 * psi)).sum(axis=1)  # = summed Huber loss, cheaper
+
+        _map(work, _chunks(theta.shape[0], self.n, 1))
         return np.where(np.isfinite(out), out, np.inf)
 
     def value_and_grad(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
@@ -87,8 +144,9 @@ class Objective:
         f = np.empty(s)
         g = np.empty((s, self.p))
         H = np.empty((s, self.p, self.p))
-        for sl in _chunks(s, self.n, self.p):
-            pred, J = self.law.log_predict(theta[sl], self.x, jac=True)  # (s, n), (s, P, n)
+
+        def work(sl):
+            pred, J = self.law.log_predict(theta[sl].astype(self.dtype), self.x, jac=True)  # (s, n), (s, P, n)
             r = pred - self.log_loss
             psi = np.clip(r, -self.delta, self.delta)
             f[sl] = (psi * (r - 0.5 * psi)).sum(axis=1)  # = summed Huber loss, cheaper
@@ -96,6 +154,8 @@ class Objective:
             w = np.where(q == 1.0, 1.0, OUTLIER_WEIGHT * q)
             g[sl] = np.matmul(J, psi[:, :, None])[:, :, 0]
             H[sl] = np.matmul(J * w[:, None, :], J.transpose(0, 2, 1))
+
+        _map(work, _chunks(s, self.n, self.p))
         bad = ~np.isfinite(f) | ~np.isfinite(g).all(axis=1) | ~np.isfinite(H).all(axis=(1, 2))
         f[bad] = np.inf
         return f, g, H

@@ -10,6 +10,7 @@ from scipy.optimize import minimize
 
 from bench.errors import UsageError
 from fitting import Run, fit, get_law
+from fitting import multistart
 from fitting._blas import one_blas_thread
 from fitting.data import runs_from_table, stack
 from fitting.objective import Objective, huber
@@ -51,17 +52,25 @@ def test_summed_not_averaged():
 
 
 def test_best_start_is_at_least_as_good_as_a_plain_scipy_loop():
-    """The batched screen + polish must match the per-start L-BFGS-B loop it replaces."""
-    runs = make_runs("chinchilla", CHIN, tokens=CHIN_TOKENS, noise=0.01, seed=1)
+    """The batched screen + polish must match the per-start L-BFGS-B loop it replaces.
+
+    48 points x 4,500 starts is big enough for the float32 first pass to run.
+    """
+    runs = make_runs("chinchilla", CHIN, sizes=(1e8, 3e8, 1e9, 3e9, 1e10, 3e10), tokens=CHIN_TOKENS,
+                     noise=0.01, seed=1)
     law = get_law("chinchilla")
     grid = law.initial_grid()
+    assert len(grid) * 48 >= multistart.FAST_PASS_ELEMENTS
     starts = grid[np.random.default_rng(0).choice(len(grid), size=40, replace=False)]
     pts = stack(runs, law.inputs)
     obj = Objective(law, pts.x, pts.loss)
     with one_blas_thread():  # the loop is ~50x slower with a threaded BLAS on a busy machine
         plain = min(minimize(obj.value_and_grad, s, jac=True, method="L-BFGS-B").fun for s in starts)
-    ours = fit(runs, law, starts=starts)
+    ours = fit(runs, law)
     assert ours.objective <= plain * (1 + 1e-9)
+    assert ours.converged
+    # The float32 pass changes the route, not the destination.
+    assert fit(runs, law, starts=starts).objective == pytest.approx(ours.objective, rel=1e-9)
 
 
 def test_units_change_the_constants_consistently():

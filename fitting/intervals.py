@@ -98,7 +98,7 @@ def bootstrap(
     fit_kwargs.setdefault("units", estimate.units)
     if not full_grid:
         fit_kwargs.pop("grid", None)
-        fit_kwargs["starts"] = estimate.candidates
+        fit_kwargs["starts"] = estimate.candidates if estimate.candidates is not None else estimate.theta[None, :]
         fit_kwargs.setdefault("n_polish", 0)
 
     pts = stack(runs, law.inputs)

@@ -5,7 +5,6 @@ Imports only numpy/scipy (through `fitting`), never torch.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -24,11 +23,12 @@ def _columns_help() -> str:
 
 
 def add_parser(p) -> None:
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    from fitting.laws import available_laws
+
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--points", metavar="FILE.csv", help="fit a CSV table of points (header row required)")
     src.add_argument("--results-dir", metavar="DIR", help="fit the post-training records of a results directory")
-    p.add_argument("--law", default="p2", help="law form (chinchilla, p2, p2-n, p2-nm; default p2)")
+    p.add_argument("--law", default="p2", help=f"law form ({', '.join(available_laws())}; default p2)")
     p.add_argument("--columns", help=_columns_help())
     p.add_argument("--run-column", default=None,
                    help="column naming each point's run (bootstrap draws whole runs); default: every row is a run")
@@ -57,7 +57,7 @@ def _parse_units(spec: str | None) -> dict[str, float]:
     return out
 
 
-def fit_points(args) -> dict:
+def fit_table(args) -> dict:
     """The --points mode: read, select, fit, evaluate, optionally bootstrap. Returns the JSON dict."""
     from bench.errors import UsageError
     from fitting import bootstrap, evaluate_fit, fit, get_law, runs_from_table
@@ -102,9 +102,10 @@ def fit_records(args) -> dict:
 
 def _print_human(out: dict) -> None:
     print(f"law {out['law']}: {out['formula']}")
-    boot = out.get("bootstrap", {}).get("intervals", {})
+    boot = out.get("bootstrap", {})
     for name, value in out["constants"].items():
-        ci = f"  [{boot[name][0]:.6g}, {boot[name][1]:.6g}]" if name in boot else ""
+        ci = boot.get("intervals", {}).get(name)
+        ci = f"  {100 * boot['level']:g}% CI [{ci[0]:.6g}, {ci[1]:.6g}]" if ci else ""
         print(f"  {name:>6} = {value!r}{ci}")
     print("  units: " + ", ".join(f"{k} in {u['label']}" for k, u in out["units"].items()))
     m = out["metrics"]
@@ -115,7 +116,7 @@ def _print_human(out: dict) -> None:
 
 
 def run(args) -> int:
-    out = fit_records(args) if args.results_dir else fit_points(args)
+    out = fit_records(args) if args.results_dir else fit_table(args)
     if args.json:
         json.dump(_finite(out), sys.stdout, sort_keys=True, allow_nan=False)
         sys.stdout.write("\n")

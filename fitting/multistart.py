@@ -1,9 +1,10 @@
 """Multi-start minimisation: a batched screen of every start, then a scipy polish of the best.
 
 A plain loop of scipy L-BFGS-B calls over Besiroglu et al.'s 4,500-start grid takes minutes.
-Here every start advances together through a vectorised Levenberg-Marquardt iteration on the
-Huber IRLS Gauss-Newton model (a handful of numpy array operations per iteration for all starts),
-each start until it stops improving. The few best distinct endpoints are then polished with
+Here every start advances together through a vectorised Levenberg-Marquardt iteration on a
+Gauss-Newton model of the Huber loss (a handful of numpy array operations per iteration for all
+starts; first in float32, then in float64), each start until it stops improving. On 2 cores
+this takes seconds instead of minutes. The few best distinct endpoints are then polished with
 scipy L-BFGS-B at tight tolerances, and the best polished point wins. Each start is run to
 convergence rather than cut off, so the winner is at least as good as the grid's best plain
 L-BFGS-B endpoint (the tests check this against a plain loop).
@@ -124,6 +125,8 @@ def distinct_best(sc: Screen, k: int, tol: float = 1e-6) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Polished:
+    """Result of `polish`: the point, its objective, whether it is an optimum, scipy's message."""
+
     theta: np.ndarray
     objective: float
     converged: bool

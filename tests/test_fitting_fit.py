@@ -154,3 +154,17 @@ def test_table_rows_become_runs():
     assert [(r.run_id, r.n_checkpoints) for r in grouped] == [("x", 2), ("y", 1)]
     with pytest.raises(UsageError, match="no column 'missing'"):
         runs_from_table(cols, {"N": "missing", "D": "d"}, "l")
+
+
+def test_thread_count_does_not_change_the_answer(monkeypatch):
+    # 48 points x 4,500 starts: large enough to be split across threads.
+    runs = make_runs("chinchilla", CHIN, sizes=(1e8, 3e8, 1e9, 3e9, 1e10, 3e10), tokens=CHIN_TOKENS,
+                     noise=0.01, seed=5)
+    monkeypatch.setenv("PRUNEBENCH_FIT_THREADS", "1")
+    one = fit(runs, "chinchilla")
+    monkeypatch.setenv("PRUNEBENCH_FIT_THREADS", "3")
+    three = fit(runs, "chinchilla")
+    assert one.params == three.params and one.objective == three.objective
+    monkeypatch.setenv("PRUNEBENCH_FIT_THREADS", "zero")
+    with pytest.raises(UsageError, match="PRUNEBENCH_FIT_THREADS"):
+        fit(runs, "chinchilla")

@@ -200,3 +200,11 @@ def test_adding_a_form_is_one_module(tmp_path, monkeypatch):
         assert res.constants["beta"] == pytest.approx(0.3, rel=1e-6)
     finally:
         sys.modules.pop("fitting.laws.pure_power", None)
+
+
+def test_p2_n_needs_one_unit_for_both_sizes():
+    from fitting import fit
+
+    runs = make_runs("p2-n", TRUE["p2-n"])
+    with pytest.raises(UsageError, match="same unit"):
+        fit(runs, "p2-n", units={"N": 1e6})

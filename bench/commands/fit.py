@@ -1,4 +1,4 @@
-"""`prunebench fit`: fit a scaling law to a table of points (or, later, to stored records).
+"""`prunebench fit`: fit a scaling law to a table of points, or to stored post-training records.
 
 Imports only numpy/scipy (through `fitting`), never torch.
 """
@@ -39,6 +39,8 @@ def add_parser(p) -> None:
     p.add_argument("--bootstrap", type=int, default=0, metavar="N", help="N bootstrap replicates over runs (default 0: none)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--level", type=float, default=0.95, help="bootstrap interval coverage (default 0.95)")
+    p.add_argument("--holdout", action="append", default=None, metavar="SIZE",
+                   help="--results-dir: model size key to hold out and predict (repeatable; default: the largest per family)")
     p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
 
 
@@ -94,10 +96,36 @@ def fit_table(args) -> dict:
 
 
 def fit_records(args) -> dict:
-    """The --results-dir mode: fit post-training records. Not implemented yet."""
-    from bench.errors import UsageError
+    """The --results-dir mode: the study of `bench.study` over every post-training record.
 
-    raise UsageError("--results-dir fitting is not available yet")
+    Returns one dict with every (family, method) group's fit, metrics and extrapolation, plus
+    top-level shortcuts: `extrapolation_error` keyed 'family/method/size', and `constants` and
+    `metrics` when there is exactly one group.
+    """
+    from pathlib import Path
+
+    from bench.errors import UsageError
+    from bench.records import load_records
+    from bench.study import StudyConfig, run_study
+
+    root = Path(args.results_dir)
+    if not root.is_dir():
+        raise UsageError(f"results directory {root} does not exist; pass the --results-dir of an earlier run")
+    records = load_records(root)
+    study = run_study(records, StudyConfig(law=args.law, holdout=tuple(args.holdout) if args.holdout else None,
+                                           bootstrap=args.bootstrap, seed=args.seed))
+    if not study.groups:
+        raise UsageError(f"{root} holds no post-training records to fit; run a profile that post-trains (nano, smoke)")
+    out = study.to_dict()
+    out["extrapolation_error"] = study.heldout_errors()
+    fitted = [g for g in out["groups"] if g["fit"] is not None]
+    if not fitted:
+        raise UsageError("no group could be fitted: " + "; ".join(f"{g['family']}/{g['method']}: {g['error']}"
+                                                                  for g in out["groups"]))
+    if len(out["groups"]) == 1 and fitted:
+        out["constants"] = fitted[0]["fit"]["constants"]
+        out["metrics"] = fitted[0]["within_run"]
+    return out
 
 
 def _print_human(out: dict) -> None:
@@ -115,11 +143,25 @@ def _print_human(out: dict) -> None:
     print(f"  R^2 {m['r2']:.5f}, MAPE {m['mape']:.4f}%, Huber {m['huber']:.6e}, slope difference {slope}")
 
 
+def _print_groups(out: dict) -> None:
+    for g in out["groups"]:
+        print(f"{g['family']}/{g['method']} (law {g['law']}; fit on {', '.join(g['fit_sizes'])}):")
+        if g["fit"] is None:
+            print(f"  not fitted: {g['error']}")
+            continue
+        for name, value in g["fit"]["constants"].items():
+            print(f"  {name:>6} = {value!r}")
+        for size, m in g["extrapolation"].items():
+            print(f"  held-out {size}: extrapolation error (MAPE) {m['extrapolation_error']:.4f}%, R^2 {m['r2']:.4f}")
+
+
 def run(args) -> int:
     out = fit_records(args) if args.results_dir else fit_table(args)
     if args.json:
-        json.dump(_finite(out), sys.stdout, sort_keys=True, allow_nan=False)
+        json.dump(_finite(out), sys.stdout, sort_keys=True, allow_nan=False, default=float)
         sys.stdout.write("\n")
+    elif args.results_dir:
+        _print_groups(out)
     else:
         _print_human(out)
     return 0

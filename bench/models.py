@@ -292,23 +292,18 @@ def load_gguf(path: str | Path, cache_dir=None) -> LoadedModel:
 
 
 def load_local(path: str | Path) -> LoadedModel:
-    """Load a save_pretrained directory, including per-layer-width pruned models."""
-    import json
-
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """Load a save_pretrained directory, including pruned models (per-layer widths, N:M)."""
+    from transformers import AutoTokenizer
 
     path = Path(path)
     cfg_file = path / "config.json"
     if not cfg_file.is_file():
         raise UsageError(f"{path} has no config.json; pass a save_pretrained directory, a .gguf file or an alias")
-    cfg = json.loads(cfg_file.read_text())
-    if cfg.get("prunebench_layer_sizes"):
-        # Layers of different widths cannot be described by a stock config.
-        from pruners.saving import load_pruned
+    # Every local checkpoint goes through the pruned-model loader: it reads per-layer widths
+    # and verifies a saved N:M pattern, and is a plain from_pretrained otherwise.
+    from pruners.saving import load_pruned
 
-        model = load_pruned(path)
-    else:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    model = load_pruned(path, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(path) if _has_tokenizer(path) else byte_tokenizer()
     return LoadedModel(model.eval(), tokenizer, str(path), "local", {"path": str(path)})
 

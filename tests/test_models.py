@@ -101,3 +101,29 @@ def test_save_pretrained_directory_round_trip(tmp_path):
     with torch.no_grad():
         assert torch.equal(model(ids).logits, loaded.model(ids).logits)
     assert loaded.kind == "local"
+
+
+def test_local_dirs_go_through_the_pruned_loader(tmp_path):
+    """A per-layer-width block-wise model loads by path, and a tampered 2:4 model is refused."""
+    from pruners.registry import make_config, prune
+    from pruners.saving import save_pruned
+
+    ids = torch.arange(24)[None]
+    block = models.tiny_model("llama", seed=2)
+    prune(block, None, make_config("blockwise", ratio=0.5, importance="l2", layers=(1, 3)))
+    save_pruned(block, tmp_path / "block")
+    loaded = models.load_model(str(tmp_path / "block"))
+    with torch.no_grad():
+        assert torch.equal(block(ids).logits, loaded.model(ids).logits)
+
+    sparse = models.tiny_model("qwen2", seed=2)
+    prune(sparse, None, make_config("nm", n=2, m=4, nm_method="magnitude"))
+    save_pruned(sparse, tmp_path / "nm")
+    assert models.load_model(str(tmp_path / "nm")).kind == "local"
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(tmp_path / "nm" / "model.safetensors")
+    weights["model.layers.0.mlp.up_proj.weight"] = torch.ones_like(weights["model.layers.0.mlp.up_proj.weight"])
+    save_file(weights, tmp_path / "nm" / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(UsageError, match="break the saved 2:4 pattern"):
+        models.load_model(str(tmp_path / "nm"))

@@ -8,12 +8,13 @@ tested directly.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import records as rec_mod
+from reports.markdown import fmt_num
 from bench.cases import Case
+from bench.errors import UsageError
 from bench.profiles import DEFAULT_PROFILE, ProfileOptions, get_cases
 from bench.runner import CaseRunner, RunContext
 
@@ -28,6 +29,7 @@ class SessionOptions:
     full_eval: bool = False
     resume: bool = False
     progress: bool = True
+    threads: int | None = None  # torch intra-op threads (None: torch's default, one per core)
     law: str = "p2"
     holdout: tuple[str, ...] | None = None
     gates: tuple = ()  # bench.gates check objects
@@ -63,6 +65,8 @@ class BenchSession:
     _runner: CaseRunner | None = None
     _cases: list[Case] | None = None
     finished: Finish | None = None
+    selected: list[Case] | None = None  # the cases this run will execute (after -k), if known
+    _prepared: bool = False
 
     # ------------------------------------------------------------------ setup
 
@@ -81,6 +85,12 @@ class BenchSession:
     @property
     def runner(self) -> CaseRunner:
         if self._runner is None:
+            if self.options.threads is not None:
+                import torch
+
+                if self.options.threads < 1:
+                    raise UsageError(f"--threads must be at least 1, got {self.options.threads}")
+                torch.set_num_threads(self.options.threads)
             self._runner = CaseRunner(RunContext(
                 data_dir=self.options.data_dir, cache_dir=self.options.cache_dir,
                 device=self.options.device, progress=self.options.progress))
@@ -109,6 +119,7 @@ class BenchSession:
                 self.outcomes.append(CaseOutcome(case, rec, resumed=True))
                 return rec
         _ = self.results_dir  # fail on an unwritable directory before spending compute
+        self.prepare(case)
         fields = self.runner.run(case)
         rec = rec_mod.new_record(case.id, **fields)
         rec_mod.write_record(self.results_dir, rec)
@@ -155,6 +166,20 @@ class BenchSession:
             fin.files = write_report(records, fin.study, [v.to_dict() for v in fin.verdicts], self.results_dir)
         return fin
 
+    def select(self, cases: list[Case]) -> None:
+        """Tell the session which cases this run executes (the plugin calls it after `-k`)."""
+        self.selected = list(cases)
+
+    def prepare(self, first: Case) -> None:
+        """Before the first computed case: build the nano zoo models every pending case needs,
+        all at once (in parallel on a multi-core CPU), rather than one by one inside cases."""
+        if self._prepared:
+            return
+        self._prepared = True
+        pending = [c for c in (self.selected or [first])
+                   if c is first or not (self.options.resume and self.stored(c) is not None)]
+        self.runner.prepare(pending)
+
     # ------------------------------------------------------------------ summary
 
     def summary_rows(self) -> list[list]:
@@ -162,7 +187,7 @@ class BenchSession:
         for out in self.outcomes:
             r = out.record
             params = r.get("params", {})
-            ppl = "  ".join(f"{k}={_fmt(v.get('ppl'))}" for k, v in sorted(r.get("ppl", {}).items()))
+            ppl = "  ".join(f"{k}={fmt_num(v.get('ppl'))}" for k, v in sorted(r.get("ppl", {}).items()))
             rows.append([
                 r["case_id"], r.get("label", r.get("method")),
                 f"{params.get('after', 0):,}/{params.get('before', 0):,}",
@@ -191,10 +216,3 @@ class BenchSession:
                 lines.append(f"report: {fin.files['report.md']}")
         return lines
 
-
-def _fmt(x) -> str:
-    if x is None:
-        return "-"
-    if isinstance(x, float) and not math.isfinite(x):
-        return str(x)
-    return f"{x:.2f}"

@@ -36,3 +36,12 @@ def isolated_env(monkeypatch, tmp_path):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("PRUNEBENCH_CACHE_DIR", str(tmp_path / "cache"))
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def chinchilla_csv(data_dir) -> Path:
+    """The Chinchilla points (Besiroglu et al.'s extraction) in the data directory."""
+    path = data_dir / "chinchilla" / "svg_extracted_data.csv"
+    if not path.is_file():
+        pytest.skip(f"no Chinchilla points at {path}: set PRUNEBENCH_DATA_DIR to a copy of shared/data")
+    return path

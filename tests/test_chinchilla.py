@@ -7,8 +7,6 @@ published estimates, and the constants must land near Besiroglu et al.'s.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,25 +16,14 @@ from fitting.chinchilla import PUBLISHED, load_runs, to_params
 from fitting.data import stack
 from fitting.objective import Objective
 
-REPO = Path(__file__).resolve().parents[1]
 # The data README's independent refit (scipy L-BFGS-B over the same 4,500 starts, analytic
 # gradient, polished with tight tolerance).
 REFERENCE_OBJECTIVE = 1.018274e-3
 
 
-def chinchilla_csv() -> Path:
-    """$PRUNEBENCH_DATA_DIR, else ../shared/data beside the checkout; skip when neither has it."""
-    env = os.environ.get("PRUNEBENCH_DATA_DIR")
-    base = Path(env) if env else REPO.parent / "shared" / "data"
-    path = base / "chinchilla" / "svg_extracted_data.csv"
-    if not path.is_file():
-        pytest.skip(f"no Chinchilla points at {path}: set PRUNEBENCH_DATA_DIR to a copy of shared/data")
-    return path
-
-
 @pytest.fixture(scope="module")
-def runs():
-    return load_runs(chinchilla_csv())
+def runs(chinchilla_csv):
+    return load_runs(chinchilla_csv)
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +38,9 @@ def objective_at(runs, constants) -> float:
     return float(Objective(law, pts.x, pts.loss).value(theta[None, :])[0])
 
 
-def test_exclusion_rule_keeps_240_points(runs):
+def test_exclusion_rule_keeps_240_points(runs, chinchilla_csv):
     assert len(runs) == 240
-    all_runs = load_runs(chinchilla_csv(), exclude_top=0)
+    all_runs = load_runs(chinchilla_csv, exclude_top=0)
     assert len(all_runs) == 245
     kept = {float(r.loss[0]) for r in runs}
     dropped = sorted(float(r.loss[0]) for r in all_runs if float(r.loss[0]) not in kept)

@@ -8,29 +8,17 @@ quality of the answer is asserted.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import pytest
 
 from fitting import fit
 from fitting.chinchilla import load_runs
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def chinchilla_csv() -> Path:
-    env = os.environ.get("PRUNEBENCH_DATA_DIR")
-    base = Path(env) if env else REPO.parent / "shared" / "data"
-    path = base / "chinchilla" / "svg_extracted_data.csv"
-    if not path.is_file():
-        pytest.skip(f"no Chinchilla points at {path}: set PRUNEBENCH_DATA_DIR to a copy of shared/data")
-    return path
 
 
 @pytest.mark.benchmark(group="fit")
-def test_full_grid_fit_speed(benchmark):
-    runs = load_runs(chinchilla_csv())
+def test_full_grid_fit_speed(benchmark, chinchilla_csv):
+    runs = load_runs(chinchilla_csv)
     # One round: a single fit is seconds long, and repeating it would only slow the suite.
     result = benchmark.pedantic(fit, args=(runs, "chinchilla"), rounds=1, iterations=1)
     assert result.n_starts == 4500 and result.n_points == 240

@@ -31,6 +31,9 @@ def pytest_addoption(parser):
                     help="evaluate the full test sets instead of the profile's window caps")
     group.addoption("--resume", action="store_true", default=False,
                     help="skip cases whose stored record exists and matches their config")
+    group.addoption("--threads", type=int, default=os.environ.get("PRUNEBENCH_THREADS") or None,
+                    help="torch CPU threads for the run (default $PRUNEBENCH_THREADS, else one per core); "
+                         "use 1 on a machine shared with other jobs, where idle-spinning threads stall")
     group.addoption("--law", default="p2", help="scaling law fitted at the end (chinchilla, p2, p2-n, p2-nm; default p2)")
     group.addoption("--holdout", action="append", default=None, metavar="SIZE",
                     help="model size key to hold out for extrapolation (repeatable; default: the largest per family)")
@@ -60,7 +63,7 @@ def pytest_configure(config):
     config.stash[SESSION_KEY] = BenchSession(SessionOptions(
         profile=opt("--profile"), data_dir=opt("--data-dir"), results_dir=opt("--results-dir"),
         cache_dir=opt("--cache-dir"), device=opt("--device"), full_eval=opt("--full-eval"),
-        resume=opt("--resume"), law=opt("--law"), holdout=holdout, gates=tuple(gates),
+        resume=opt("--resume"), threads=opt("--threads"), law=opt("--law"), holdout=holdout, gates=tuple(gates),
         report=not opt("--no-report")))
 
 
@@ -82,6 +85,10 @@ def pytest_collection_finish(session):
             _ = session.config.stash[SESSION_KEY].results_dir
         except UsageError as exc:
             raise pytest.UsageError(str(exc)) from None
+        # The cases left after -k: what the session prepares for (e.g. the nano zoo).
+        session.config.stash[SESSION_KEY].select(
+            [item.callspec.params["bench_case"] for item in session.items
+             if "bench_case" in getattr(getattr(item, "callspec", None), "params", {})])
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from typing import Callable
 from bench.cases import Case, EvalSpec, opts
 from bench.errors import UsageError, did_you_mean
 
-DEFAULT_PROFILE = "smoke"
+DEFAULT_PROFILE = "nano"
 
 
 @dataclass(frozen=True)
@@ -99,16 +99,80 @@ def _smol(options: ProfileOptions) -> list[Case]:
     return cases
 
 
-# ----------------------------------------------------------------------------- smoke
+# ----------------------------------------------------------------------------- tiny
 
 
-@profile("smoke", "tiny random Llama and Qwen2 models, dense perplexity; for CI (seconds)")
-def _smoke(options: ProfileOptions) -> list[Case]:
+@profile("tiny", "tiny random Llama and Qwen2 models, dense perplexity only (seconds; plugin tests)")
+def _tiny(options: ProfileOptions) -> list[Case]:
     cases = []
     for arch in ("llama", "qwen2"):
         for dataset in ("wikitext2", "ptb"):
             cases.append(Case(
-                profile="smoke", model=f"tiny-{arch}", model_key=arch, method="dense",
+                profile="tiny", model=f"tiny-{arch}", model_key=arch, method="dense",
                 label="dense", family=f"tiny-{arch}",
                 evals=(EvalSpec(dataset, 128, _cap(options, 16)),), id_suffix=f"{dataset}-128"))
     return cases
+
+
+# ----------------------------------------------------------------------------- nano
+
+# The nano study (DESIGN.md section 2): every base of the zoo x {depth, width at 3 ratios,
+# 2:4 SparseGPT} plus the control (the unpruned base, post-trained the same way), each
+# post-trained with its loss trajectory recorded. Budgets are set for 2 CPU cores.
+NANO_RATIOS = (0.15, 0.25, 0.35)
+NANO_EVALS = ("wikitext2", "ptb")
+NANO_EVAL_CAP = 64  # windows of 128 tokens per perplexity measurement (--full-eval: all)
+NANO_CALIB = dict(calibration="wikitext2", samples=32, calib_seq_len=128, seed=0)
+# Post-training recipe: constant lr 5e-4, where the bases' cosine schedules end (zoo.Family
+# .final_lr), after a one-checkpoint warm-up of the fresh AdamW state; 4k-token batches on
+# documents no base saw; a checkpoint every 16k tokens (the law's D axis) with the held-out
+# loss on 64 fixed windows.
+NANO_POSTTRAIN = dict(tokens=131_072, checkpoint_every=16_384, batch_tokens=4096, micro_batch_tokens=4096,
+                      seq_len=128, lr=5e-4, schedule="constant", warmup_tokens=16_384, eval_windows=64, seed=0)
+SMOKE_POSTTRAIN = dict(NANO_POSTTRAIN, tokens=32_768, checkpoint_every=4096, warmup_tokens=4096, eval_windows=16,
+                       lr=1e-3)
+
+
+def nano_methods(ratios=NANO_RATIOS, calib: dict | None = None) -> list[tuple[str, str, float, tuple]]:
+    """(method, label, ratio, options) of one base: control, depth and width at each ratio, 2:4."""
+    calib = NANO_CALIB if calib is None else calib
+    rows = [("control", "control", 0.0, ())]
+    rows += [("depth", "depth", r, opts(**calib)) for r in ratios]
+    rows += [("width", "width", r, opts(**calib)) for r in ratios]
+    rows.append(("nm", "2of4-sparsegpt", 0.5, opts(n=2, m=4, nm_method="sparsegpt", **calib)))
+    return rows
+
+
+def nano_cases(profile_name: str, family: str, options: ProfileOptions, *, recipe: dict,
+               ratios=NANO_RATIOS, cap: int | None = NANO_EVAL_CAP, calib: dict | None = None) -> list[Case]:
+    """Every size of a zoo family x `nano_methods`, post-trained with `recipe`."""
+    from bench.zoo import FAMILIES
+
+    fam = FAMILIES[family]
+    evals = tuple(EvalSpec(d, 128, _cap(options, cap)) for d in NANO_EVALS)
+    cases = []
+    for size in fam.sizes:
+        for method, label, ratio, prune in nano_methods(ratios, calib):
+            cases.append(Case(
+                profile=profile_name, model=fam.spec(size.key), model_key=size.key, method=method, ratio=ratio,
+                label=label, prune=prune, evals=evals, posttrain=opts(**recipe), family=family))
+    return cases
+
+
+@profile("nano", "the nano zoo (4 small Llama models trained by the suite): prune, post-train, trajectories; CPU")
+def _nano(options: ProfileOptions) -> list[Case]:
+    return nano_cases("nano", "nano-llama", options, recipe=NANO_POSTTRAIN)
+
+
+@profile("nano-qwen2", "the nano study on a Qwen2-architecture zoo family")
+def _nano_qwen2(options: ProfileOptions) -> list[Case]:
+    return nano_cases("nano-qwen2", "nano-qwen2", options, recipe=NANO_POSTTRAIN)
+
+
+# ----------------------------------------------------------------------------- smoke
+
+
+@profile("smoke", "the nano pipeline on 2 tiny zoo models with few tokens; for CI (minutes)")
+def _smoke(options: ProfileOptions) -> list[Case]:
+    return nano_cases("smoke", "nano-smoke", options, recipe=SMOKE_POSTTRAIN, ratios=(0.25,), cap=16,
+                      calib=dict(NANO_CALIB, samples=8))

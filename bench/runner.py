@@ -3,6 +3,12 @@
 Kept apart from pytest so it can be driven from unit tests and scripts. Loaded and pruned
 models are memoised per session: the smol profile has four measurement cases per pruned
 model, and `-k` slices still prune each model at most once.
+
+A case with a post-training recipe (the nano profile) measures perplexity after pruning
+(``ppl_pruned``), post-trains a copy of the pruned model (`bench.posttrain`) and measures again
+(``ppl``); the unpruned model's perplexity (``ppl_dense``) and held-out loss (``L0``) are measured
+once per model per session. Its record's ``posttrain`` entry carries what the scaling-law fit
+needs: N0, N, rho, L0 and the trajectory of (tokens D, training loss, held-out loss).
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from dataclasses import dataclass, field
 
 from bench import perplexity
 from bench.cases import Case
-from bench.models import LoadedModel, count_params, load_model
+from bench.models import LoadedModel, count_params, default_dtype, load_model, resolve_device
 
 CALIB_KEYS = {"calibration": "source", "samples": "samples", "calib_seq_len": "seq_len", "seed": "seed"}
 
@@ -35,7 +41,9 @@ class _Memo:
     dense_spec: str | None = None
     dense: LoadedModel | None = None
     pruned_key: tuple | None = None
-    pruned: tuple | None = None  # (LoadedModel, prune report dict)
+    pruned: tuple | None = None  # (LoadedModel, prune report dict, N:M masks or None)
+    dense_ppl: dict = field(default_factory=dict)  # (spec, evals) -> ppl dict
+    dense_heldout: dict = field(default_factory=dict)  # (spec, slice/eval key) -> held-out loss
 
 
 @dataclass
@@ -43,42 +51,93 @@ class CaseRunner:
     ctx: RunContext
     memo: _Memo = field(default_factory=_Memo)
 
+    def prepare(self, cases: list[Case]) -> None:
+        """Build the nano zoo models `cases` need that are not cached yet (several at once)."""
+        from bench import zoo
+
+        specs = [c.model for c in cases if zoo.is_nano(c.model)]
+        if specs:
+            zoo.ensure_all(specs, cache_dir=self.ctx.cache_dir, data_dir=self.ctx.data_dir, progress=self.ctx.progress)
+
     def dense(self, spec: str) -> LoadedModel:
         if self.memo.dense_spec != spec:
             self.memo.dense = None  # free the previous model before loading the next
             self.memo.pruned_key = self.memo.pruned = None
-            self.memo.dense = load_model(spec, cache_dir=self.ctx.cache_dir, device=self.ctx.device)
+            self.memo.dense = self._load(spec)
             self.memo.dense_spec = spec
         return self.memo.dense
 
+    def _load(self, spec: str) -> LoadedModel:
+        from bench import zoo
+
+        if not zoo.is_nano(spec):
+            return load_model(spec, cache_dir=self.ctx.cache_dir, device=self.ctx.device)
+        # The zoo needs the run's data directory to build, which the alias path cannot pass.
+        loaded = zoo.load(spec, cache_dir=self.ctx.cache_dir, data_dir=self.ctx.data_dir, progress=self.ctx.progress)
+        dev = resolve_device(self.ctx.device)
+        loaded.model.to(device=dev, dtype=default_dtype(dev))
+        loaded.info.update({"device": str(dev), "dtype": str(next(loaded.model.parameters()).dtype).replace("torch.", "")})
+        return loaded
+
     def pruned(self, case: Case) -> tuple[LoadedModel, dict | None]:
         """The model a case measures: the dense model itself, or a pruned copy of it."""
+        loaded, report, _ = self._pruned(case)
+        return loaded, report
+
+    def _pruned(self, case: Case) -> tuple[LoadedModel, dict | None, dict | None]:
         base = self.dense(case.model)
         if case.method in ("dense", "control"):
-            return base, None
+            return base, None, None
         if self.memo.pruned_key != case.prune_key:
             self.memo.pruned = None
             model = copy.deepcopy(base.model)
-            report = prune_model(model, base.tokenizer, case, self.ctx)
-            self.memo.pruned = (LoadedModel(model, base.tokenizer, base.spec, base.kind, dict(base.info)), report)
+            report, masks = prune_model(model, base.tokenizer, case, self.ctx)
+            self.memo.pruned = (LoadedModel(model, base.tokenizer, base.spec, base.kind, dict(base.info)), report, masks)
             self.memo.pruned_key = case.prune_key
         return self.memo.pruned
 
+    def measure(self, loaded: LoadedModel, case: Case, model=None) -> dict:
+        """Perplexity of `model` (default: the loaded one) for every EvalSpec of the case."""
+        return {spec.key: perplexity.evaluate(
+            model if model is not None else loaded.model, loaded.tokenizer, spec.dataset, spec.seq_len,
+            max_windows=spec.max_windows, data_dir=self.ctx.data_dir, progress=self.ctx.progress)
+            for spec in case.evals}
+
+    def dense_ppl(self, case: Case) -> dict:
+        """The unpruned model's perplexities, measured once per model and evals per session."""
+        key = (case.model, case.evals)
+        if key not in self.memo.dense_ppl:
+            self.memo.dense_ppl[key] = self.measure(self.dense(case.model), case)
+        return self.memo.dense_ppl[key]
+
+    def dense_heldout(self, case: Case, recipe) -> float:
+        """L0: the unpruned model's held-out loss on the recipe's fixed windows (once per session)."""
+        from bench.posttrain import heldout_loss, heldout_windows
+
+        key = (case.model, recipe.slices, recipe.seq_len, recipe.eval_windows)
+        if key not in self.memo.dense_heldout:
+            base = self.dense(case.model)
+            held = heldout_windows(base.tokenizer, recipe, self.ctx.data_dir)
+            self.memo.dense_heldout[key] = heldout_loss(base.model, held, max(1, 8192 // recipe.seq_len), recipe)
+        return self.memo.dense_heldout[key]
+
     def run(self, case: Case) -> dict:
         """Execute the case and return the fields of its record (without provenance)."""
+        from bench.zoo import non_embedding_params
+
         t0 = time.perf_counter()
         base = self.dense(case.model)
         params_before = count_params(base.model)
-        loaded, report = self.pruned(case)
-        params_after = count_params(loaded.model)
-        ppl = {}
-        for spec in case.evals:
-            ppl[spec.key] = perplexity.evaluate(
-                loaded.model, loaded.tokenizer, spec.dataset, spec.seq_len,
-                max_windows=spec.max_windows, data_dir=self.ctx.data_dir, progress=self.ctx.progress)
-        return {
+        loaded, report, masks = self._pruned(case)
+        # N:M keeps dense tensors; its report counts the zeroed weights as removed.
+        params_after = report["params_after"] if report and "params_after" in report else count_params(loaded.model)
+        removed = params_before - params_after
+        ne_before = non_embedding_params(base.model)
+        ne_after = non_embedding_params(loaded.model) - (removed if case.method == "nm" else 0)
+        fields = {
             "profile": case.profile,
-            "model": {"spec": case.model, "key": case.model_key, "family": case.family, **_model_meta(base)},
+            "model": {"spec": case.model, "key": case.model_key, "family": case.family,
+                      "non_embedding_params": ne_before, **_model_meta(base)},
             "method": case.method,
             "label": case.label or case.method,
             "ratio": case.ratio,
@@ -86,13 +145,53 @@ class CaseRunner:
             "fingerprint": case.fingerprint(),
             "seed": case.prune_options.get("seed", 0),
             "params": {"before": params_before, "after": params_after,
-                       "achieved_ratio": 1 - params_after / params_before},
+                       "achieved_ratio": 1 - params_after / params_before,
+                       "non_embedding_before": ne_before, "non_embedding_after": ne_after},
             "prune_report": report,
-            "ppl": ppl,
             "status": "ok",
-            "timings": {"case_s": time.perf_counter() - t0,
-                        "prune_s": (report or {}).get("wall_time_s")},
+            "timings": {"prune_s": (report or {}).get("wall_time_s")},
         }
+        if case.posttrain:
+            self._posttrain(case, loaded, masks, fields)
+        else:
+            fields["ppl"] = self.measure(loaded, case)
+        fields["timings"]["case_s"] = time.perf_counter() - t0
+        return fields
+
+    def _posttrain(self, case: Case, loaded: LoadedModel, masks: dict | None, fields: dict) -> None:
+        """Measure, post-train a copy, measure again; fills the record's post-training fields."""
+        from bench.posttrain import Recipe, posttrain
+        from bench.zoo import plateau_figure
+
+        recipe = Recipe.from_options(case.posttrain_options)
+        fields["ppl_dense"] = self.dense_ppl(case)
+        dense = case.method in ("dense", "control")
+        fields["ppl_pruned"] = fields["ppl_dense"] if dense else self.measure(loaded, case)
+        l0 = self.dense_heldout(case, recipe)
+        checkpoint_eval = (lambda m: self.measure(loaded, case, model=m)) if recipe.ppl_at_checkpoints else None
+        t0 = time.perf_counter()
+        model, pt = posttrain(copy.deepcopy(loaded.model), loaded.tokenizer, recipe, data_dir=self.ctx.data_dir,
+                              masks=masks, checkpoint_eval=checkpoint_eval, progress=self.ctx.progress)
+        fields["timings"]["posttrain_s"] = time.perf_counter() - t0
+        params = fields["params"]
+        pt.update({"L0": l0, "N0": params["before"], "N": params["after"], "rho": params["achieved_ratio"],
+                   "N0_non_embedding": params["non_embedding_before"], "N_non_embedding": params["non_embedding_after"],
+                   "masks_kept": bool(masks), "D_unit": "tokens", "loss_unit": "nats/token"})
+        final = pt["trajectory"][-1]["val_loss"] if pt["trajectory"] else None
+        if final is not None:
+            pt["final_val_loss"] = final
+            if case.method == "control":
+                # The control figure: how much the unpruned base still improves with more
+                # training; recovery of a pruned model is only meaningful when this is small.
+                pt["control_improvement"] = plateau_figure(l0, final)
+        if masks:
+            pt["mask_violations"] = _mask_violations(model, masks)
+        fields["posttrain"] = pt
+        if pt["diverged"]:
+            fields["status"] = "diverged"
+            fields["ppl"] = {}
+        else:
+            fields["ppl"] = self.measure(loaded, case, model=model)
 
 
 def _model_meta(loaded: LoadedModel) -> dict:
@@ -101,8 +200,14 @@ def _model_meta(loaded: LoadedModel) -> dict:
             "hidden_size": getattr(cfg, "hidden_size", None), "info": loaded.info}
 
 
-def prune_model(model, tokenizer, case: Case, ctx: RunContext) -> dict:
-    """Prune `model` in place as `case` says; returns the pruning report as a dict."""
+def _mask_violations(model, masks: dict) -> int:
+    """How many weights the masks prune are not exactly zero (0 when the pattern held)."""
+    params = dict(model.named_parameters())
+    return int(sum(int((params[n].detach()[~m.to(params[n].device)] != 0).sum()) for n, m in masks.items()))
+
+
+def prune_model(model, tokenizer, case: Case, ctx: RunContext) -> tuple[dict, dict | None]:
+    """Prune `model` in place as `case` says; returns (the report as a dict, N:M masks or None)."""
     from pruners.calibration import CalibrationSpec, build_calibration
     from pruners.registry import make_config, prune
 
@@ -115,5 +220,5 @@ def prune_model(model, tokenizer, case: Case, ctx: RunContext) -> dict:
         spec = CalibrationSpec(data_dir=ctx.data_dir, **calib_fields)
         calibration = build_calibration(spec, tokenizer)
     report = prune(model, calibration, config)
-    return report.to_dict()
+    return report.to_dict(), getattr(report, "masks", None)
 

@@ -1,0 +1,103 @@
+"""Post-training throughput against a bare AdamW loop on the same model and batches.
+
+`posttrain.train` adds a learning-rate schedule, gradient clipping, a NaN/inf check with one
+host sync per step, loss bookkeeping and checkpoints to the four lines of a bare loop; it must
+keep at least 90% of the bare loop's tokens/s (issue 4). Both loops run in this module, on a
+model the size of the nano zoo's l2, with 4096-token batches of 128-token sequences:
+
+    pytest tests/bench_posttrain.py --benchmark-group-by=group
+
+`test_throughput_ratio` times the two loops interleaved (best of several rounds each, so a
+busy machine slows both alike) and gates on the ratio; the two `benchmark` tests show each
+loop's timings in pytest-benchmark's table.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from bench.posttrain import Recipe, train
+
+SEQ, BATCH_SEQS, STEPS = 128, 32, 4
+VOCAB = 2048
+
+
+def make_model():
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    config = LlamaConfig(vocab_size=VOCAB, hidden_size=48, intermediate_size=128, num_hidden_layers=4,
+                         num_attention_heads=3, num_key_value_heads=3, head_dim=16, max_position_embeddings=512,
+                         tie_word_embeddings=True)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return AutoModelForCausalLM.from_config(config)
+
+
+def make_windows() -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    return torch.randint(0, VOCAB, (STEPS * BATCH_SEQS, SEQ), generator=g)  # (n, S)
+
+
+RECIPE = Recipe(tokens=STEPS * BATCH_SEQS * SEQ, checkpoint_every=STEPS * BATCH_SEQS * SEQ,
+                batch_tokens=BATCH_SEQS * SEQ, micro_batch_tokens=BATCH_SEQS * SEQ, seq_len=SEQ, lr=5e-4,
+                weight_decay=0.1, eval_windows=1)
+
+
+def bare_loop(model, windows: torch.Tensor) -> None:
+    """The baseline: AdamW, forward/backward/step, nothing else."""
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=RECIPE.lr, betas=(RECIPE.beta1, RECIPE.beta2),
+                            weight_decay=RECIPE.weight_decay)
+    for s in range(STEPS):
+        x = windows[s * BATCH_SEQS:(s + 1) * BATCH_SEQS]
+        loss = model(input_ids=x, labels=x, use_cache=False).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+
+def posttrain_loop(model, windows: torch.Tensor) -> None:
+    res = train(model, windows, RECIPE)
+    assert res.tokens == RECIPE.tokens and not res.diverged
+
+
+TOKENS_PER_ROUND = STEPS * BATCH_SEQS * SEQ
+
+
+@pytest.mark.benchmark(group="posttrain-throughput")
+def test_bare_adamw_loop(benchmark):
+    model, windows = make_model(), make_windows()
+    benchmark.extra_info["tokens_per_round"] = TOKENS_PER_ROUND
+    benchmark.pedantic(bare_loop, args=(model, windows), rounds=3, warmup_rounds=1)
+
+
+@pytest.mark.benchmark(group="posttrain-throughput")
+def test_posttrain_loop(benchmark):
+    model, windows = make_model(), make_windows()
+    benchmark.extra_info["tokens_per_round"] = TOKENS_PER_ROUND
+    benchmark.pedantic(posttrain_loop, args=(model, windows), rounds=3, warmup_rounds=1)
+
+
+@pytest.mark.benchmark(group="posttrain-throughput-ratio")
+def test_throughput_ratio(benchmark):
+    """posttrain.train keeps >= 90% of the bare loop's tokens/s (interleaved, best of 5 each)."""
+    model, windows = make_model(), make_windows()
+    loops = {"bare": bare_loop, "posttrain": posttrain_loop}
+    best = {name: float("inf") for name in loops}
+    for fn in loops.values():
+        fn(model, windows)  # warm-up: allocator, kernels, first AdamW state
+    for _ in range(5):
+        for name, fn in loops.items():
+            t0 = time.perf_counter()
+            fn(model, windows)
+            best[name] = min(best[name], time.perf_counter() - t0)
+    tps = {name: TOKENS_PER_ROUND / t for name, t in best.items()}
+    ratio = tps["posttrain"] / tps["bare"]
+    benchmark.extra_info.update({f"{k}_tokens_per_s": round(v) for k, v in tps.items()})
+    benchmark.extra_info["ratio"] = round(ratio, 4)
+    benchmark.pedantic(lambda: None, rounds=1)  # the numbers above are the result
+    print(f"\nposttrain {tps['posttrain']:.0f} tok/s vs bare AdamW {tps['bare']:.0f} tok/s: ratio {ratio:.3f}")
+    assert ratio >= 0.9, f"post-training loop at {ratio:.1%} of a bare AdamW loop's tokens/s (< 90%)"

@@ -1,0 +1,228 @@
+"""The nano and smoke profiles, the post-training branch of the runner, records and --resume."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from bench import profiles, zoo
+from bench.cases import Case, EvalSpec, opts
+from bench.errors import UsageError
+from bench.posttrain import Diverged, Recipe
+from bench.session import BenchSession, SessionOptions
+
+# Registered by the `unit_profile` fixture here, and by the conftest of the subprocess test.
+SETUP = '''
+from bench import profiles, zoo
+from bench.cases import Case, EvalSpec, opts
+
+FAMILY = zoo.register_family(zoo.Family(
+    "nano-unit", "llama", (zoo.BaseSize("u1", 16, 2, 1, 1, 32, pretrain_tokens=2048, lr=1e-2),),
+    vocab_size=300, seq_len=32, batch_tokens=512, tokenizer_docs=4, pretrain_docs=8, eval_windows=4))
+RECIPE = dict(tokens=1024, checkpoint_every=256, batch_tokens=256, micro_batch_tokens=128, seq_len=32,
+              lr=3e-3, eval_windows=4, max_documents=4)
+CALIB = dict(calibration="wikitext2", samples=4, calib_seq_len=32, seed=0)
+
+
+def unit_cases(options=None, recipe=RECIPE):
+    evals = (EvalSpec("wikitext2", 32, 4), EvalSpec("ptb", 32, 4))
+    rows = [("control", "control", 0.0, ()), ("depth", "depth", 0.25, opts(**CALIB)),
+            ("nm", "2of4-sparsegpt", 0.5, opts(n=2, m=4, nm_method="sparsegpt", **CALIB))]
+    return [Case(profile="unit", model="nano-unit-u1", model_key="u1", method=m, ratio=r, label=label,
+                 prune=p, evals=evals, posttrain=opts(**recipe), family="nano-unit") for m, label, r, p in rows]
+
+
+profiles.profile("unit", "one tiny zoo model, three cases (tests)")(unit_cases)
+'''
+
+
+@pytest.fixture(autouse=True)
+def unit(monkeypatch) -> dict:
+    """SETUP's family and profile, registered for one test only."""
+    monkeypatch.setattr(profiles, "_PROFILES", dict(profiles._PROFILES))
+    monkeypatch.setattr(zoo, "FAMILIES", dict(zoo.FAMILIES))
+    ns: dict = {}
+    exec(compile(SETUP, "nano-unit-setup", "exec"), ns)  # noqa: S102 - our own test setup
+    assert ns["RECIPE"] == RECIPE
+    return ns
+
+
+def unit_cases(recipe: dict | None = None) -> list[Case]:
+    """The unit profile's cases, optionally with another post-training recipe."""
+    fn = profiles._PROFILES["unit"][0]
+    return fn(None) if recipe is None else fn(None, recipe=recipe)
+
+
+RECIPE = dict(tokens=1024, checkpoint_every=256, batch_tokens=256, micro_batch_tokens=128, seq_len=32,
+              lr=3e-3, eval_windows=4, max_documents=4)
+
+
+@pytest.fixture
+def session_factory(data_dir, tmp_path):
+    def make(**kw) -> BenchSession:
+        options = dict(profile="unit", data_dir=str(data_dir), results_dir=str(tmp_path / "results"),
+                       cache_dir=str(tmp_path / "cache"), progress=False)
+        options.update(kw)
+        return BenchSession(SessionOptions(**options))
+
+    return make
+
+
+def read(results: Path, case_id: str) -> dict:
+    return json.loads((results / "records" / f"{case_id}.json").read_text())
+
+
+# ----------------------------------------------------------------------------- profiles
+
+
+def test_nano_is_the_default_profile():
+    assert profiles.DEFAULT_PROFILE == "nano"
+
+
+def test_nano_profile_covers_every_size_and_method():
+    cases = profiles.get_cases("nano")
+    fam = zoo.FAMILIES["nano-llama"]
+    assert len(cases) == len(fam.sizes) * 8
+    ids = {c.id for c in cases}
+    for size in fam.sizes:
+        k = size.key
+        assert {f"nano-{k}-control", f"nano-{k}-2of4-sparsegpt"} <= ids
+        assert {f"nano-{k}-{m}-{r:g}" for m in ("depth", "width") for r in profiles.NANO_RATIOS} <= ids
+    for case in cases:
+        recipe = Recipe.from_options(case.posttrain_options)  # every recipe is valid
+        assert recipe.tokens // recipe.checkpoint_every >= 5  # enough checkpoints to fit and validate
+        assert case.family == "nano-llama" and zoo.is_nano(case.model)
+        assert {e.dataset for e in case.evals} == {"wikitext2", "ptb"}
+    assert len({c.posttrain for c in cases}) == 1  # one recipe: the same D axis for every curve
+
+
+def test_smoke_profile_is_two_tiny_sizes():
+    cases = profiles.get_cases("smoke")
+    assert {c.model_key for c in cases} == {"s1", "s2"}
+    assert {c.method for c in cases} == {"control", "depth", "width", "nm"}
+    assert all(c.posttrain for c in cases)
+    assert "smoke-s1-depth-0.25" in {c.id for c in cases}
+
+
+def test_full_eval_lifts_window_caps():
+    capped = profiles.get_cases("nano")[0].evals
+    full = profiles.get_cases("nano", profiles.ProfileOptions(full_eval=True))[0].evals
+    assert all(e.max_windows for e in capped) and all(e.max_windows is None for e in full)
+
+
+# ----------------------------------------------------------------------------- the runner's post-training branch
+
+
+def test_records_carry_what_the_fit_needs(session_factory):
+    session = session_factory()
+    recs = {c.id: session.run_case(c) for c in unit_cases()}
+    control, depth, nm = recs["unit-u1-control"], recs["unit-u1-depth-0.25"], recs["unit-u1-2of4-sparsegpt"]
+    l0 = control["posttrain"]["L0"]
+    for rec in recs.values():
+        pt = rec["posttrain"]
+        assert rec["status"] == "ok" and pt["diverged"] is False
+        assert pt["L0"] == l0  # the unpruned base's held-out loss, same windows for every case
+        assert [c["tokens"] for c in pt["trajectory"]] == [256, 512, 768, 1024]
+        assert all(set(c) >= {"tokens", "train_loss", "val_loss", "wall_s"} for c in pt["trajectory"])
+        assert pt["N0"] == rec["params"]["before"] and pt["N"] == rec["params"]["after"]
+        assert pt["rho"] == pytest.approx(rec["params"]["achieved_ratio"])
+        assert pt["recipe"]["tokens"] == 1024 and pt["eval_tokens"] == 4 * 32
+        assert set(rec["ppl"]) == set(rec["ppl_pruned"]) == set(rec["ppl_dense"]) == {"wikitext2:32", "ptb:32"}
+        assert rec["model"]["family"] == "nano-unit" and rec["model"]["key"] == "u1"
+        assert rec["model"]["non_embedding_params"] == rec["params"]["non_embedding_before"]
+    assert control["posttrain"]["initial_val_loss"] == pytest.approx(l0)
+    assert control["ppl_pruned"] == control["ppl_dense"] and control["posttrain"]["rho"] == 0
+    assert control["posttrain"]["control_improvement"] == pytest.approx(
+        (l0 - control["posttrain"]["final_val_loss"]) / l0)
+    assert "control_improvement" not in depth["posttrain"]
+    assert depth["posttrain"]["initial_val_loss"] > l0  # pruning hurt
+    assert depth["posttrain"]["final_val_loss"] < depth["posttrain"]["initial_val_loss"]  # and it recovers
+    assert nm["params"]["after"] < nm["params"]["before"]  # zeros count as removed
+    assert nm["posttrain"]["masks_kept"] and nm["posttrain"]["mask_violations"] == 0
+    assert nm["params"]["non_embedding_after"] < nm["params"]["non_embedding_before"]
+
+
+def test_perplexity_at_checkpoints_on_request(session_factory):
+    case = unit_cases(recipe=dict(RECIPE, ppl_at_checkpoints=True))[0]
+    rec = session_factory().run_case(case)
+    traj = rec["posttrain"]["trajectory"]
+    assert all(set(c["extra"]) == {"wikitext2:32", "ptb:32"} for c in traj)
+    assert traj[-1]["extra"]["ptb:32"]["ppl"] == pytest.approx(rec["ppl"]["ptb:32"]["ppl"])
+
+
+def test_bad_recipe_fails_before_any_record(session_factory, tmp_path):
+    case = unit_cases(recipe=dict(RECIPE, tokens=128))[0]  # budget < one checkpoint interval
+    session = session_factory()
+    with pytest.raises(UsageError, match="smaller than one checkpoint interval"):
+        session.run_case(case)
+    assert not list((tmp_path / "results").glob("records/*.json"))
+
+
+def test_divergence_keeps_the_record_and_fails_the_case(session_factory, tmp_path):
+    case = unit_cases(recipe=dict(RECIPE, lr=1e30, grad_clip=0.0))[1]
+    session = session_factory()
+    with pytest.raises(Diverged, match="diverged at step .*status 'diverged'.*lower the learning rate"):
+        session.run_case(case)
+    rec = read(tmp_path / "results", case.id)
+    assert rec["status"] == "diverged" and rec["posttrain"]["diverged"] is True
+    assert rec["posttrain"]["divergence"]["tokens"] < 1024
+    assert session_factory(resume=True).stored(case) is None  # a diverged record is never resumed
+
+
+# ----------------------------------------------------------------------------- resume
+
+
+def test_resume_reruns_only_what_a_killed_run_lost(session_factory, monkeypatch):
+    cases = unit_cases()
+    first = session_factory()
+    for case in cases[:2]:  # "killed" before the third case finished
+        first.run_case(case)
+    created = {c.id: first.outcomes[i].record["created"] for i, c in enumerate(cases[:2])}
+
+    second = session_factory(resume=True)
+    ran = []
+    real = second.runner.run
+    monkeypatch.setattr(second.runner, "run", lambda case: ran.append(case.id) or real(case))
+    for case in cases:
+        second.run_case(case)
+    assert ran == [cases[2].id]
+    assert [o.resumed for o in second.outcomes] == [True, True, False]
+    assert all(second.outcomes[i].record["created"] == created[c.id] for i, c in enumerate(cases[:2]))
+
+    third = session_factory(resume=True)
+    monkeypatch.setattr(third.runner, "run", lambda case: pytest.fail(f"{case.id} recomputed"))
+    for case in cases:
+        third.run_case(case)
+    assert all(o.resumed for o in third.outcomes)
+
+
+def test_resume_recomputes_a_case_whose_recipe_changed(session_factory):
+    case = unit_cases()[0]
+    session_factory().run_case(case)
+    changed = unit_cases(recipe=dict(RECIPE, lr=1e-3))[0]
+    assert changed.id == case.id and changed.fingerprint() != case.fingerprint()
+    assert session_factory(resume=True).stored(changed) is None
+
+
+# ----------------------------------------------------------------------------- end to end through pytest
+
+
+def test_pytest_run_then_resume_and_slice(pytester, data_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("PRUNEBENCH_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("PRUNEBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    pytester.makeconftest('pytest_plugins = ["bench.plugin"]\n' + SETUP)
+    matrix = (Path(__file__).resolve().parents[1] / "bench" / "test_matrix.py").read_text()
+    pytester.makepyfile(test_matrix=matrix)
+    results = tmp_path / "results"
+    args = ("--profile", "unit", f"--results-dir={results}", "-p", "no:cacheprovider")
+    pytester.runpytest_subprocess(*args, "-k", "control").assert_outcomes(passed=1)
+    assert [p.stem for p in (results / "records").glob("*.json")] == ["unit-u1-control"]
+    run = pytester.runpytest_subprocess(*args, "--resume")
+    run.assert_outcomes(passed=3)
+    run.stdout.fnmatch_lines(["*unit-u1-control*resumed*"])
+    rec = read(results, "unit-u1-2of4-sparsegpt")
+    assert rec["status"] == "ok" and math.isfinite(rec["posttrain"]["final_val_loss"])

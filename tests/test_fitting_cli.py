@@ -81,7 +81,7 @@ def test_human_output(points_csv, capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--results-dir", "x"], "--results-dir fitting is not available yet"),
+        (["--results-dir", "/nonexistent/results"], "results directory /nonexistent/results does not exist"),
         (["--law", "chinchila", "--columns", "a,b,c"], "did you mean 'chinchilla'"),
         (["--law", "chinchilla", "--columns", "Model Size,loss"], "needs 3 columns (N,D,L)"),
         (["--law", "chinchilla", "--columns", "Model Size,Tokens,loss"], "no column 'Tokens'"),

@@ -54,6 +54,7 @@ class GroupStudy:
     extrapolation: dict = field(default_factory=dict)  # size -> metrics
     optimal: list[dict] = field(default_factory=list)
     error: str | None = None  # why the group could not be fitted, if it could not
+    notes: list[str] = field(default_factory=list)  # steps after the fit that could not run
 
     @property
     def key(self) -> str:
@@ -67,7 +68,7 @@ class GroupStudy:
             "fit": self.fit.to_dict() if self.fit is not None else None,
             "bootstrap": self.bootstrap.to_dict() if self.bootstrap is not None else None,
             "within_run": self.within_run, "extrapolation": self.extrapolation,
-            "optimal_tokens": self.optimal, "error": self.error,
+            "optimal_tokens": self.optimal, "error": self.error, "notes": self.notes,
         }
 
 
@@ -146,26 +147,43 @@ def study_group(family: str, method: str, runs: list, config: StudyConfig) -> Gr
     fit_runs = [r for r in runs if r.group in fit_sizes]
     try:
         g.fit = fit(fit_runs, law, units=units)
-        if config.bootstrap:
-            g.bootstrap = bootstrap(fit_runs, law, n=config.bootstrap, seed=config.seed, units=units,
-                                    estimate=g.fit)
-        g.within_run = within_run(fit_runs, law, units=units).to_dict()["validation"]
-        for size in heldout:
-            m = evaluate_fit(g.fit, [r for r in runs if r.group == size])
-            m["extrapolation_error"] = m["mape"]
-            g.extrapolation[size] = m
-        for r in runs:
-            point = {k: r.inputs[k] for k in ("N0", "N", "rho", "L0")}
-            g.optimal.append({
-                "run": r.run_id, "size": r.group, "rho": r.inputs["rho"],
-                "margin": config.margin, "slope_threshold": config.slope_threshold,
-                "tokens_to_margin": tokens_to_margin(g.fit, point, config.margin).to_dict(),
-                "tokens_to_slope": tokens_to_slope(g.fit, point, config.slope_threshold).to_dict(),
-                "trained_tokens": float(r.tokens[-1]),
-            })
     except UsageError as exc:
         g.error = str(exc)
+        return g
+    # Each later step can fail on its own (a bootstrap resample or the 80% within-run split
+    # may have fewer points than parameters); that is recorded, and the rest still runs.
+    try:
+        if config.bootstrap:
+            g.bootstrap = bootstrap(fit_runs, law, n=config.bootstrap, seed=config.seed, units=units, estimate=g.fit)
+    except UsageError as exc:
+        g.notes.append(f"bootstrap: {exc}")
+    try:
+        g.within_run = within_run(fit_runs, law, units=units).to_dict()["validation"]
+    except UsageError as exc:
+        g.notes.append(f"within-run: {exc}")
+    for size in heldout:
+        m = evaluate_fit(g.fit, [r for r in runs if r.group == size])
+        m["extrapolation_error"] = m["mape"]
+        g.extrapolation[size] = m
+    for r in runs:
+        point = {k: r.inputs[k] for k in ("N0", "N", "rho", "L0")}
+        g.optimal.append({
+            "run": r.run_id, "size": r.group, "rho": r.inputs["rho"],
+            "margin": config.margin, "slope_threshold": config.slope_threshold,
+            "tokens_to_margin": _target(tokens_to_margin, g.fit, point, config.margin),
+            "tokens_to_slope": _target(tokens_to_slope, g.fit, point, config.slope_threshold),
+            "trained_tokens": float(r.tokens[-1]),
+        })
     return g
+
+
+def _target(fn, result, point, arg) -> dict:
+    """A token target, or an explicit 'not computable' when a degenerate fit overflows."""
+    try:
+        return fn(result, point, arg).to_dict()
+    except ArithmeticError as exc:
+        return {"tokens": None, "reachable": False, "limit": None, "loss": None,
+                "reason": f"not computable from this fit ({exc.__class__.__name__})"}
 
 
 @dataclass

@@ -77,3 +77,12 @@ def test_too_few_points_is_reported_not_nan():
 def test_unknown_law():
     with pytest.raises(UsageError, match="unknown law 'p3'"):
         run_study(synthetic_records(), StudyConfig(law="p3"))
+
+
+def test_within_run_failure_does_not_hide_the_extrapolation():
+    """One run per fit size: within-run has too few points (80% of 8 < 7) but the fit works."""
+    recs = [r for r in synthetic_records(noise=0.001) if r["method"] == "depth" and abs(r["ratio"] - 0.25) < 1e-9]
+    (g,) = run_study(recs, StudyConfig(bootstrap=0)).groups
+    assert g.fit is not None and g.within_run is None
+    assert any(n.startswith("within-run:") for n in g.notes)
+    assert set(g.extrapolation) == {"s4"} and len(g.optimal) == 4

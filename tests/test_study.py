@@ -80,9 +80,11 @@ def test_unknown_law():
 
 
 def test_within_run_failure_does_not_hide_the_extrapolation():
-    """One run per fit size: within-run has too few points (80% of 8 < 7) but the fit works."""
-    recs = [r for r in synthetic_records(noise=0.001) if r["method"] == "depth" and abs(r["ratio"] - 0.25) < 1e-9]
+    """One fitted run of 8 checkpoints: the fit works (8 points >= 7 parameters), the
+    within-run split does not (6 points), and the held-out curve is still predicted."""
+    recs = [r for r in synthetic_records(noise=0.001) if r["method"] == "depth"
+            and abs(r["ratio"] - 0.25) < 1e-9 and r["model"]["key"] in ("s1", "s4")]
     (g,) = run_study(recs, StudyConfig(bootstrap=0)).groups
     assert g.fit is not None and g.within_run is None
     assert any(n.startswith("within-run:") for n in g.notes)
-    assert set(g.extrapolation) == {"s4"} and len(g.optimal) == 4
+    assert set(g.extrapolation) == {"s4"} and len(g.optimal) == 2

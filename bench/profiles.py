@@ -133,18 +133,26 @@ SMOKE_POSTTRAIN = dict(NANO_POSTTRAIN, tokens=32_768, checkpoint_every=4096, war
                        lr=1e-3)
 
 
-def nano_methods(ratios=NANO_RATIOS, calib: dict | None = None) -> list[tuple[str, str, float, tuple]]:
+# LoRA recovery (LLM-Pruner's recipe: r 8, alpha 16, dropout 0.05 on q/k/v/o/gate/up/down),
+# with the learning rate adapters need; 2:4 is left out because a dense low-rank update cannot
+# keep the mask.
+NANO_LORA_POSTTRAIN = dict(NANO_POSTTRAIN, lora=True, lr=5e-3)
+
+
+def nano_methods(ratios=NANO_RATIOS, calib: dict | None = None, nm: bool = True) -> list[tuple[str, str, float, tuple]]:
     """(method, label, ratio, options) of one base: control, depth and width at each ratio, 2:4."""
     calib = NANO_CALIB if calib is None else calib
     rows = [("control", "control", 0.0, ())]
     rows += [("depth", "depth", r, opts(**calib)) for r in ratios]
     rows += [("width", "width", r, opts(**calib)) for r in ratios]
-    rows.append(("nm", "2of4-sparsegpt", 0.5, opts(n=2, m=4, nm_method="sparsegpt", **calib)))
+    if nm:
+        rows.append(("nm", "2of4-sparsegpt", 0.5, opts(n=2, m=4, nm_method="sparsegpt", **calib)))
     return rows
 
 
 def nano_cases(profile_name: str, family: str, options: ProfileOptions, *, recipe: dict,
-               ratios=NANO_RATIOS, cap: int | None = NANO_EVAL_CAP, calib: dict | None = None) -> list[Case]:
+               ratios=NANO_RATIOS, cap: int | None = NANO_EVAL_CAP, calib: dict | None = None,
+               nm: bool = True) -> list[Case]:
     """Every size of a zoo family x `nano_methods`, post-trained with `recipe`."""
     from bench.zoo import FAMILIES
 
@@ -152,7 +160,7 @@ def nano_cases(profile_name: str, family: str, options: ProfileOptions, *, recip
     evals = tuple(EvalSpec(d, 128, _cap(options, cap)) for d in NANO_EVALS)
     cases = []
     for size in fam.sizes:
-        for method, label, ratio, prune in nano_methods(ratios, calib):
+        for method, label, ratio, prune in nano_methods(ratios, calib, nm):
             cases.append(Case(
                 profile=profile_name, model=fam.spec(size.key), model_key=size.key, method=method, ratio=ratio,
                 label=label, prune=prune, evals=evals, posttrain=opts(**recipe), family=family))
@@ -167,6 +175,11 @@ def _nano(options: ProfileOptions) -> list[Case]:
 @profile("nano-qwen2", "the nano study on a Qwen2-architecture zoo family")
 def _nano_qwen2(options: ProfileOptions) -> list[Case]:
     return nano_cases("nano-qwen2", "nano-qwen2", options, recipe=NANO_POSTTRAIN)
+
+
+@profile("nano-lora", "the nano study with LoRA recovery instead of full post-training (no 2:4)")
+def _nano_lora(options: ProfileOptions) -> list[Case]:
+    return nano_cases("nano-lora", "nano-llama", options, recipe=NANO_LORA_POSTTRAIN, nm=False)
 
 
 # ----------------------------------------------------------------------------- smoke

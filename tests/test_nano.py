@@ -107,6 +107,15 @@ def test_smoke_profile_is_two_tiny_sizes():
     assert "smoke-s1-depth-0.25" in {c.id for c in cases}
 
 
+def test_lora_and_qwen2_variants():
+    lora = profiles.get_cases("nano-lora")
+    assert lora and all(Recipe.from_options(c.posttrain_options).lora for c in lora)
+    assert "nm" not in {c.method for c in lora}  # LoRA cannot keep a 2:4 mask
+    qwen = profiles.get_cases("nano-qwen2")
+    assert {c.family for c in qwen} == {"nano-qwen2"} and "nano-qwen2-l1-depth-0.25" in {c.id for c in qwen}
+    assert zoo.FAMILIES["nano-qwen2"].model_config(zoo.FAMILIES["nano-qwen2"].sizes[0]).model_type == "qwen2"
+
+
 def test_full_eval_lifts_window_caps():
     capped = profiles.get_cases("nano")[0].evals
     full = profiles.get_cases("nano", profiles.ProfileOptions(full_eval=True))[0].evals

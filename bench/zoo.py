@@ -155,16 +155,17 @@ NANO_SIZES = (
     BaseSize("l4", 96, 6, 6, 6, 256, pretrain_tokens=3_000_000, lr=1e-2),
 )
 
-# Two very small sizes and few tokens: the CI smoke profile builds them in about a minute.
+# Two very small sizes and few tokens (a few passes over 128 documents): the CI smoke profile
+# builds them in well under a minute.
 SMOKE_SIZES = (
-    BaseSize("s1", 32, 2, 2, 2, 64, pretrain_tokens=196_608, lr=1e-2),
-    BaseSize("s2", 32, 4, 2, 2, 96, pretrain_tokens=196_608, lr=1e-2),
+    BaseSize("s1", 32, 2, 2, 2, 64, pretrain_tokens=786_432, lr=1e-2),
+    BaseSize("s2", 32, 4, 2, 2, 96, pretrain_tokens=786_432, lr=1e-2),
 )
 
 FAMILIES: dict[str, Family] = {
     "nano-llama": Family("nano-llama", "llama", NANO_SIZES),
     "nano-qwen2": Family("nano-qwen2", "qwen2", NANO_SIZES),
-    "nano-smoke": Family("nano-smoke", "llama", SMOKE_SIZES, vocab_size=512, tokenizer_docs=64, pretrain_docs=64,
+    "nano-smoke": Family("nano-smoke", "llama", SMOKE_SIZES, vocab_size=512, tokenizer_docs=64, pretrain_docs=128,
                          final_lr=1e-3),
 }
 

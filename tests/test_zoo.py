@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import warnings
 
 import pytest
@@ -166,3 +167,12 @@ def test_ensure_all_builds_missing_models_in_parallel_workers(family, data_dir, 
         stamps[spec] = (directory / zoo.MANIFEST).stat().st_mtime_ns
     again = zoo.ensure_all(specs, tmp_path, data_dir, workers=2)  # all cached: nothing rebuilt
     assert again == dirs and all((d / zoo.MANIFEST).stat().st_mtime_ns == stamps[s] for s, d in again.items())
+
+
+def test_qwen2_family_builds_the_same_way(data_dir, tmp_path, monkeypatch):
+    qwen = dataclasses.replace(TEST_FAMILY, name="nano-unitq", arch="qwen2")
+    monkeypatch.setitem(zoo.FAMILIES, qwen.name, qwen)
+    loaded = zoo.load("nano-unitq-t1", tmp_path, data_dir)
+    assert type(loaded.model).__name__ == "Qwen2ForCausalLM"
+    assert loaded.model.model.layers[0].self_attn.q_proj.bias is not None  # Qwen2's q/k/v biases
+    assert loaded.info["pretrain_val_loss"] < math.log(qwen.vocab_size)  # it learned something

@@ -194,6 +194,8 @@ def known_aliases() -> list[str]:
 
 
 def _find_alias(spec: str) -> AliasLoader | None:
+    if spec.startswith("nano-"):
+        import bench.zoo  # noqa: F401  - registers the nano-* aliases on first use
     if spec in _ALIASES:
         return _ALIASES[spec]
     for prefix, fn in _ALIAS_PREFIXES.items():

@@ -58,15 +58,20 @@ def _resized(lin: nn.Linear, n_in: int, n_out: int) -> nn.Linear:
     return nn.Linear(n_in, n_out, bias=lin.bias is not None, device=w.device, dtype=w.dtype)
 
 
+def layer_sizes(config) -> list[dict]:
+    """Per-layer widths from the config, or the uniform template widths when it has none."""
+    return getattr(config, LAYER_SIZES_KEY, None) or [{
+        "num_attention_heads": config.num_attention_heads,
+        "num_key_value_heads": config.num_key_value_heads,
+        "intermediate_size": config.intermediate_size}] * config.num_hidden_layers
+
+
 class PrunebenchLlamaForCausalLM(LlamaForCausalLM):
     """LlamaForCausalLM with per-layer widths from ``config.prunebench_layer_sizes``."""
 
     def __init__(self, config):
         super().__init__(config)
-        apply_layer_sizes(self, getattr(config, LAYER_SIZES_KEY, None) or [{
-            "num_attention_heads": config.num_attention_heads,
-            "num_key_value_heads": config.num_key_value_heads,
-            "intermediate_size": config.intermediate_size}] * config.num_hidden_layers)
+        apply_layer_sizes(self, layer_sizes(config))
 
 
 class PrunebenchQwen2ForCausalLM(Qwen2ForCausalLM):
@@ -74,10 +79,7 @@ class PrunebenchQwen2ForCausalLM(Qwen2ForCausalLM):
 
     def __init__(self, config):
         super().__init__(config)
-        apply_layer_sizes(self, getattr(config, LAYER_SIZES_KEY, None) or [{
-            "num_attention_heads": config.num_attention_heads,
-            "num_key_value_heads": config.num_key_value_heads,
-            "intermediate_size": config.intermediate_size}] * config.num_hidden_layers)
+        apply_layer_sizes(self, layer_sizes(config))
 
 
 CLASSES = {"llama": PrunebenchLlamaForCausalLM, "qwen2": PrunebenchQwen2ForCausalLM}

@@ -19,7 +19,9 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import re
 import shutil
+import socket
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,13 +95,50 @@ def resolve_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
     return path
 
 
+# Temporary build directories are named ``.tmp-<final>.<host>.<pid>-<random>`` so that a later
+# build can tell a dead builder's leftovers (killed with SIGKILL, or its machine rebooted)
+# from a build still running in another process that shares the cache.
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def sweep_stale_tmp(final: Path) -> list[Path]:
+    """Remove ``final``'s temporary build directories left by dead processes on this host.
+
+    Returns the directories removed. Builds of live processes, and those of other hosts
+    (whose pids mean nothing here), are left alone.
+    """
+    pattern = re.compile(re.escape(f".tmp-{final.name}.") + r"([0-9a-f]{8})\.(\d+)-")
+    removed = []
+    if not final.parent.is_dir():
+        return removed
+    for path in final.parent.iterdir():
+        match = pattern.match(path.name)
+        if match and match.group(1) == _HOST and not _pid_alive(int(match.group(2))):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
 def atomic_dir(final: Path, build: Callable[[Path], None]) -> Path:
     """Build a directory in a temporary sibling, then rename it into place.
 
-    A crash half-way leaves only a ``.tmp-*`` directory, never a partial `final`.
+    An exception removes the temporary directory; a process killed outright leaves it
+    behind, and the next build of the same entry removes it (`sweep_stale_tmp`). Either
+    way `final` is never partial.
     """
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
+    sweep_stale_tmp(final)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}.{_HOST}.{os.getpid()}-", dir=final.parent))
     try:
         build(tmp)
         if final.exists():

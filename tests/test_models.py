@@ -127,3 +127,39 @@ def test_local_dirs_go_through_the_pruned_loader(tmp_path):
     save_file(weights, tmp_path / "nm" / "model.safetensors", metadata={"format": "pt"})
     with pytest.raises(UsageError, match="break the saved 2:4 pattern"):
         models.load_model(str(tmp_path / "nm"))
+
+
+_SLOW_BUILD = """
+import sys, time
+from pathlib import Path
+from bench.models import atomic_dir
+
+def build(tmp):
+    (tmp / "weights").write_text("half")
+    print("building", flush=True)
+    time.sleep(60)
+
+atomic_dir(Path(sys.argv[1]), build)
+"""
+
+
+def test_a_killed_build_leaves_nothing_the_next_build_keeps(tmp_path):
+    """SIGKILL mid-build: no partial entry, and the next build sweeps the dead builder's tmp dir."""
+    import signal
+    import subprocess
+    import sys
+
+    final = tmp_path / "zoo" / "entry"
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_BUILD, str(final)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "building"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    left = [p.name for p in final.parent.iterdir()]
+    assert len(left) == 1 and left[0].startswith(".tmp-entry.") and not final.exists()
+
+    # A live builder's directory (this process) must survive the sweep.
+    live = final.parent / f".tmp-entry.{models._HOST}.{os.getpid()}-x"
+    live.mkdir()
+    models.atomic_dir(final, lambda tmp: (tmp / "weights").write_text("whole"))
+    assert sorted(p.name for p in final.parent.iterdir()) == sorted(["entry", live.name])
+    assert (final / "weights").read_text() == "whole"

@@ -1,0 +1,67 @@
+"""The whole `smoke` profile through a real `pytest bench` run: zoo build, 8 cases, fit, report.
+
+This is the CI run of the nano pipeline (issue 4): two tiny bases trained by the suite, every
+method of the nano matrix, post-training with trajectories, the law fitted on s1 and checked
+on s2, then a `--resume` run that recomputes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import profiles
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _pytest_bench(*args, env):
+    return subprocess.run([sys.executable, "-m", "pytest", "bench", "-p", "no:cacheprovider", "-q", *args],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(data_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("smoke")
+    env = {**os.environ, "PRUNEBENCH_DATA_DIR": str(data_dir), "PRUNEBENCH_CACHE_DIR": str(root / "cache"),
+           "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    results = root / "results"
+    first = _pytest_bench("--profile", "smoke", f"--results-dir={results}", env=env)
+    return first, results, env
+
+
+def test_smoke_profile_runs_every_case_and_reports(smoke_run):
+    run, results, _ = smoke_run
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    ids = {c.id for c in profiles.get_cases("smoke")}
+    records = {p.stem: json.loads(p.read_text()) for p in (results / "records").glob("*.json")}
+    assert set(records) == ids and len(ids) == 8
+    for rec in records.values():
+        assert rec["status"] == "ok"
+        traj = rec["posttrain"]["trajectory"]
+        assert len(traj) >= 2 and all(math.isfinite(p["val_loss"]) for p in traj)
+    # 2:4 cases keep their pattern through post-training; the control measures the plateau.
+    control = [r for r in records.values() if r["method"] == "control"]
+    assert control and all(math.isfinite(r["posttrain"]["control_improvement"]) for r in control)
+    assert all(r["posttrain"]["mask_violations"] == 0 for r in records.values() if r["method"] == "nm")
+    fit = json.loads((results / "fit.json").read_text())
+    assert fit["groups"], "the session fitted no group"
+    report = (results / "report.md").read_text()
+    assert "Extrapolation" in report or "extrapolation" in report
+    assert any(p.suffix == ".png" for p in results.iterdir())
+
+
+def test_smoke_resume_recomputes_nothing(smoke_run):
+    run, results, env = smoke_run
+    assert run.returncode == 0
+    before = {p.name: p.stat().st_mtime_ns for p in (results / "records").glob("*.json")}
+    again = _pytest_bench("--profile", "smoke", f"--results-dir={results}", "--resume", env=env)
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert again.stdout.count("resumed") >= 8
+    assert {p.name: p.stat().st_mtime_ns for p in (results / "records").glob("*.json")} == before

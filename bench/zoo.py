@@ -424,6 +424,7 @@ def load(spec: str, cache_dir=None, data_dir=None, progress: bool = False) -> Lo
 
     directory = ensure(spec, cache_dir, data_dir, progress)
     loaded = load_local(directory)
+    _check_tokenizer(loaded.tokenizer, load_tokenizer(family_of(spec), cache_dir, data_dir), spec)
     manifest = read_manifest(directory)
     pre = manifest.get("pretrain", {})
     loaded.spec, loaded.kind = spec, "alias"
@@ -432,6 +433,24 @@ def load(spec: str, cache_dir=None, data_dir=None, progress: bool = False) -> Lo
                         "pretrain_tokens": pre.get("tokens"), "pretrain_val_loss": pre.get("final_val_loss"),
                         "pretrain_wall_s": pre.get("wall_s"), "rebuilt_because": manifest.get("rebuilt_because")})
     return loaded
+
+
+# Bytes a byte-level BPE must round-trip the same way whichever class loads it: spaces,
+# digits, punctuation, newlines and non-ASCII letters.
+TOKENIZER_PROBE = "The  quick brown fox, 1234 jumped\n\n over the lazy dog's back. Café = naïve @-@ 3.5"
+
+
+def family_of(spec: str) -> Family:
+    return parse_spec(spec)[0]
+
+
+def _check_tokenizer(loaded, trained, spec: str) -> None:
+    """Refuse a base whose saved tokenizer no longer tokenizes like the one it was trained with."""
+    got, want = loaded(TOKENIZER_PROBE)["input_ids"], trained(TOKENIZER_PROBE)["input_ids"]
+    if got != want:
+        raise RuntimeError(f"nano zoo model {spec}: its saved tokenizer ({type(loaded).__name__}) tokenizes "
+                           f"differently from the family tokenizer it was trained with; this is a bug in "
+                           f"prunebench's tokenizer loading, please report it")
 
 
 @register_alias("nano-", prefix=True)

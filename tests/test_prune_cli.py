@@ -143,3 +143,15 @@ def test_save_is_atomic(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         save_pruned(tiny("llama"), tmp_path / "m", tokenizer=Broken())
     assert list(tmp_path.iterdir()) == []
+
+
+def test_slimpajama_offline_is_one_line(capsys, tmp_path, fake_corpus, monkeypatch):
+    """SlimPajama streams from the hub; offline, the user is told which local sources work."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    out_dir = tmp_path / "out"
+    rc, out, err = _run(capsys, ["prune", "--model", "tiny-llama", "--method", "depth", "--ratio", "0.3",
+                                 "--calibration", "slimpajama", "--out", str(out_dir), "--json"])
+    assert rc == 2 and out == "" and not out_dir.exists()
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "'slimpajama' streams from the Hugging Face hub" in lines[0]
+    assert "use --calibration c4 or wikitext2" in lines[0]

@@ -176,3 +176,35 @@ def test_qwen2_family_builds_the_same_way(data_dir, tmp_path, monkeypatch):
     assert type(loaded.model).__name__ == "Qwen2ForCausalLM"
     assert loaded.model.model.layers[0].self_attn.q_proj.bias is not None  # Qwen2's q/k/v biases
     assert loaded.info["pretrain_val_loss"] < math.log(qwen.vocab_size)  # it learned something
+
+
+# A vocabulary large enough to hold merges across digits and newlines, where Qwen2Tokenizer's
+# own pre-tokenizer splits differently from the byte-level pipeline the base was trained with.
+MERGY = dataclasses.replace(TEST_FAMILY, vocab_size=1024, tokenizer_docs=64)
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_a_loaded_base_reproduces_its_pretraining_heldout_loss(arch, data_dir, tmp_path, monkeypatch):
+    """L0 of every case is the loaded base's held-out loss: it must be the one pre-training ended at."""
+    from bench.posttrain import heldout_loss, heldout_windows
+
+    fam = dataclasses.replace(MERGY, name=f"nano-unit{arch}", arch=arch)
+    monkeypatch.setitem(zoo.FAMILIES, fam.name, fam)
+    loaded = zoo.load(f"{fam.name}-t1", tmp_path, data_dir)
+    recipe = fam.recipe(fam.sizes[0])
+    held = heldout_windows(loaded.tokenizer, recipe, data_dir)
+    assert heldout_loss(loaded.model, held, 64, recipe) == pytest.approx(loaded.info["pretrain_val_loss"], abs=1e-6)
+
+
+def test_a_tokenizer_that_loads_differently_is_refused(data_dir, tmp_path, monkeypatch):
+    """AutoTokenizer on a Qwen2 directory swaps in Qwen2Tokenizer's pipeline; zoo.load must notice."""
+    from transformers import AutoTokenizer
+
+    from bench import models
+
+    fam = dataclasses.replace(MERGY, name="nano-unitqq", arch="qwen2")
+    monkeypatch.setitem(zoo.FAMILIES, fam.name, fam)
+    zoo.ensure(f"{fam.name}-t1", tmp_path, data_dir)
+    monkeypatch.setattr(models, "load_saved_tokenizer", lambda path: AutoTokenizer.from_pretrained(path))
+    with pytest.raises(RuntimeError, match="tokenizes differently from the family tokenizer"):
+        zoo.load(f"{fam.name}-t1", tmp_path, data_dir)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import records as rec_mod
-from reports.markdown import fmt_num
+from reports.markdown import fmt_num, fmt_pct
 from bench.cases import Case
 from bench.errors import UsageError
 from bench.profiles import DEFAULT_PROFILE, ProfileOptions, get_cases
@@ -207,7 +207,7 @@ class BenchSession:
         if fin is not None:
             if fin.study is not None:
                 for key, err in sorted(fin.study.heldout_errors().items()):
-                    lines.append(f"law {self.options.law}: extrapolation error on held-out {key}: {err:.2f}%")
+                    lines.append(f"law {self.options.law}: extrapolation error on held-out {key}: {fmt_pct(err / 100)}")
             for v in fin.verdicts:
                 lines.append(f"{'GATE PASSED' if v.passed else 'GATE FAILED'} {v.name}: {v.detail}")
             if fin.usage_error:

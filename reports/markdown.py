@@ -17,6 +17,9 @@ DATASET_TITLE = {"wikitext2": "WikiText2", "ptb": "PTB"}
 SEQ_ORDER = (2048, 128)  # the seed table shows 2048 first
 
 
+HUGE = 1e9  # beyond this a number is printed as mantissa and exponent
+
+
 def fmt_num(x, digits: int = 2) -> str:
     if x is None:
         return "–"
@@ -24,6 +27,8 @@ def fmt_num(x, digits: int = 2) -> str:
         return x
     if not math.isfinite(x):
         return "inf" if x > 0 else ("-inf" if x < 0 else "nan")
+    if abs(x) >= HUGE:
+        return f"{x:.3g}"  # a run-away fit: 36 digits of it say nothing more than the exponent
     return f"{x:,.{digits}f}"
 
 
@@ -36,7 +41,13 @@ def fmt_sci(x) -> str:
 
 
 def fmt_pct(x, digits: int = 2) -> str:
-    return "–" if x is None else f"{100 * x:.{digits}f}%"
+    """A fraction as a percentage (0.0123 -> '1.23%'); absurd values in scientific notation."""
+    if x is None:
+        return "–"
+    pct = 100 * x
+    if math.isfinite(pct) and abs(pct) >= HUGE:
+        return f"{pct:.3g}%"
+    return f"{pct:.{digits}f}%"
 
 
 def fmt_tokens(x) -> str:

@@ -47,6 +47,10 @@ def test_number_formats():
     assert markdown.fmt_num(float("inf")) == "inf"
     assert markdown.fmt_tokens(131072) == "131k" and markdown.fmt_tokens(2.5e9) == "2.5B"
     assert markdown.fmt_pct(0.823458, 4) == "82.3458%"
+    # A fit that ran away (the nano 2:4 extrapolation) prints as an exponent, not 36 digits.
+    assert markdown.fmt_pct(1.714050742642377e33) == "1.71e+35%"
+    assert markdown.fmt_num(-1.452134465882e50) == "-1.45e+50"
+    assert markdown.fmt_num(999_999_999.0) == "999,999,999.00"
 
 
 def test_recovered_fraction_is_in_log_space():

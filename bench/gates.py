@@ -4,6 +4,12 @@
 * `--baseline FILE --max-ppl-regression 2%`: every perplexity in this run against the same
   case and measurement in a stored run (a results directory, its records folder, or a
   single record file).
+* `--max-control-improvement 1%`: every control case (an unpruned base post-trained with the
+  study's recipe) of the results directory. A base that still improves by more than this is
+  not at a plateau, and the recovery of its pruned models is partly plain extra training.
+
+Each gate says what it checks (`needs`): the fitted study, this run's records, or every
+record stored in the results directory.
 
 A gate with nothing to evaluate is a usage error, not a pass: a CI job that gates on the law
 but produced no post-training records must not go green.
@@ -12,6 +18,7 @@ but produced no post-training records must not go green.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +53,7 @@ class ExtrapolationGate:
     max_error: float  # percent
 
     name = "max-extrapolation-error"
+    needs = "study"
 
     def check(self, study) -> Verdict:
         errors = study.heldout_errors() if study is not None else {}
@@ -54,9 +62,15 @@ class ExtrapolationGate:
                              "run a profile with post-training on several sizes (e.g. nano) or drop the gate")
         worst_key = max(errors, key=errors.get)
         worst = errors[worst_key]
-        parts = ", ".join(f"{k}={v:.2f}%" for k, v in sorted(errors.items()))
+        parts = ", ".join(f"{k}={_pct(v)}" for k, v in sorted(errors.items()))
         return Verdict(self.name, worst <= self.max_error,
-                       f"worst {worst_key} {worst:.2f}% vs limit {self.max_error:g}% ({parts})")
+                       f"worst {worst_key} {_pct(worst)} vs limit {self.max_error:g}% ({parts})")
+
+
+def _pct(value: float) -> str:
+    from reports.markdown import fmt_pct
+
+    return fmt_pct(value / 100)
 
 
 def _ppl_index(records: list[dict]) -> dict[tuple[str, str], float]:
@@ -97,6 +111,7 @@ class PplRegressionGate:
     source: str
 
     name = "max-ppl-regression"
+    needs = "run"
 
     def check(self, records: list[dict]) -> Verdict:
         base = _ppl_index(list(self.baseline))
@@ -112,7 +127,28 @@ class PplRegressionGate:
                        f"{base[worst]:.4f} -> {now[worst]:.4f} ({change:+.2f}%, limit +{self.max_regression:g}%)")
 
 
-def build_gates(max_extrapolation_error: str | None, baseline: str | None, max_ppl_regression: str | None) -> list:
+@dataclass(frozen=True)
+class ControlGate:
+    max_improvement: float  # percent
+
+    name = "max-control-improvement"
+    needs = "stored"
+
+    def check(self, records: list[dict]) -> Verdict:
+        figures = {r["case_id"]: 100 * r["posttrain"]["control_improvement"] for r in records
+                   if r.get("method") == "control" and (r.get("posttrain") or {}).get("control_improvement") is not None}
+        if not figures:
+            raise UsageError("--max-control-improvement was given but the results hold no control case with a "
+                             "post-training curve: run a post-training profile (e.g. nano) or drop the gate")
+        # A NaN figure (the control diverged) is the worst of all and never passes.
+        worst = max(figures, key=lambda k: (math.isnan(figures[k]), figures[k]))
+        parts = ", ".join(f"{k}={figures[k]:.2f}%" for k in sorted(figures))
+        return Verdict(self.name, figures[worst] <= self.max_improvement,
+                       f"worst {worst} {figures[worst]:.2f}% vs limit {self.max_improvement:g}% ({parts})")
+
+
+def build_gates(max_extrapolation_error: str | None, baseline: str | None, max_ppl_regression: str | None,
+                max_control_improvement: str | None = None) -> list:
     """Option values -> check objects, validating combinations."""
     gates = []
     if max_extrapolation_error is not None:
@@ -123,4 +159,6 @@ def build_gates(max_extrapolation_error: str | None, baseline: str | None, max_p
     if baseline is not None:
         gates.append(PplRegressionGate(tuple(load_baseline(baseline)),
                                        parse_percent(max_ppl_regression, "--max-ppl-regression"), str(baseline)))
+    if max_control_improvement is not None:
+        gates.append(ControlGate(parse_percent(max_control_improvement, "--max-control-improvement")))
     return gates

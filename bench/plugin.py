@@ -43,6 +43,9 @@ def pytest_addoption(parser):
                     help="gate: results directory (or record file) of a stored run to compare perplexities with")
     group.addoption("--max-ppl-regression", default=None, metavar="PCT",
                     help="gate: fail when a perplexity is more than PCT worse than in --baseline (e.g. 2%%)")
+    group.addoption("--max-control-improvement", default=None, metavar="PCT",
+                    help="gate: fail when a control case (unpruned base, same recipe) improves its held-out "
+                         "loss by more than PCT, i.e. the bases are not at a plateau (e.g. 1%%)")
     group.addoption("--no-report", action="store_true", default=False,
                     help="do not fit the law or write report.md at the end")
 
@@ -56,7 +59,8 @@ def pytest_configure(config):
     opt = config.getoption
     try:
         get_cases(opt("--profile"))  # an unknown profile is a usage error, before collection
-        gates = build_gates(opt("--max-extrapolation-error"), opt("--baseline"), opt("--max-ppl-regression"))
+        gates = build_gates(opt("--max-extrapolation-error"), opt("--baseline"), opt("--max-ppl-regression"),
+                            opt("--max-control-improvement"))
     except UsageError as exc:
         raise pytest.UsageError(str(exc)) from None
     holdout = tuple(opt("--holdout")) if opt("--holdout") else None

@@ -155,9 +155,9 @@ class BenchSession:
         try:
             study = run_study(records, StudyConfig(law=self.options.law, holdout=self.options.holdout))
             fin.study = study if study.groups else None
+            targets = {"study": fin.study, "run": [o.record for o in self.outcomes], "stored": records}
             for gate in self.options.gates:
-                target = [o.record for o in self.outcomes] if gate.name == "max-ppl-regression" else fin.study
-                fin.verdicts.append(gate.check(target))
+                fin.verdicts.append(gate.check(targets[gate.needs]))
         except UsageError as exc:
             fin.usage_error = str(exc)
         if self.options.report:

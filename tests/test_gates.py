@@ -76,3 +76,27 @@ def test_baseline_from_results_dir(tmp_path):
 def test_missing_baseline(tmp_path):
     with pytest.raises(UsageError, match="does not exist"):
         gates.build_gates(None, str(tmp_path / "nope"), "2%")
+
+
+def _control(case_id, figure):
+    return {"case_id": case_id, "method": "control", "posttrain": {"control_improvement": figure}}
+
+
+def test_control_gate_pass_and_fail():
+    gate = gates.build_gates(None, None, None, "1%")[0]
+    assert gate.needs == "stored"
+    ok = gate.check([_control("nano-l1-control", 0.005), _control("nano-l2-control", 0.0036), {"method": "depth"}])
+    assert ok.passed and "worst nano-l1-control 0.50% vs limit 1%" in ok.detail
+    # The Qwen2 zoo read with the wrong tokenizer looked like this: its controls "improved" 7-9%.
+    bad = gate.check([_control("nano-qwen2-l1-control", 0.0706), _control("nano-qwen2-l4-control", 0.0022)])
+    assert not bad.passed and "worst nano-qwen2-l1-control 7.06%" in bad.detail
+
+
+def test_control_gate_fails_on_a_diverged_control():
+    verdict = gates.ControlGate(1.0).check([_control("a", 0.001), _control("b", float("nan"))])
+    assert not verdict.passed and "worst b nan%" in verdict.detail
+
+
+def test_control_gate_with_no_control_is_a_usage_error():
+    with pytest.raises(UsageError, match="no control case"):
+        gates.ControlGate(1.0).check([{"case_id": "x", "method": "depth", "posttrain": {}}])

@@ -84,6 +84,25 @@ def test_ppl_regression_gate_against_a_baseline(seeded, tmp_path):
     bad.stdout.fnmatch_lines(["*GATE FAILED max-ppl-regression*+50.00%*"])
 
 
+def _write_control(results, figure):
+    import copy
+
+    rec = copy.deepcopy(synthetic_records()[0])
+    rec.update(case_id="synth-s1-control", method="control", label="control", ratio=0.0)
+    rec["posttrain"]["control_improvement"] = figure
+    write_record(results, rec)
+
+
+@pytest.mark.parametrize(("figure", "passed"), [(0.004, True), (0.03, False)])
+def test_control_gate_reads_every_stored_control(seeded, figure, passed):
+    pytester, results = seeded
+    _write_control(results, figure)
+    run = _run(pytester, results, "--max-control-improvement=1%")
+    assert run.ret == (0 if passed else pytest.ExitCode.TESTS_FAILED)
+    verdict = "PASSED" if passed else "FAILED"
+    run.stdout.fnmatch_lines([f"*GATE {verdict} max-control-improvement: worst synth-s1-control {100 * figure:.2f}%*"])
+
+
 def test_bad_gate_option_is_a_usage_error(seeded):
     pytester, results = seeded
     run = _run(pytester, results, "--max-extrapolation-error=lots")

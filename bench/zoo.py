@@ -424,7 +424,7 @@ def load(spec: str, cache_dir=None, data_dir=None, progress: bool = False) -> Lo
 
     directory = ensure(spec, cache_dir, data_dir, progress)
     loaded = load_local(directory)
-    _check_tokenizer(loaded.tokenizer, load_tokenizer(family_of(spec), cache_dir, data_dir), spec)
+    _check_tokenizer(loaded.tokenizer, load_tokenizer(parse_spec(spec)[0], cache_dir, data_dir), spec)
     manifest = read_manifest(directory)
     pre = manifest.get("pretrain", {})
     loaded.spec, loaded.kind = spec, "alias"
@@ -438,10 +438,6 @@ def load(spec: str, cache_dir=None, data_dir=None, progress: bool = False) -> Lo
 # Bytes a byte-level BPE must round-trip the same way whichever class loads it: spaces,
 # digits, punctuation, newlines and non-ASCII letters.
 TOKENIZER_PROBE = "The  quick brown fox, 1234 jumped\n\n over the lazy dog's back. Café = naïve @-@ 3.5"
-
-
-def family_of(spec: str) -> Family:
-    return parse_spec(spec)[0]
 
 
 def _check_tokenizer(loaded, trained, spec: str) -> None:

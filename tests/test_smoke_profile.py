@@ -53,7 +53,7 @@ def test_smoke_profile_runs_every_case_and_reports(smoke_run):
     fit = json.loads((results / "fit.json").read_text())
     assert fit["groups"], "the session fitted no group"
     report = (results / "report.md").read_text()
-    assert "Extrapolation" in report or "extrapolation" in report
+    assert "## Extrapolation to held-out models" in report and "nano-smoke/depth" in report
     assert any(p.suffix == ".png" for p in results.iterdir())
 
 

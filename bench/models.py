@@ -31,6 +31,7 @@ from typing import Callable
 import torch
 
 from bench.errors import UsageError, did_you_mean
+from bench.locks import entry_lock, pid_alive
 
 CACHE_DIR_ENV = "PRUNEBENCH_CACHE_DIR"
 GGUF_MAGIC = b"GGUF"
@@ -102,16 +103,6 @@ def resolve_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
 _HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
-
-
 def sweep_stale_tmp(final: Path) -> list[Path]:
     """Remove ``final``'s temporary build directories left by dead processes on this host.
 
@@ -124,20 +115,30 @@ def sweep_stale_tmp(final: Path) -> list[Path]:
         return removed
     for path in final.parent.iterdir():
         match = pattern.match(path.name)
-        if match and match.group(1) == _HOST and not _pid_alive(int(match.group(2))):
+        if match and match.group(1) == _HOST and not pid_alive(int(match.group(2))):
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     return removed
 
 
-def atomic_dir(final: Path, build: Callable[[Path], None]) -> Path:
+def atomic_dir(final: Path, build: Callable[[Path], None], ready: Callable[[Path], bool] | None = None) -> Path:
     """Build a directory in a temporary sibling, then rename it into place.
 
     An exception removes the temporary directory; a process killed outright leaves it
     behind, and the next build of the same entry removes it (`sweep_stale_tmp`). Either
     way `final` is never partial.
+
+    The build runs under the entry's lock (`bench.locks.entry_lock`). With `ready`, a process
+    that waited for the lock first asks whether another one built the entry meanwhile, and
+    then uses it instead of building it again (pytest-xdist workers share one cache).
     """
-    final.parent.mkdir(parents=True, exist_ok=True)
+    with entry_lock(final):
+        if ready is not None and ready(final):
+            return final
+        return _build_dir(final, build)
+
+
+def _build_dir(final: Path, build: Callable[[Path], None]) -> Path:
     sweep_stale_tmp(final)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}.{_HOST}.{os.getpid()}-", dir=final.parent))
     try:
@@ -325,8 +326,7 @@ def load_gguf(path: str | Path, cache_dir=None) -> LoadedModel:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
 
-    if not (cache / "config.json").is_file():
-        atomic_dir(cache, convert)
+    atomic_dir(cache, convert, ready=lambda d: (d / "config.json").is_file())
     loaded = load_local(cache)
     loaded.kind = "gguf"
     loaded.info.update({"gguf": str(path), "converted": str(cache)})

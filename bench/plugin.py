@@ -64,11 +64,51 @@ def pytest_configure(config):
     except UsageError as exc:
         raise pytest.UsageError(str(exc)) from None
     holdout = tuple(opt("--holdout")) if opt("--holdout") else None
-    config.stash[SESSION_KEY] = BenchSession(SessionOptions(
+    session = BenchSession(SessionOptions(
         profile=opt("--profile"), data_dir=opt("--data-dir"), results_dir=opt("--results-dir"),
         cache_dir=opt("--cache-dir"), device=opt("--device"), full_eval=opt("--full-eval"),
         resume=opt("--resume"), threads=opt("--threads"), law=opt("--law"), holdout=holdout, gates=tuple(gates),
         report=not opt("--no-report")))
+    try:
+        session.validate()  # the law and held-out sizes, before any case spends compute
+    except UsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[SESSION_KEY] = session
+    worker = getattr(config, "workerinput", None)
+    if worker is not None and worker.get("prunebench_cuda_device") is not None:
+        # One GPU per xdist worker; set before anything in this process initialises CUDA.
+        os.environ["CUDA_VISIBLE_DEVICES"] = worker["prunebench_cuda_device"]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """xdist controller, per worker: pin the worker to one GPU when several are visible."""
+    session = node.config.stash[SESSION_KEY]
+    index = int(str(node.workerinput.get("workerid", "gw0")).lstrip("gw") or 0)
+    node.workerinput["prunebench_cuda_device"] = session.worker_cuda_device(index)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node, ids):
+    """xdist controller: take the results directory before the first case is scheduled."""
+    bench = node.config.stash[SESSION_KEY]
+    if bench.holds_results():
+        return
+    cases = {f"[{c.id}]" for c in bench.cases()}
+    if not any(i[i.rfind("["):] in cases for i in ids if i.endswith("]")):
+        return  # not a benchmark run (e.g. `pytest tests -n 2`): leave the results directory alone
+    try:
+        bench.acquire_results(bench.run_id, os.getpid())
+    except UsageError as exc:
+        pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """xdist controller: collect what each worker ran; the controller fits and reports once."""
+    output = getattr(node, "workeroutput", {}).get("prunebench")
+    if output:
+        node.config.stash[SESSION_KEY].add_worker_output(output)
 
 
 def pytest_generate_tests(metafunc):
@@ -85,8 +125,12 @@ def pytest_generate_tests(metafunc):
 def pytest_collection_finish(session):
     # Refuse an unwritable results directory before any case spends compute.
     if any("bench_case" in getattr(item, "fixturenames", ()) for item in session.items):
+        bench = session.config.stash[SESSION_KEY]
         try:
-            _ = session.config.stash[SESSION_KEY].results_dir
+            if getattr(session.config, "workerinput", None) is None:
+                bench.acquire_results(bench.run_id, os.getpid())  # writable, and not in use by another run
+            else:
+                _ = bench.results_dir  # the controller holds the lock for the whole run
         except UsageError as exc:
             raise pytest.UsageError(str(exc)) from None
         # The cases left after -k: what the session prepares for (e.g. the nano zoo).
@@ -116,13 +160,21 @@ def run_case(bench_session):
 
 def pytest_sessionfinish(session, exitstatus):
     bench = session.config.stash.get(SESSION_KEY, None)
-    if bench is None or not bench.outcomes or getattr(session.config, "workerinput", None) is not None:
-        return  # nothing ran, or an xdist worker: the controller reports
-    fin = bench.finish()
-    if fin.usage_error:
-        session.exitstatus = pytest.ExitCode.USAGE_ERROR
-    elif fin.failed_gates and session.exitstatus == pytest.ExitCode.OK:
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if bench is None:
+        return
+    if getattr(session.config, "workerinput", None) is not None:
+        # An xdist worker: hand the controller its outcomes; the controller reports once.
+        session.config.workeroutput["prunebench"] = bench.worker_output()
+        return
+    try:
+        if bench.outcomes:
+            fin = bench.finish()
+            if fin.usage_error:
+                session.exitstatus = pytest.ExitCode.USAGE_ERROR
+            elif fin.failed_gates and session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    finally:
+        bench.release_results()
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from bench.errors import UsageError
 
-SCHEMA = "prunebench.record/1"
+# /2: every record carries a `provenance` block (bench.provenance) that `--resume` compares.
+SCHEMA = "prunebench.record/2"
 RECORD_SUFFIX = ".json"
 RESULTS_DIR_ENV = "PRUNEBENCH_RESULTS_DIR"
 
@@ -126,9 +127,23 @@ def read_record(path: Path) -> dict:
     return rec
 
 
-def load_records(results_dir: Path) -> list[dict]:
-    """Every record under ``results_dir/records``, sorted by case id."""
+def load_records(results_dir: Path, problems: list[str] | None = None) -> list[dict]:
+    """Every record under ``results_dir/records``, sorted by case id.
+
+    Args:
+        problems: when given, a record that cannot be used (truncated, not JSON, another
+            schema) is left out and named here in one line, so one bad file never stops a
+            report of the others; when None, the first such record raises its UsageError.
+    """
     folder = Path(results_dir) / "records"
     if not folder.is_dir():
         return []
-    return [read_record(p) for p in sorted(folder.glob(f"*{RECORD_SUFFIX}"))]
+    out = []
+    for p in sorted(folder.glob(f"*{RECORD_SUFFIX}")):
+        try:
+            out.append(read_record(p))
+        except UsageError as exc:
+            if problems is None:
+                raise
+            problems.append(f"skipped {exc}")
+    return out

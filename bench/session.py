@@ -8,13 +8,16 @@ tested directly.
 
 from __future__ import annotations
 
+import os
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import records as rec_mod
 from reports.markdown import fmt_num, fmt_pct
 from bench.cases import Case
-from bench.errors import UsageError
+from bench.errors import UsageError, did_you_mean
+from bench.locks import RunLock
 from bench.profiles import DEFAULT_PROFILE, ProfileOptions, get_cases
 from bench.runner import CaseRunner, RunContext
 
@@ -52,9 +55,18 @@ class Finish:
 
 @dataclass
 class CaseOutcome:
-    case: Case
+    case: Case | None  # None for an outcome reported by an xdist worker (the controller has ids only)
     record: dict
     resumed: bool = False
+    stale: str | None = None  # why a stored record was not reused, when one existed
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What `--resume` found for a case: a reusable record, or why there is none."""
+
+    record: dict | None
+    reason: str | None  # None: nothing stored; otherwise why the stored record is not reused
 
 
 @dataclass
@@ -67,6 +79,10 @@ class BenchSession:
     finished: Finish | None = None
     selected: list[Case] | None = None  # the cases this run will execute (after -k), if known
     _prepared: bool = False
+    _provenance: dict = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)  # unusable records met by the report step
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    _lock: RunLock | None = None
 
     # ------------------------------------------------------------------ setup
 
@@ -96,34 +112,92 @@ class BenchSession:
                 device=self.options.device, progress=self.options.progress))
         return self._runner
 
+    def acquire_results(self, run_id: str, owner_pid: int) -> None:
+        """Own the results directory for this run (refused while another run holds it)."""
+        lock = RunLock(self.results_dir, run_id, owner_pid)
+        lock.acquire()
+        self._lock = lock
+
+    def holds_results(self) -> bool:
+        return self._lock is not None
+
+    def release_results(self) -> None:
+        """Give the results directory up at the end of the run (the single process, or the
+        xdist controller, which holds it for its workers)."""
+        if self._lock is not None:
+            self._lock.release()
+
+    def worker_cuda_device(self, index: int) -> str | None:
+        """The GPU xdist worker `index` is pinned to, when several are visible (else None)."""
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        if visible is not None:
+            devices = [d for d in visible.split(",") if d.strip()]
+        elif self.options.device in (None, "cuda"):
+            import torch
+
+            devices = [str(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+        else:
+            devices = []
+        return devices[index % len(devices)] if len(devices) > 1 else None
+
     # ------------------------------------------------------------------ running
 
-    def stored(self, case: Case) -> dict | None:
-        """The stored record of `case` if it is complete and was made with the same config."""
+    def provenance(self, case: Case) -> dict:
+        """The provenance this run gives `case`'s record (computed once per case)."""
+        from bench.provenance import case_provenance
+
+        if case.id not in self._provenance:
+            self._provenance[case.id] = case_provenance(
+                case, cache_dir=self.options.cache_dir, data_dir=self.options.data_dir, device=self.options.device)
+        return self._provenance[case.id]
+
+    def check_stored(self, case: Case) -> Stored:
+        """The stored record of `case` if this run would make the same one, else why not.
+
+        Same means: a readable record of this schema, status ok, the same config (fingerprint)
+        and the same provenance (code, model, data, device, dtype, library versions).
+        """
+        from bench.provenance import stale_reasons
+
         path = rec_mod.record_path(self.results_dir, case.id)
         if not path.is_file():
-            return None
+            return Stored(None, None)
         try:
             rec = rec_mod.read_record(path)
-        except Exception:
-            return None  # unreadable or other schema: recompute rather than trust it
-        if rec.get("fingerprint") == case.fingerprint() and rec.get("status") == "ok":
-            return rec
-        return None
+        except UsageError as exc:
+            return Stored(None, f"unusable record ({exc})")
+        if rec.get("status") != "ok":
+            return Stored(None, f"status {rec.get('status')}")
+        if rec.get("fingerprint") != case.fingerprint():
+            return Stored(None, f"config {rec.get('fingerprint')} -> {case.fingerprint()}")
+        reasons = stale_reasons(rec.get("provenance"), self.provenance(case))
+        if reasons:
+            return Stored(None, "; ".join(reasons))
+        return Stored(rec, None)
+
+    def stored(self, case: Case) -> dict | None:
+        """The stored record of `case` when `--resume` may reuse it."""
+        return self.check_stored(case).record
 
     def run_case(self, case: Case) -> dict:
         """Run (or resume) one case, write its record, and remember it for the summary."""
+        stale = None
         if self.options.resume:
-            rec = self.stored(case)
-            if rec is not None:
-                self.outcomes.append(CaseOutcome(case, rec, resumed=True))
-                return rec
+            found = self.check_stored(case)
+            if found.record is not None:
+                self.outcomes.append(CaseOutcome(case, found.record, resumed=True))
+                return found.record
+            stale = found.reason
         _ = self.results_dir  # fail on an unwritable directory before spending compute
         self.prepare(case)
+        provenance = self.provenance(case)
         fields = self.runner.run(case)
-        rec = rec_mod.new_record(case.id, **fields)
+        rec = rec_mod.new_record(case.id, provenance=provenance, **fields)
+        if stale is not None:
+            # What --resume compared and why it ran the case again, for the user to inspect.
+            rec["resume"] = {"rerun_because": stale}
         rec_mod.write_record(self.results_dir, rec)
-        self.outcomes.append(CaseOutcome(case, rec))
+        self.outcomes.append(CaseOutcome(case, rec, stale=stale))
         if rec.get("status") == "diverged":
             # The record keeps the trajectory up to the divergence; the case still fails.
             from bench.posttrain import Diverged
@@ -151,7 +225,7 @@ class BenchSession:
         self.finished = fin
         if not self.outcomes:
             return fin
-        records = rec_mod.load_records(self.results_dir)
+        records = rec_mod.load_records(self.results_dir, problems=self.problems)
         try:
             study = run_study(records, StudyConfig(law=self.options.law, holdout=self.options.holdout))
             fin.study = study if study.groups else None
@@ -165,6 +239,44 @@ class BenchSession:
 
             fin.files = write_report(records, fin.study, [v.to_dict() for v in fin.verdicts], self.results_dir)
         return fin
+
+    def validate(self) -> None:
+        """Check the law, the held-out sizes and the profile before any case spends compute."""
+        from fitting import available_laws
+
+        cases = self.cases()
+        law = self.options.law
+        if law not in available_laws():
+            raise UsageError(f"unknown law {law!r}{did_you_mean(law, available_laws())}; "
+                             f"choose one of {', '.join(available_laws())}")
+        if self.options.holdout:
+            sizes = sorted({c.model_key for c in cases if c.posttrain})
+            for size in self.options.holdout:
+                if size not in sizes:
+                    raise UsageError(
+                        f"--holdout {size!r} is not a post-trained size of profile {self.options.profile!r}"
+                        f"{did_you_mean(size, sizes)}; its sizes are {', '.join(sizes) or 'none (no post-training)'}")
+
+    # ------------------------------------------------------------------ xdist
+
+    def worker_output(self) -> dict:
+        """What an xdist worker hands its controller: which cases it ran or resumed, and why."""
+        return {"outcomes": [{"case_id": o.record["case_id"], "resumed": o.resumed, "stale": o.stale}
+                             for o in self.outcomes]}
+
+    def add_worker_output(self, output: dict) -> None:
+        """On the controller: take a worker's outcomes, reading their records from disk."""
+        for item in output.get("outcomes", []):
+            path = rec_mod.record_path(self.results_dir, item["case_id"])
+            try:
+                rec = rec_mod.read_record(path)
+            except UsageError as exc:
+                self.problems.append(f"skipped {exc}")
+                continue
+            self.outcomes.append(CaseOutcome(None, rec, resumed=item["resumed"], stale=item.get("stale")))
+        # Profile order, whichever worker finished first: the summary reads the same every run.
+        order = {c.id: i for i, c in enumerate(self.cases())}
+        self.outcomes.sort(key=lambda o: order.get(o.record["case_id"], len(order)))
 
     def select(self, cases: list[Case]) -> None:
         """Tell the session which cases this run executes (the plugin calls it after `-k`)."""
@@ -203,6 +315,7 @@ class BenchSession:
         table = tabulate(self.summary_rows(), headers=["case", "method", "params after/before",
                                                        "ppl ↓", "status", "time"], tablefmt="github")
         lines = [f"prunebench: {len(self.outcomes)} record(s) in {self.results_dir / 'records'}", *table.splitlines()]
+        lines += [f"stale: {o.record['case_id']}: {o.stale} (ran again)" for o in self.outcomes if o.stale]
         fin = self.finished
         if fin is not None:
             if fin.study is not None:
@@ -212,6 +325,9 @@ class BenchSession:
                 lines.append(f"{'GATE PASSED' if v.passed else 'GATE FAILED'} {v.name}: {v.detail}")
             if fin.usage_error:
                 lines.append(f"prunebench: usage error: {fin.usage_error}")
+        for problem in self.problems:
+            lines.append(f"prunebench: {problem}")
+        if fin is not None:
             if "report.md" in fin.files:
                 lines.append(f"report: {fin.files['report.md']}")
         return lines

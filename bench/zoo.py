@@ -299,7 +299,7 @@ def load_tokenizer(family: Family, cache_dir=None, data_dir=None):
             train_tokenizer(family, data_dir).save_pretrained(tmp)
             write_manifest(tmp, key, inputs, {})
 
-        atomic_dir(directory, build)
+        atomic_dir(directory, build, ready=lambda d: check_entry(d, key) is None)
     return PreTrainedTokenizerFast.from_pretrained(directory)
 
 
@@ -350,7 +350,7 @@ def _build_entry(family: Family, size: BaseSize, cache: Path, data_dir, reason: 
         tokenizer.save_pretrained(tmp)
         write_manifest(tmp, key, inputs, {"spec": family.spec(size.key), "rebuilt_because": reason, **log})
 
-    atomic_dir(directory, build)
+    atomic_dir(directory, build, ready=lambda d: check_entry(d, key) is None)
     return directory
 
 

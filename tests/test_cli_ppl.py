@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from bench.records import SCHEMA
+
 
 def _entry_point() -> list[str]:
     """The installed console script, as users run it (falls back to the module)."""
@@ -37,7 +39,7 @@ def test_record_written_when_asked(data_dir, tmp_path):
     assert out.returncode == 0, out.stderr
     (record,) = (tmp_path / "records").glob("*.json")
     rec = json.loads(record.read_text())
-    assert rec["schema"] == "prunebench.record/1" and "wikitext2:32" in rec["ppl"]
+    assert rec["schema"] == SCHEMA and "wikitext2:32" in rec["ppl"]
     assert rec["versions"]["torch"] and rec["machine"]["cpu_count"]
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.records import SCHEMA
+
 MATRIX = (Path(__file__).resolve().parents[1] / "bench" / "test_matrix.py").read_text()
 
 
@@ -33,7 +35,7 @@ def test_tiny_profile_writes_records_and_summary(suite, tmp_path):
     assert set(recs) == {"tiny-llama-dense-wikitext2-128", "tiny-llama-dense-ptb-128",
                          "tiny-qwen2-dense-wikitext2-128", "tiny-qwen2-dense-ptb-128"}
     rec = recs["tiny-qwen2-dense-ptb-128"]
-    assert rec["schema"] == "prunebench.record/1" and rec["status"] == "ok"
+    assert rec["schema"] == SCHEMA and rec["status"] == "ok"
     assert rec["config"]["model"] == "tiny-qwen2" and rec["ppl"]["ptb:128"]["split"] == "validation"
     assert rec["versions"]["transformers"] and rec["machine"]["platform"]
     assert not list((results / "records").glob(".*.tmp"))  # atomic writes leave no temp files

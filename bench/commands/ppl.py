@@ -45,10 +45,14 @@ def run(args) -> int:
                                  batch_size=args.batch_size, data_dir=args.data_dir)
     result["model"] = {"spec": args.model, **loaded.info}
     if results_dir is not None:
+        from bench.provenance import provenance
+
         case_id = f"ppl-{_slug(args.model)}-{args.dataset}-{args.seq_len}"
+        prov = provenance(args.model, [(args.dataset, result["split"])], cache_dir=args.cache_dir,
+                          data_dir=args.data_dir, device=args.device, dtype=args.dtype)
         records.write_record(results_dir, records.new_record(
             case_id, method="dense", status="ok", ppl={f"{args.dataset}:{args.seq_len}": result},
-            model={"spec": args.model}))
+            model={"spec": args.model}, provenance=prov))
     if args.json:
         json.dump(result, sys.stdout, sort_keys=True)
         sys.stdout.write("\n")

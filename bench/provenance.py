@@ -1,0 +1,222 @@
+"""What made a record: code, model, data, device, dtype and library versions.
+
+A record's provenance is part of its identity (DESIGN.md section 7). `--resume` reuses a stored
+record only when its config *and* its provenance match what this run would produce; otherwise
+the case runs again and the reason is one short line (`stale: code 1a2b3c -> 4d5e6f`).
+
+Everything here is computed *before* a case runs, without loading the model, so that a resumed
+case costs no model load:
+
+* code: the prunebench version, plus the git commit and a dirty flag (with a digest of the
+  uncommitted diff, so two different dirty trees do not look alike) when run from a checkout;
+* model: the zoo entry key of a nano model, the sha256 of a GGUF file, a digest of a local
+  directory's config and weight files, or the hub id with its resolved revision;
+* data: the sha256 of every data file the case reads (evaluation, calibration, post-training);
+* device and dtype, and the torch and transformers versions.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+from bench.cases import Case
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+# The fields `--resume` compares, in the order a stale line names them.
+COMPARED = ("code", "model", "data", "device", "dtype", "torch", "transformers")
+
+
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(PACKAGE_ROOT), *args], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout if out.returncode == 0 else None
+
+
+@functools.lru_cache(maxsize=1)
+def code_identity() -> dict:
+    """The code that runs: version, and commit + dirty state when this is a git checkout."""
+    out = {"prunebench": _version("prunebench"), "commit": None, "dirty": None, "diff_sha256": None}
+    top = _git("rev-parse", "--show-toplevel")
+    # Only our own checkout counts: an installed copy inside some other repository is not.
+    if top is None or Path(top.strip()).resolve() != PACKAGE_ROOT:
+        return out
+    commit = _git("rev-parse", "HEAD")
+    out["commit"] = commit.strip() if commit else None
+    # Tracked changes only: untracked files (results, caches) do not change what the code does.
+    diff = _git("diff", "HEAD", "--", "bench", "pruners", "fitting", "reports", "pyproject.toml")
+    out["dirty"] = bool(diff)
+    out["diff_sha256"] = hashlib.sha256(diff.encode()).hexdigest()[:16] if diff else None
+    return out
+
+
+def code_label(code: dict | None) -> str:
+    """A short name for a code identity, for stale lines: ``1a2b3c4`` / ``1a2b3c4+dirty.9f8e``."""
+    if not code:
+        return "unknown"
+    if not code.get("commit"):
+        return f"v{code.get('prunebench')}"
+    label = code["commit"][:7]
+    return f"{label}+dirty.{(code.get('diff_sha256') or '')[:4]}" if code.get("dirty") else label
+
+
+@functools.lru_cache(maxsize=64)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, memoised per (path, size, mtime) so a session hashes a GGUF once."""
+    st = Path(path).stat()
+    return _file_sha256(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
+
+
+def directory_digest(path: Path) -> str:
+    """Digest of a save_pretrained directory: its config and every weight file, by content."""
+    h = hashlib.sha256()
+    for f in sorted(Path(path).iterdir()):
+        if f.is_file() and (f.name == "config.json" or f.suffix in WEIGHT_SUFFIXES):
+            h.update(f"{f.name}:{file_sha256(f)}\n".encode())
+    return h.hexdigest()
+
+
+def _hub_revision(hub_id: str) -> str | None:
+    """The commit the local HF cache resolves `hub_id`'s main ref to (None when not cached)."""
+    try:
+        from huggingface_hub.constants import HF_HUB_CACHE
+    except ImportError:  # pragma: no cover - a transformers dependency
+        return None
+    ref = Path(HF_HUB_CACHE) / f"models--{hub_id.replace('/', '--')}" / "refs" / "main"
+    return ref.read_text().strip() if ref.is_file() else None
+
+
+def model_identity(spec: str, cache_dir=None, data_dir=None) -> dict:
+    """What identifies the weights `spec` resolves to, without loading them."""
+    from bench import models, zoo
+
+    spec = str(spec)
+    if zoo.is_nano(spec):
+        from bench.models import resolve_cache_dir
+
+        family, size = zoo.parse_spec(spec)
+        _, key, _, _ = zoo._entry(family, size, resolve_cache_dir(cache_dir), data_dir)
+        return {"kind": "zoo", "spec": spec, "zoo_key": key}
+    if spec == "smollm2-135m":
+        path = models.smollm2_gguf_path()
+        return {"kind": "gguf", "spec": spec, "file": path.name, "sha256": file_sha256(path)}
+    if spec.startswith("tiny-"):
+        # Random weights from a fixed config and seed: the code identity covers them.
+        return {"kind": "tiny", "spec": spec}
+    path = Path(spec).expanduser()
+    if path.is_file():
+        return {"kind": "gguf", "spec": spec, "file": path.name, "sha256": file_sha256(path)}
+    if path.is_dir():
+        return {"kind": "local", "spec": spec, "weights_sha256": directory_digest(path)}
+    return {"kind": "hub", "spec": spec, "hub_id": spec, "revision": _hub_revision(spec)}
+
+
+def case_datasets(case: Case) -> list[tuple[str, str]]:
+    """(dataset, split) of every data file `case` reads."""
+    from bench import corpus, data
+    from pruners.calibration import SOURCES as CALIB_SOURCES
+
+    used = [(e.dataset, data.EVAL_SPLIT[e.dataset]) for e in case.evals if e.dataset in data.EVAL_SPLIT]
+    source = CALIB_SOURCES.get(case.prune_options.get("calibration"))
+    if source is not None:  # None: no calibration, or a corpus streamed from the hub
+        used.append(tuple(source))
+    if case.posttrain:
+        used.append(corpus.CORPORA[case.posttrain_options.get("corpus", "wikitext2")])
+    return sorted(set(used))
+
+
+def data_digests(datasets, data_dir=None) -> dict:
+    """``dataset/split`` -> sha256 of the file read (or ``hub:<path>@<revision>`` online)."""
+    from bench import data
+
+    out = {}
+    root = data.resolve_data_dir(data_dir)
+    for dataset, split in sorted(set(datasets)):
+        src = data.get_source(dataset, split)
+        if root is not None:
+            out[f"{dataset}/{split}"] = src.sha256
+        else:
+            out[f"{dataset}/{split}"] = f"hub:{src.hub[0]}@{src.hub[3]}" if src.hub else None
+    return out
+
+
+def provenance(model_spec: str, datasets, *, cache_dir=None, data_dir=None, device=None, dtype=None) -> dict:
+    """The provenance of a result on `model_spec` that reads `datasets` ((dataset, split) pairs).
+
+    Args:
+        device, dtype: as the loader takes them; None means its defaults (CUDA when present, and
+            float32 on CPU, bf16 on CUDA), so the result is known before anything is loaded.
+    """
+    from bench.models import default_dtype, parse_dtype, resolve_device
+
+    dev = resolve_device(device)
+    return {
+        "code": code_identity(),
+        "model": model_identity(model_spec, cache_dir, data_dir),
+        "data": data_digests(datasets, data_dir),
+        "device": dev.type,
+        "dtype": str(parse_dtype(dtype) or default_dtype(dev)).replace("torch.", ""),
+        "torch": _version("torch"),
+        "transformers": _version("transformers"),
+    }
+
+
+def case_provenance(case: Case, *, cache_dir=None, data_dir=None, device=None) -> dict:
+    """The provenance a record of `case` made now, by this code on this machine, would carry."""
+    return provenance(case.model, case_datasets(case), cache_dir=cache_dir, data_dir=data_dir, device=device)
+
+
+def _short(value) -> str:
+    if isinstance(value, dict):
+        for key in ("zoo_key", "sha256", "weights_sha256", "revision"):
+            if value.get(key):
+                return str(value[key])[:12]
+        return ",".join(f"{k}={_short(v)}" for k, v in sorted(value.items()) if v)[:40] or "none"
+    return str(value)
+
+
+def stale_reasons(stored: dict | None, current: dict) -> list[str]:
+    """Why a stored provenance does not match the current one, e.g. ``code 1a2b3c -> 4d5e6f``."""
+    if not stored:
+        return ["no provenance (record made by an older prunebench)"]
+    reasons = []
+    for key in COMPARED:
+        old, new = stored.get(key), current.get(key)
+        if key == "code":
+            if _code_key(old) != _code_key(new):
+                reasons.append(f"code {code_label(old)} -> {code_label(new)}")
+        elif old != new:
+            if key == "data" and isinstance(old, dict) and isinstance(new, dict):
+                changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+                reasons.append(f"data {', '.join(changed)} changed")
+            else:
+                reasons.append(f"{key} {_short(old)} -> {_short(new)}")
+    return reasons
+
+
+def _code_key(code: dict | None) -> tuple:
+    code = code or {}
+    return (code.get("prunebench"), code.get("commit"), code.get("dirty"), code.get("diff_sha256"))

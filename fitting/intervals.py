@@ -14,7 +14,7 @@ import numpy as np
 
 from bench.errors import UsageError
 from fitting.data import Points, Run, stack
-from fitting.fitter import FitResult, fit, fit_points
+from fitting.fitter import DEFAULT_POLISH, fit_points
 from fitting.laws.base import Law, get_law
 
 
@@ -29,7 +29,11 @@ class BootstrapResult:
         intervals: natural constant name -> (low, high).
         param_intervals: fit parameter name -> (low, high).
         samples: natural constant name -> (n - n_failed,) replicate values.
+        param_samples: fit parameter name -> (n - n_failed,) replicate values (what a
+            prediction's uncertainty is computed from).
         n_unconverged: replicates whose polish did not report convergence (still included).
+        search: how every replicate was searched (starts, polished endpoints): the same
+            multistart search as the main fit, never a warm start from its optimum.
     """
 
     n: int
@@ -40,6 +44,8 @@ class BootstrapResult:
     samples: dict[str, np.ndarray]
     n_failed: int
     n_unconverged: int
+    param_samples: dict[str, np.ndarray] = None
+    search: dict = None
 
     def to_dict(self) -> dict:
         return {
@@ -47,8 +53,10 @@ class BootstrapResult:
             "seed": self.seed,
             "level": self.level,
             "resampled": "runs",
+            "search": self.search,
             "intervals": {k: [float(a), float(b)] for k, (a, b) in self.intervals.items()},
             "param_intervals": {k: [float(a), float(b)] for k, (a, b) in self.param_intervals.items()},
+            "replicates": {k: [float(x) for x in v] for k, v in (self.param_samples or {}).items()},
             "n_failed": self.n_failed,
             "n_unconverged": self.n_unconverged,
         }
@@ -65,11 +73,14 @@ def bootstrap(
     n: int = 200,
     seed: int = 0,
     level: float = 0.95,
-    estimate: FitResult | None = None,
-    full_grid: bool = False,
     **fit_kwargs,
 ) -> BootstrapResult:
-    """Percentile bootstrap over whole runs.
+    """Percentile bootstrap over whole runs, each replicate searched afresh.
+
+    Every replicate is fitted with exactly the search of the main fit (`fit_kwargs`: the
+    same grid or starts and the same number of polished endpoints). Starting replicates
+    from the full-data optimum instead finds the nearest local optimum of each resample and
+    makes the intervals too narrow, precisely for the constants the data do not pin down.
 
     Args:
         runs: the data; each run is drawn whole.
@@ -77,12 +88,8 @@ def bootstrap(
         n: number of replicates.
         seed: seed of the resampling generator (results are reproducible for a given seed).
         level: coverage of the intervals, in (0, 1).
-        estimate: the fit on all runs; its best endpoints warm-start every replicate, which
-            is then run to convergence by the batched screen alone (no scipy polish: the
-            screen's endpoint agrees with the polished one far below bootstrap spread).
-            Fitted here when not given.
-        full_grid: start every replicate from the law's whole grid instead (slow, rarely needed).
-        fit_kwargs: passed to `fit` (units, grid, delta, n_polish).
+        fit_kwargs: passed to `fit_points` for every replicate (units, grid, starts, delta,
+            n_polish): pass what the main fit was given.
     """
     law = get_law(law)
     runs = list(runs)
@@ -92,14 +99,10 @@ def bootstrap(
         raise UsageError(f"bootstrap level must be in (0, 1), got {level}")
     if len(runs) < 2:
         raise UsageError(f"bootstrap resamples whole runs and needs at least 2 runs; got {len(runs)}")
-    if estimate is None:
-        estimate = fit(runs, law, **fit_kwargs)
-    fit_kwargs = dict(fit_kwargs)
-    fit_kwargs.setdefault("units", estimate.units)
-    if not full_grid:
-        fit_kwargs.pop("grid", None)
-        fit_kwargs["starts"] = estimate.candidates if estimate.candidates is not None else estimate.theta[None, :]
-        fit_kwargs.setdefault("n_polish", 0)
+    starts = fit_kwargs.get("starts")
+    n_starts = len(starts) if starts is not None else len(law.initial_grid(fit_kwargs.get("grid")))
+    search = {"starts": int(n_starts), "n_polish": int(fit_kwargs.get("n_polish", DEFAULT_POLISH)),
+              "warm_start": False}
 
     pts = stack(runs, law.inputs)
     by_run = [np.flatnonzero(pts.run == i) for i in range(len(runs))]
@@ -134,4 +137,6 @@ def bootstrap(
         intervals=intervals(consts), param_intervals=intervals(params),
         samples={k: np.array([c[k] for c in consts]) for k in consts[0]},
         n_failed=n_failed, n_unconverged=n_unconverged,
+        param_samples={k: np.array([p[k] for p in params]) for k in params[0]},
+        search=search,
     )

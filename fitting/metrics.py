@@ -93,3 +93,69 @@ def evaluate_fit(result, runs) -> dict:
     tokens = np.concatenate([r.tokens for r in runs]) / result.units[TOKENS].scale
     run = np.concatenate([np.full(r.n_checkpoints, i) for i, r in enumerate(runs)])
     return evaluate(pred, actual, tokens, run, result.delta)
+
+
+def gap_errors(result, runs) -> dict:
+    """Relative error on the recovery gap L - L0, per checkpoint, in percent.
+
+    L0 is an input of the law, so MAPE on L flatters: with L - L0 ~ 0.1 nats and L ~ 4, 1%
+    of L is 40% of the part the law predicts. Here the error is |pred - L| / (L - L0) at
+    each checkpoint (L0 = the run's unpruned loss), averaged over all checkpoints (`mean`)
+    and taken at each run's final checkpoint (`final`: the mean over runs; `final_worst`).
+    Checkpoints at or below L0 have no gap to be relative to; they are counted in
+    `n_nonpositive` and left out.
+
+    Returns:
+        {"mean", "final", "final_worst", "n_nonpositive", "per_run": {run_id: {"mean", "final"}}};
+        the figures are None when no checkpoint has a positive gap, or the runs carry no L0.
+    """
+    runs = list(runs)
+    if not runs:
+        raise UsageError("no runs to evaluate the gap error on")
+    per_run, every, finals, n_bad = {}, [], [], 0
+    for r in runs:
+        if "L0" not in r.inputs:
+            return {"mean": None, "final": None, "final_worst": None, "n_nonpositive": 0, "per_run": {},
+                    "reason": "the runs carry no L0"}
+        pred = result.predict_run(r)
+        gap = r.loss - r.column("L0")
+        ok = gap > 0
+        n_bad += int((~ok).sum())
+        err = 100.0 * np.abs(pred - r.loss)[ok] / gap[ok]
+        every.append(err)
+        final = float(err[-1]) if ok[-1] else None
+        if final is not None:
+            finals.append(final)
+        per_run[r.run_id] = {"mean": float(err.mean()) if err.size else None, "final": final}
+    every = np.concatenate(every)
+    return {"mean": float(every.mean()) if every.size else None,
+            "final": float(np.mean(finals)) if finals else None,
+            "final_worst": float(np.max(finals)) if finals else None,
+            "n_nonpositive": n_bad, "per_run": per_run}
+
+
+def evaluate_with_gap(result, runs) -> dict:
+    """`evaluate_fit` plus the gap errors (`gap_mean`, `gap_final`, ...) and `worst_ratio`."""
+    runs = list(runs)
+    m = evaluate_fit(result, runs)
+    g = gap_errors(result, runs)
+    m.update(gap_mean=g["mean"], gap_final=g["final"], gap_final_worst=g["final_worst"],
+             gap_nonpositive=g["n_nonpositive"], gap_per_run=g["per_run"], worst_ratio=worst_ratio(result, runs))
+    return m
+
+
+def worst_ratio(result, runs) -> float:
+    """The largest factor (either way) between prediction and measurement over all checkpoints.
+
+    A fit that ran away predicts 8e6 nats for a loss of 4: its MAPE is a number, but not a
+    measured error. This factor (inf for a non-finite or non-positive prediction) lets a
+    report tell the two apart.
+    """
+    worst = 1.0
+    for r in runs:
+        with np.errstate(all="ignore"):
+            q = np.asarray(result.predict_run(r), dtype=float) / r.loss
+        if not np.all(np.isfinite(q)) or np.any(q <= 0):
+            return float("inf")
+        worst = max(worst, float(np.max(q)), float(np.max(1.0 / q)))
+    return worst

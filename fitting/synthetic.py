@@ -21,6 +21,17 @@ def unpruned_loss(n0: float) -> float:
     return 1.8 + 400.0 / n0**0.34
 
 
+#: Relative improvement of the synthetic control curve L0(D) over a run's token range.
+CONTROL_IMPROVEMENT = 0.002
+
+
+def control_curve(n0: float, tokens: np.ndarray) -> np.ndarray:
+    """A control run's loss L0(D): the unpruned base easing by `CONTROL_IMPROVEMENT` near its plateau."""
+    d = np.asarray(tokens, dtype=float)
+    span = np.log(d.max() / d.min()) if d.max() > d.min() else 1.0
+    return unpruned_loss(n0) * (1.0 - CONTROL_IMPROVEMENT * np.log(d / d.min()) / span)
+
+
 def make_runs(
     law: str | Law,
     params: Mapping[str, float],
@@ -65,6 +76,8 @@ def make_runs(
                     inputs[name] = float(rho)
                 elif name == "L0":
                     inputs[name] = unpruned_loss(n0)
+                elif name == "L0D":
+                    inputs[name] = control_curve(n0, d)
                 elif name != TOKENS:
                     raise ValueError(f"make_runs does not know how to generate input {name!r}")
             x = {k: np.broadcast_to(inputs.get(k, 0.0), d.shape) / scales[k] for k in law.inputs if k != TOKENS}

@@ -18,15 +18,20 @@ TRUE_P2NM = {k: v for k, v in TRUE_P2.items() if k != "gamma"}
 SIZES = (2e5, 5e5, 1.2e6, 3e6)
 KEYS = ("s1", "s2", "s3", "s4")
 TOKENS = tuple(np.geomspace(1.6e4, 1.3e5, 8))
+# The declared post-training recipe of a nano case (bench.profiles.NANO_POSTTRAIN's shape).
+RECIPE = {"tokens": 131072, "checkpoint_every": 16384, "batch_tokens": 4096, "micro_batch_tokens": 4096,
+          "seq_len": 128, "lr": 5e-4, "schedule": "constant", "warmup_tokens": 16384, "eval_windows": 64, "seed": 0}
+LORA_RECIPE = dict(RECIPE, lora=True, lr=5e-3)
 
 
-def _record(run, family: str, method: str, key: str, ratio: float) -> dict:
+def _record(run, family: str, method: str, key: str, ratio: float, recipe: dict | None = None,
+            profile: str = "synth") -> dict:
     n0 = run.inputs["N0"]
     n = round(n0 * (1 - ratio))
     traj = [{"tokens": float(t), "train_loss": float(l) * 1.01, "val_loss": float(l), "wall_s": float(i)}
             for i, (t, l) in enumerate(zip(run.tokens, run.loss))]
-    case_id = f"synth-{key}-{method}-{ratio:g}"
-    rec = new_record(case_id, profile="synth", method=method, label=method if method != "nm" else "2of4-sparsegpt",
+    case_id = f"{profile}-{key}-{method}-{ratio:g}"
+    rec = new_record(case_id, profile=profile, method=method, label=method if method != "nm" else "2of4-sparsegpt",
                      ratio=ratio, status="ok", fingerprint="synthetic",
                      model={"spec": f"synth:{key}", "key": key, "family": family},
                      params={"before": int(n0), "after": int(n), "achieved_ratio": 1 - n / n0},
@@ -35,22 +40,57 @@ def _record(run, family: str, method: str, key: str, ratio: float) -> dict:
                      ppl_dense={"wikitext2:128": {"ppl": float(np.exp(run.inputs["L0"]))}},
                      ppl_pruned={"wikitext2:128": {"ppl": float(np.exp(run.loss[0] + 0.5))}},
                      ppl={"wikitext2:128": {"ppl": float(np.exp(run.loss[-1]))}},
-                     posttrain={"L0": float(run.inputs["L0"]), "trajectory": traj, "diverged": False})
+                     posttrain={"L0": float(run.inputs["L0"]), "trajectory": traj, "diverged": False},
+                     config={"posttrain": dict(RECIPE if recipe is None else recipe), "profile": profile})
     rec["created"] = "2026-01-01T00:00:00+00:00"  # fixed, for golden files
     return rec
 
 
-def synthetic_records(noise: float = 0.0, seed: int = 0, family: str = "synth-llama") -> list[dict]:
-    """3 depth ratios and one 2:4 run per size, curves from TRUE_P2 / TRUE_P2NM."""
+def control_record(key: str, n0: float, family: str = "synth-llama", recipe: dict | None = None,
+                   profile: str = "synth", improvement: float = 0.002) -> dict:
+    """The control case of one size: the unpruned base post-trained, its loss easing from L0
+    by `improvement` (relative) over the run, as a base near its plateau does."""
+    from fitting.synthetic import unpruned_loss
+
+    l0 = unpruned_loss(n0)  # the L0 make_runs gives the pruned runs of this size
+    t = np.asarray(TOKENS)
+    loss = l0 * (1 - improvement * np.log(t / t[0]) / np.log(t[-1] / t[0]))
+    traj = [{"tokens": float(a), "train_loss": float(b), "val_loss": float(b), "wall_s": float(i)}
+            for i, (a, b) in enumerate(zip(t, loss))]
+    rec = new_record(f"{profile}-{key}-control", profile=profile, method="control", label="control", ratio=0.0,
+                     status="ok", fingerprint="synthetic", model={"spec": f"synth:{key}", "key": key, "family": family},
+                     params={"before": int(n0), "after": int(n0), "achieved_ratio": 0.0},
+                     posttrain={"L0": float(l0), "trajectory": traj, "diverged": False,
+                                "control_improvement": float((l0 - loss[-1]) / l0)},
+                     config={"posttrain": dict(RECIPE if recipe is None else recipe), "profile": profile})
+    rec["created"] = "2026-01-01T00:00:00+00:00"
+    return rec
+
+
+def synthetic_records(noise: float = 0.0, seed: int = 0, family: str = "synth-llama", recipe: dict | None = None,
+                      profile: str = "synth", controls: bool = False, nm: bool = True,
+                      true_p2: dict | None = None) -> list[dict]:
+    """3 depth ratios and one 2:4 run per size, curves from TRUE_P2 / TRUE_P2NM.
+
+    Args:
+        recipe: the declared post-training recipe (default `RECIPE`); records of different
+            recipes belong to different groups.
+        profile: the profile name, also the case id prefix.
+        controls: add a control record per size (the measured L0(D)).
+        nm: add the 2:4 runs.
+        true_p2: the depth curves' law parameters (default TRUE_P2).
+    """
     units = {"N0": 1e6}
     records = []
-    depth = make_runs("p2", TRUE_P2, sizes=SIZES, ratios=(0.15, 0.25, 0.35), tokens=TOKENS,
+    depth = make_runs("p2", true_p2 or TRUE_P2, sizes=SIZES, ratios=(0.15, 0.25, 0.35), tokens=TOKENS,
                       noise=noise, seed=seed, units=units)
     for run in depth:
         key = KEYS[SIZES.index(run.inputs["N0"])]
-        records.append(_record(run, family, "depth", key, run.inputs["rho"]))
-    nm = make_runs("p2-nm", TRUE_P2NM, sizes=SIZES, tokens=TOKENS, noise=noise, seed=seed + 1, units=units)
-    for run in nm:
-        key = KEYS[SIZES.index(run.inputs["N0"])]
-        records.append(_record(run, family, "nm", key, 0.5))
+        records.append(_record(run, family, "depth", key, run.inputs["rho"], recipe, profile))
+    if nm:
+        for run in make_runs("p2-nm", TRUE_P2NM, sizes=SIZES, tokens=TOKENS, noise=noise, seed=seed + 1, units=units):
+            key = KEYS[SIZES.index(run.inputs["N0"])]
+            records.append(_record(run, family, "nm", key, 0.5, recipe, profile))
+    if controls:
+        records += [control_record(k, n0, family, recipe, profile) for k, n0 in zip(KEYS, SIZES)]
     return records

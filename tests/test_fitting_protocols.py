@@ -92,9 +92,8 @@ def test_bootstrap_draws_whole_runs(monkeypatch):
         seen.append(pts)
         return real(pts, law, **kw)
 
-    est = fit(runs, "p2", grid=GRID)
     monkeypatch.setattr(intervals_mod, "fit_points", spy)
-    bootstrap(runs, "p2", n=5, seed=1, estimate=est)
+    bootstrap(runs, "p2", n=5, seed=1, grid=GRID, n_polish=0)
     assert len(seen) == 5
     for pts in seen:
         counts = np.bincount(pts.run, minlength=len(runs))
@@ -104,22 +103,41 @@ def test_bootstrap_draws_whole_runs(monkeypatch):
 
 
 def test_bootstrap_is_reproducible_and_brackets_the_estimate():
-    runs = make_runs("p2", P2, noise=0.01, seed=7)
+    runs = make_runs("p2", P2, noise=0.01, seed=7, sizes=(1e8, 1e9, 1e10))
     est = fit(runs, "p2", grid=GRID)
-    a = bootstrap(runs, "p2", n=30, seed=3, estimate=est)
-    b = bootstrap(runs, "p2", n=30, seed=3, estimate=est)
-    c = bootstrap(runs, "p2", n=30, seed=4, estimate=est)
+    a = bootstrap(runs, "p2", n=10, seed=3, grid=GRID, n_polish=0)
+    b = bootstrap(runs, "p2", n=10, seed=3, grid=GRID, n_polish=0)
+    c = bootstrap(runs, "p2", n=10, seed=4, grid=GRID, n_polish=0)
     assert a.intervals == b.intervals
     assert a.intervals != c.intervals
     assert a.n_failed == 0
     for name, (lo, hi) in a.intervals.items():
         assert lo < hi, name
         assert lo <= est.constants[name] <= hi, name
-    narrow = bootstrap(runs, "p2", n=30, seed=3, level=0.5, estimate=est)
+    narrow = bootstrap(runs, "p2", n=10, seed=3, level=0.5, grid=GRID, n_polish=0)
     lo, hi = a.intervals["beta"]
     nlo, nhi = narrow.intervals["beta"]
     assert lo <= nlo and nhi <= hi
     assert a.to_dict()["resampled"] == "runs"
+
+
+def test_bootstrap_searches_every_replicate_like_the_main_fit(monkeypatch):
+    """No warm start: each replicate gets the main fit's whole grid and polish, never its optimum."""
+    runs = make_runs("p2", P2, noise=0.003, seed=6)
+    seen = []
+    real = intervals_mod.fit_points
+
+    def spy(pts, law, **kw):
+        seen.append(kw)
+        return real(pts, law, **kw)
+
+    monkeypatch.setattr(intervals_mod, "fit_points", spy)
+    boot = bootstrap(runs, "p2", n=3, seed=1, grid=GRID, n_polish=1)
+    assert [kw["grid"] for kw in seen] == [GRID] * 3 and all(kw["n_polish"] == 1 for kw in seen)
+    assert "starts" not in seen[0]
+    n_starts = int(np.prod([len(v) for v in GRID.values()]))
+    assert boot.to_dict()["search"] == {"starts": n_starts, "n_polish": 1, "warm_start": False}
+    assert len(boot.to_dict()["replicates"]["beta"]) == 3
 
 
 def test_bootstrap_needs_two_runs():

@@ -91,6 +91,15 @@ class Law:
             the run's token axis.
         units: the default `Unit` of every input.
         grid: initial values per parameter; the fit starts from their Cartesian product.
+        coarse_grid: a smaller grid (2 values per parameter) for searches repeated many
+            times, e.g. the study's main fit and every one of its bootstrap replicates; empty
+            means the form has none and `grid` serves. Both searches of a study use the same.
+        axes: which input each fitted parameter shapes, for identifiability: a parameter
+            fitted as a log amplitude maps to "log"; an exponent maps to the input it is the
+            power of (alpha -> "N0"). A parameter not listed is judged on its raw interval.
+        axis_params: input -> the parameters that shape the law along that input (the size
+            parameters n_c, alpha, delta along N0). A fit with no more distinct values of
+            the input than such parameters interpolates along it and cannot test the form.
     """
 
     name: ClassVar[str] = ""
@@ -98,6 +107,9 @@ class Law:
     inputs: ClassVar[tuple[str, ...]] = ()
     units: ClassVar[Mapping[str, Unit]] = {}
     grid: ClassVar[Mapping[str, tuple[float, ...]]] = {}
+    coarse_grid: ClassVar[Mapping[str, tuple[float, ...]]] = {}
+    axes: ClassVar[Mapping[str, str]] = {}
+    axis_params: ClassVar[Mapping[str, tuple[str, ...]]] = {}
 
     # -- what a form implements -------------------------------------------------------------
 
@@ -158,6 +170,12 @@ class Law:
         mesh = np.meshgrid(*axes, indexing="ij")
         return np.stack([m.ravel() for m in mesh], axis=1)
 
+    def search_grid(self, kind: str = "full") -> np.ndarray:
+        """Starts of a named search: "full" (`grid`) or "coarse" (`coarse_grid`, else `grid`)."""
+        if kind not in ("full", "coarse"):
+            raise UsageError(f"search grid must be 'full' or 'coarse', got {kind!r}")
+        return self.initial_grid(self.coarse_grid if kind == "coarse" and self.coarse_grid else None)
+
     def describe(self) -> str:
         """First paragraph of the docstring: the formula, for --help and reports."""
         return (self.__doc__ or "").strip().split("\n\n")[0]
@@ -186,6 +204,12 @@ def register(name: str):
             problems.append(f"units must cover exactly the inputs {cls.inputs}")
         if set(cls.grid) != set(cls.params):
             problems.append(f"grid must cover exactly the params {cls.params}")
+        if cls.coarse_grid and set(cls.coarse_grid) != set(cls.params):
+            problems.append(f"coarse_grid must cover exactly the params {cls.params}")
+        if set(cls.axes) - set(cls.params) or any(a != "log" and a not in cls.inputs for a in cls.axes.values()):
+            problems.append(f"axes must map params to 'log' or an input: {dict(cls.axes)}")
+        if any(i not in cls.inputs or set(ps) - set(cls.params) for i, ps in cls.axis_params.items()):
+            problems.append(f"axis_params must map inputs to params: {dict(cls.axis_params)}")
         if problems:
             raise TypeError(f"law {name!r} ({cls.__name__}): " + "; ".join(problems))
         cls.name = name

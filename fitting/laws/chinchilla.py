@@ -27,6 +27,8 @@ class Chinchilla(Law):
         "alpha": (0.0, 0.5, 1.0, 1.5, 2.0),
         "beta": (0.0, 0.5, 1.0, 1.5, 2.0),
     }
+    axes = {"a": "log", "b": "log", "e": "log", "alpha": "N", "beta": "D"}
+    axis_params = {"N": ("a", "alpha"), "D": ("b", "beta")}
 
     def log_predict(self, theta, x, jac=False):
         a, b, e, alpha, beta = (theta[:, i : i + 1] for i in range(5))  # each (S, 1)

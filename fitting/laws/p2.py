@@ -28,6 +28,9 @@ class P2(Law):
         "L0": Unit("nats"),
     }
     grid = {**core.CORE_GRID, "gamma": (-0.5, 0.0, 0.5), "delta": (-0.5, 0.0, 0.5)}
+    coarse_grid = {**core.CORE_COARSE, "gamma": core.SIGN_COARSE, "delta": core.SIGN_COARSE}
+    axes = {**core.CORE_AXES, "gamma": "rho", "delta": "N0"}
+    axis_params = {"N0": ("n_c", "alpha", "delta"), "D": ("d_c", "beta"), "rho": ("gamma",)}
 
     def log_predict(self, theta, x, jac=False):
         log_n0 = np.log(x["N0"])

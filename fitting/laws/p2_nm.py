@@ -21,6 +21,9 @@ class P2NM(Law):
     inputs = ("N0", "D", "L0")
     units = {"N0": Unit("parameters", 1e9), "D": Unit("tokens", 1e6), "L0": Unit("nats")}
     grid = {**core.CORE_GRID, "delta": (-0.5, 0.0, 0.5)}
+    coarse_grid = {**core.CORE_COARSE, "delta": core.SIGN_COARSE}
+    axes = {**core.CORE_AXES, "delta": "N0"}
+    axis_params = {"N0": ("n_c", "alpha", "delta"), "D": ("d_c", "beta")}
 
     def log_predict(self, theta, x, jac=False):
         log_n0 = np.log(x["N0"])

@@ -8,7 +8,9 @@
    window is dropped.
 4. Loss is the cross-entropy of ``logits[:, :-1]`` against ``ids[:, 1:]``, averaged over every
    predicted token of every window; ppl = exp(mean). No attention mask and no padding, so the
-   batch size cannot change the result.
+   batch size cannot change the result. The logits are never held whole: the loss is taken
+   from the final hidden states through the LM head in chunks of positions (`chunked_nll_sum`),
+   float32 per chunk.
 
 ``max_windows`` evaluates an evenly spaced subset of the windows (always including the first)
 for quick runs; the subset rule and size are recorded with the number.
@@ -16,12 +18,14 @@ for quick runs; the subset rule and size are recorded with the number.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import sys
 import time
 
 import torch
+import torch.nn.functional as F
 
 from bench import data as data_mod
 from bench.errors import UsageError
@@ -99,14 +103,115 @@ def _model_device(model) -> torch.device:
     return next(model.parameters()).device
 
 
+# Bytes of float32 logits held at once (one tile of positions x vocabulary). Peak memory of the
+# loss is this, whatever the vocabulary and sequence length: Llama-3's 128k vocabulary over 8
+# windows of 2,048 tokens would otherwise be 8.4 GB. On CPU a tile that stays in cache is what
+# makes the loss nearly free next to the lm_head matmul (tests/bench_perplexity_speed.py); on
+# CUDA larger tiles keep the matmuls big.
+CHUNK_BYTES = {"cpu": 4 << 20, "cuda": 256 << 20}
+MIN_VOCAB_TILE = 1024  # columns per tile at least, so each matmul stays efficient
+
+
+def tile_shape(positions: int, vocab: int, device: torch.device) -> tuple[int, int]:
+    """(positions, vocabulary columns) per tile so one tile's float32 logits fit `CHUNK_BYTES`."""
+    budget = CHUNK_BYTES.get(device.type, CHUNK_BYTES["cuda"]) // 4  # floats
+    rows = max(1, min(positions, budget // min(vocab, MIN_VOCAB_TILE)))
+    return rows, max(1, min(vocab, budget // rows))
+
+
+@functools.cache
+def _plain_head_classes() -> tuple[type, ...]:
+    from transformers import LlamaForCausalLM, Qwen2ForCausalLM
+
+    return (LlamaForCausalLM, Qwen2ForCausalLM)  # pruners.hf_modeling's classes subclass these
+
+
+def trunk_and_head(model) -> tuple[torch.nn.Module, torch.nn.Module] | None:
+    """The decoder trunk and LM head of a model whose logits are exactly ``head(trunk(ids))``.
+
+    Llama and Qwen2 (and prunebench's per-layer-width subclasses, and peft wrappers of them)
+    compute ``lm_head(model(ids).last_hidden_state)`` with nothing after the head, so the loss
+    can be taken from the hidden states chunk by chunk. Returns None for anything else (an
+    architecture with logit soft-capping or scaling, or an FSDP-sharded root whose parameters
+    are only gathered inside its own forward); those go through the full-logits path.
+    """
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft
+    if not isinstance(base, _plain_head_classes()):
+        return None
+    try:
+        from torch.distributed.fsdp import FSDPModule
+    except ImportError:  # torch without distributed support
+        FSDPModule = ()
+    if isinstance(base, FSDPModule):
+        return None
+    head = base.get_output_embeddings()
+    if not isinstance(head, torch.nn.Linear):
+        return None
+    return base.get_decoder(), head
+
+
+def chunked_nll_sum(hidden: torch.Tensor, head: torch.nn.Linear, ids: torch.Tensor,
+                    tile: tuple[int, int] | None = None) -> torch.Tensor:
+    """Sum of next-token NLLs from final hidden states, never holding more than one tile of logits.
+
+    Positions are taken in chunks; within a chunk the vocabulary is swept in column tiles whose
+    log-sum-exps are combined at the end, so each lm_head weight tile is read once per position
+    chunk (tiling positions alone re-reads the whole head per chunk and was slower than the
+    full-logits loop). Each tile's logits are upcast to float32 before the normaliser, as the
+    full-logits path does, so the two agree to float32 rounding.
+
+    Args:
+        hidden: (B, S, H) final (normed) hidden states.
+        head: the LM head (a Linear, bias or not; tied or not).
+        ids: (B, S) token ids; position t predicts ids[:, t + 1].
+        tile: (positions, vocabulary columns) per tile (default: `tile_shape`).
+    Returns:
+        A float64 scalar on the head's device.
+    """
+    weight, bias = head.weight, head.bias  # (V, H), (V,) or None
+    if weight.device.type == "meta":  # offloaded by accelerate: its hook loads it per call
+        return _module_chunked_nll_sum(hidden, head, ids)
+    h = hidden[:, :-1].reshape(-1, hidden.shape[-1]).to(weight.device)  # (N, H): a small copy, H << V
+    targets = ids[:, 1:].reshape(-1).to(weight.device)  # (N,)
+    n, vocab = h.shape[0], weight.shape[0]
+    rows, cols = tile or tile_shape(n, vocab, weight.device)
+    parts = []
+    for i in range(0, n, rows):
+        hp, tp = h[i:i + rows], targets[i:i + rows]  # (P, H), (P,)
+        lse = torch.empty(hp.shape[0], -(-vocab // cols), device=weight.device)  # (P, tiles)
+        target = torch.zeros(hp.shape[0], device=weight.device)  # (P,)
+        for k, j in enumerate(range(0, vocab, cols)):
+            logits = F.linear(hp, weight[j:j + cols], None if bias is None else bias[j:j + cols])  # (P, c)
+            if logits.dtype != torch.float32:
+                logits = logits.float()
+            lse[:, k] = torch.logsumexp(logits, dim=-1)
+            local = tp - j
+            hit = (local >= 0) & (local < logits.shape[1])
+            target += torch.where(hit, logits.gather(-1, local.clamp(0, logits.shape[1] - 1)[:, None]).squeeze(-1), 0.0)
+        parts.append((torch.logsumexp(lse, dim=-1) - target).sum(dtype=torch.float64))
+    return torch.stack(parts).sum()
+
+
+def _module_chunked_nll_sum(hidden: torch.Tensor, head: torch.nn.Module, ids: torch.Tensor) -> torch.Tensor:
+    """Position chunks through the head module itself, for a head whose weights live elsewhere."""
+    h = hidden[:, :-1].reshape(-1, hidden.shape[-1])
+    targets = ids[:, 1:].reshape(-1)
+    rows = tile_shape(h.shape[0], head.out_features, hidden.device)[0]
+    parts = []
+    for i in range(0, h.shape[0], rows):
+        logits = head(h[i:i + rows]).float()  # (c, V)
+        t = targets[i:i + rows].to(logits.device)
+        parts.append((torch.logsumexp(logits, dim=-1) - logits.gather(-1, t[:, None]).squeeze(-1)).sum(dtype=torch.float64))
+    return torch.stack([p.to(parts[0].device) for p in parts]).sum()
+
+
 def token_nll(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     """NLL of each next token: (B, S, V) logits and (B, S) ids -> (B, S-1), in float32.
 
-    Equal to ``cross_entropy(logits[:, :-1], ids[:, 1:])`` per token, computed as
-    logsumexp - target logit: this reads the logits once and never materialises the full
-    (B, S-1, V) log-softmax or a contiguous copy of the shifted logits, which for a 49k
-    vocabulary costs as much memory traffic as the lm_head itself. bf16/fp16 logits are
-    upcast so the normaliser keeps float32 precision.
+    The full-logits path, for models `trunk_and_head` cannot split. Equal to
+    ``cross_entropy(logits[:, :-1], ids[:, 1:])`` per token, computed as logsumexp - target
+    logit so the (B, S-1, V) log-softmax is never materialised; bf16/fp16 logits are upcast
+    so the normaliser keeps float32 precision.
     """
     if logits.dtype != torch.float32:
         logits = logits.float()
@@ -115,27 +220,44 @@ def token_nll(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     return lse - target
 
 
+def batch_nll_sum(model, batch: torch.Tensor, chunked: bool = True) -> torch.Tensor:
+    """Sum of next-token NLLs of one (B, S) batch, as a float64 scalar; no attention mask.
+
+    The one loss function of prunebench: perplexity, the held-out loss at every post-training
+    checkpoint and L0 all go through it. ``chunked=False`` forces the full-logits path (the
+    reference the chunked one is tested against).
+    """
+    split = trunk_and_head(model) if chunked else None
+    if split is None:
+        logits = model(input_ids=batch, use_cache=False).logits  # (B, S, V)
+        return token_nll(logits, batch.to(logits.device)).sum(dtype=torch.float64)
+    trunk, head = split
+    hidden = trunk(input_ids=batch, use_cache=False).last_hidden_state  # (B, S, H)
+    return chunked_nll_sum(hidden, head, batch)
+
+
 @torch.inference_mode()
 def window_nll_sum(model, windows: torch.Tensor, batch_size: int, progress: bool = False,
-                   desc: str = "ppl") -> tuple[float, int]:
+                   desc: str = "ppl", chunked: bool = True) -> tuple[float, int]:
     """Sum of token NLLs over all windows, and the number of predicted tokens.
 
     Args:
         windows: (n, seq_len) token ids on any device.
+        chunked: compute the loss from hidden states in chunks (`batch_nll_sum`).
     """
     from tqdm.auto import tqdm
 
     device = _model_device(model)
-    total = torch.zeros((), dtype=torch.float64, device=device)
+    parts = []
     n, seq_len = windows.shape
     bar = tqdm(total=n, desc=desc, unit="win", file=sys.stderr, disable=not progress, leave=False)
     for start in range(0, n, batch_size):
         batch = windows[start:start + batch_size].to(device, non_blocking=True)  # (B, S)
-        logits = model(input_ids=batch, use_cache=False).logits  # (B, S, V)
-        total += token_nll(logits, batch).sum()
+        parts.append(batch_nll_sum(model, batch, chunked=chunked))
         bar.update(batch.shape[0])
     bar.close()
-    return float(total), n * (seq_len - 1)
+    # One host sync for the whole evaluation.
+    return float(torch.stack([p.to(parts[0].device) for p in parts]).sum()), n * (seq_len - 1)
 
 
 def evaluate(model, tokenizer, dataset: str, seq_len: int, *, split: str | None = None,

@@ -49,7 +49,8 @@ class Recipe:
         batch_tokens: tokens per optimizer step.
         micro_batch_tokens: tokens per forward/backward; gradients accumulate to batch_tokens.
         seq_len: tokens per training sequence.
-        lr: peak learning rate.
+        lr: peak learning rate; 0 runs the loop without changing a weight (a null run: its
+            checkpoints equal L0, which checks the measurement path).
         schedule: constant, cosine or linear decay after warm-up.
         warmup_tokens: linear warm-up from 0 over this many tokens.
         min_lr_ratio: where cosine/linear decay ends, as a fraction of lr.
@@ -130,8 +131,9 @@ class Recipe:
         if self.tokens % self.checkpoint_every:
             raise UsageError(f"post-training tokens ({self.tokens}) must be a multiple of checkpoint_every "
                              f"({self.checkpoint_every}), so the last checkpoint is at the end of training")
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise UsageError(f"post-training lr must be a positive number, got {self.lr!r}")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr >= 0):
+            raise UsageError(f"post-training lr must be a number >= 0 (0: a null run that changes no weight), "
+                             f"got {self.lr!r}")
         if self.schedule not in SCHEDULES:
             raise UsageError(f"unknown lr schedule {self.schedule!r}{did_you_mean(self.schedule, SCHEDULES)}; "
                              f"choose one of {', '.join(SCHEDULES)}")
@@ -169,6 +171,11 @@ class Recipe:
     @property
     def accumulation(self) -> int:
         return self.batch_tokens // self.micro_batch_tokens
+
+    @property
+    def eval_batch_size(self) -> int:
+        """Held-out windows per forward: about 8k tokens."""
+        return max(1, 8192 // self.seq_len)
 
     def lr_at(self, step: int) -> float:
         """Learning rate of optimizer step `step` (0-based)."""
@@ -221,15 +228,43 @@ def _autocast(device: torch.device, recipe: Recipe):
     return contextlib.nullcontext()
 
 
+MASTER_DTYPE = torch.float32  # training always holds float32 master weights
+
+
+@contextlib.contextmanager
+def master_weights(model):
+    """Hold `model`'s floating parameters and buffers in float32 for the block, then restore them.
+
+    Every held-out loss is measured on the weights as training holds them, so L0 of a bf16 base
+    and the checkpoints of its float32 master copy differ by training only, never by precision.
+    Each tensor gets its own dtype back (bf16 -> float32 -> bf16 is exact), so a memoised base
+    model leaves the block bit for bit as it entered.
+    """
+    saved = [(t, t.dtype) for t in (*model.parameters(), *model.buffers())
+             if t.is_floating_point() and t.dtype != MASTER_DTYPE]
+    for t, _ in saved:
+        t.data = t.data.to(MASTER_DTYPE)
+    try:
+        yield model
+    finally:
+        for t, dtype in saved:
+            t.data = t.data.to(dtype)
+
+
 @torch.no_grad()
 def heldout_loss(model, windows: torch.Tensor, batch_size: int, recipe: Recipe | None = None) -> float:
-    """Mean next-token NLL over `windows` (n, seq_len), in eval mode (no dropout)."""
+    """Mean next-token NLL over `windows` (n, seq_len): the one numeric path of every held-out loss.
+
+    Float32 master weights (`master_weights`), the recipe's autocast, eval mode (no dropout),
+    and `bench.perplexity.window_nll_sum` (the chunked loss). L0 before training and the loss
+    at every checkpoint both come from here, on every device.
+    """
     from bench.perplexity import window_nll_sum
 
     was = model.training
     model.eval()
     try:
-        with _autocast(_device(model), recipe or Recipe()):
+        with master_weights(model), _autocast(_device(model), recipe or Recipe()):
             total, n = window_nll_sum(model, windows, batch_size)
     finally:
         model.train(was)
@@ -296,7 +331,7 @@ def train(model, windows: torch.Tensor, recipe: Recipe, *, heldout: torch.Tensor
             f"post-training budget of {recipe.tokens:,} tokens exceeds the {recipe.train_slice} slice "
             f"({windows.shape[0] * recipe.seq_len:,} tokens in {recipe.seq_len}-token windows); lower tokens, "
             f"raise posttrain_frac, or set repeat=True")
-    eval_bs = max(1, 8192 // recipe.seq_len)
+    eval_bs = recipe.eval_batch_size
     res = TrainResult(trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad))
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(_param_groups(model, recipe.weight_decay), lr=recipe.lr,
@@ -414,6 +449,11 @@ def heldout_windows(tokenizer, recipe: Recipe, data_dir=None) -> torch.Tensor:
     return win[: recipe.eval_windows]
 
 
+def initial_loss(model, tokenizer, recipe: Recipe, data_dir=None) -> float:
+    """L0: `model`'s held-out loss on the recipe's fixed windows, measured as every checkpoint is."""
+    return heldout_loss(model, heldout_windows(tokenizer, recipe, data_dir), recipe.eval_batch_size, recipe)
+
+
 def posttrain(model, tokenizer, recipe: Recipe, *, data_dir=None, masks: dict | None = None,
               checkpoint_eval=None, progress: bool = False) -> tuple[torch.nn.Module, dict]:
     """Post-train `model` (in place, except LoRA which returns the merged model).
@@ -431,8 +471,8 @@ def posttrain(model, tokenizer, recipe: Recipe, *, data_dir=None, masks: dict | 
     win = training_windows(tokenizer, recipe, data_dir)
     held = heldout_windows(tokenizer, recipe, data_dir)
     dtype = next(model.parameters()).dtype
-    if dtype != torch.float32:
-        model.float()  # float32 master weights; bf16 comes from autocast on CUDA
+    if dtype != MASTER_DTYPE:
+        model.to(MASTER_DTYPE)  # float32 master weights; bf16 comes from autocast on CUDA
     if recipe.lora:
         model = add_lora(model, recipe)
     result = train(model, win, recipe, heldout=held, masks=masks, checkpoint_eval=checkpoint_eval,

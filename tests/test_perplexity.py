@@ -108,3 +108,96 @@ def test_unknown_dataset(tiny, data_dir):
     model, tok = tiny
     with pytest.raises(UsageError, match="unknown evaluation dataset"):
         perplexity.evaluate(model, tok, "c4", 128, data_dir=data_dir, progress=False)
+
+
+# ----------------------------------------------------------------------------- the chunked loss
+
+
+def _head_with_bias(model):
+    """The same model with a biased LM head (no HF Llama/Qwen2 has one; the chunked path must not care)."""
+    old = model.lm_head
+    new = torch.nn.Linear(old.in_features, old.out_features, bias=True)
+    with torch.no_grad():
+        new.weight.copy_(old.weight)
+        new.bias.copy_(torch.randn(old.out_features, generator=torch.Generator().manual_seed(3)))
+    model.lm_head = new
+    return model
+
+
+CHUNK_MODELS = {
+    "llama": lambda: tiny_model("llama", seed=2),
+    "llama-tied": lambda: tiny_model("llama", seed=2, tie_word_embeddings=True),
+    "qwen2": lambda: tiny_model("qwen2", seed=2),
+    "qwen2-tied": lambda: tiny_model("qwen2", seed=2, tie_word_embeddings=True),
+    "qwen2-head-bias": lambda: _head_with_bias(tiny_model("qwen2", seed=2)),
+}
+
+
+@pytest.mark.parametrize("name", CHUNK_MODELS)
+@pytest.mark.parametrize("tile", [None, (7, 50), (3, 259), (64, 1)])
+def test_chunked_loss_equals_the_full_logits_path(name, tile):
+    model = CHUNK_MODELS[name]().eval()
+    ids = torch.randint(0, 259, (3, 40), generator=torch.Generator().manual_seed(0))  # (B, S)
+    assert perplexity.trunk_and_head(model) is not None
+    with torch.inference_mode():
+        full = perplexity.token_nll(model(input_ids=ids).logits, ids).sum(dtype=torch.float64)
+        trunk, head = perplexity.trunk_and_head(model)
+        chunked = perplexity.chunked_nll_sum(trunk(input_ids=ids).last_hidden_state, head, ids, tile=tile)
+    assert float(chunked) == pytest.approx(float(full), rel=1e-6)
+    # and through the public entry, which picks the chunked path by itself
+    a = perplexity.window_nll_sum(model, ids, 2)
+    b = perplexity.window_nll_sum(model, ids, 2, chunked=False)
+    assert a[1] == b[1] and a[0] == pytest.approx(b[0], rel=1e-6)
+
+
+def test_chunked_ppl_matches_the_hand_written_protocol_on_qwen2(data_dir):
+    model, tok = tiny_model("qwen2", seed=4, tie_word_embeddings=True), byte_tokenizer()
+    result = perplexity.evaluate(model, tok, "wikitext2", 48, max_windows=6, batch_size=4,
+                                 data_dir=data_dir, progress=False)
+    ids = perplexity.encode_stream(tok, data.joined_text("wikitext2", "test", data_dir))
+    windows = perplexity.make_windows(ids, 48)[perplexity.select_windows(len(ids) // 48, 6)]
+    assert result["ppl"] == pytest.approx(bare_ppl(model, windows), rel=1e-6)
+
+
+def _largest_tensor(fn) -> int:
+    """The most elements any op output had while `fn` ran (a real dispatch-level observer)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Largest(TorchDispatchMode):
+        most = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for t in out if isinstance(out, (tuple, list)) else [out]:
+                if isinstance(t, torch.Tensor):
+                    Largest.most = max(Largest.most, t.numel())
+            return out
+
+    with Largest():
+        fn()
+    return Largest.most
+
+
+@pytest.mark.parametrize("vocab, seq", [(4096, 64), (16384, 256)])
+def test_chunked_loss_peak_is_independent_of_vocab_times_seq(vocab, seq, monkeypatch):
+    monkeypatch.setitem(perplexity.CHUNK_BYTES, "cpu", 256 << 10)  # 64k floats per tile
+    head = torch.nn.Linear(16, vocab, bias=False)
+    hidden = torch.randn(2, seq, 16)
+    ids = torch.randint(0, vocab, (2, seq))
+    with torch.inference_mode():
+        most = _largest_tensor(lambda: perplexity.chunked_nll_sum(hidden, head, ids))
+        full_most = _largest_tensor(lambda: perplexity.token_nll(head(hidden), ids))
+    assert full_most >= 2 * seq * vocab  # the full path holds all logits ...
+    assert most <= max((256 << 10) // 4, head.weight.numel())  # ... the chunked one a tile (the weight is the model's)
+
+
+def test_unknown_architectures_take_the_full_logits_path():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    gpt2 = GPT2LMHeadModel(GPT2Config(n_embd=32, n_layer=1, n_head=2, vocab_size=259, n_positions=64)).eval()
+    assert perplexity.trunk_and_head(gpt2) is None
+    ids = torch.randint(0, 259, (2, 16), generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        expect = F.cross_entropy(gpt2(ids).logits[:, :-1].flatten(0, 1), ids[:, 1:].flatten(), reduction="sum")
+    total, n = perplexity.window_nll_sum(gpt2, ids, 2)
+    assert n == 2 * 15 and total == pytest.approx(float(expect), rel=1e-6)

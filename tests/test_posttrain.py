@@ -48,7 +48,8 @@ def test_budget_smaller_than_one_checkpoint_is_a_usage_error():
     (dict(checkpoint_every=6144, tokens=12288), "checkpoint_every .* multiple of batch_tokens"),
     (dict(tokens=40960, checkpoint_every=16384), "multiple of checkpoint_every"),
     (dict(schedule="cosin"), "did you mean 'cosine'"),
-    (dict(lr=float("nan")), "lr must be a positive number"),
+    (dict(lr=float("nan")), "lr must be a number >= 0"),
+    (dict(lr=-1e-3), "lr must be a number >= 0"),
     (dict(train_slice="heldout"), "train_slice must be pretrain or posttrain"),
 ])
 def test_bad_recipes_are_usage_errors(fields, message):
@@ -200,3 +201,36 @@ def test_posttrain_records_slices_and_fixed_heldout(data_dir):
     assert a["initial_val_loss"] == b["initial_val_loss"]  # same model, same fixed windows
     assert a["eval_tokens"] == r.eval_windows * r.seq_len
     assert a["slices"]["documents_per_slice"]["heldout"] >= 1 and a["slices"]["corpus"] == "wikitext2"
+
+
+# ----------------------------------------------------------------------------- L0 and the trajectory
+
+
+def test_zero_lr_checkpoint_equals_l0_of_a_low_precision_base(data_dir):
+    """L0 and every checkpoint come from one numeric path, even when the base is held in bf16.
+
+    The base is bf16 (as the runner holds it on CUDA); training holds float32 master weights.
+    With lr=0 no weight moves, so the first checkpoint must equal L0 exactly (same function,
+    same weights, same windows and batches: no tolerance is needed).
+    """
+    from bench.models import byte_tokenizer
+    from bench.posttrain import initial_loss
+
+    tok = byte_tokenizer()
+    base = model().to(torch.bfloat16)
+    before = {k: v.clone() for k, v in base.state_dict().items()}
+    r = recipe(tokens=256, checkpoint_every=128, batch_tokens=128, micro_batch_tokens=64, lr=0.0,
+               weight_decay=0.1, repeat=False)
+    l0 = initial_loss(base, tok, r, data_dir)
+    for k, v in base.state_dict().items():  # the base comes back bit for bit, in bf16
+        assert v.dtype == before[k].dtype and torch.equal(v, before[k]), k
+    _, pt = posttrain(copy.deepcopy(base), tok, r, data_dir=data_dir)
+    assert pt["initial_val_loss"] == l0
+    assert [c["val_loss"] for c in pt["trajectory"]] == [l0, l0]
+    # The check has teeth: the bf16 weights measured as they are give another number.
+    from bench.perplexity import window_nll_sum
+    from bench.posttrain import heldout_windows
+
+    held = heldout_windows(tok, r, data_dir)
+    total, n = window_nll_sum(base, held, r.eval_batch_size)
+    assert total / n != l0

@@ -111,14 +111,17 @@ class CaseRunner:
         return self.memo.dense_ppl[key]
 
     def dense_heldout(self, case: Case, recipe) -> float:
-        """L0: the unpruned model's held-out loss on the recipe's fixed windows (once per session)."""
-        from bench.posttrain import heldout_loss, heldout_windows
+        """L0: the unpruned model's held-out loss on the recipe's fixed windows (once per session).
 
-        key = (case.model, recipe.slices, recipe.seq_len, recipe.eval_windows)
+        Measured by `bench.posttrain.initial_loss`, the same function, float32 master weights and
+        autocast as every checkpoint's held-out loss, so L0 and the trajectory differ by training only.
+        """
+        from bench.posttrain import initial_loss
+
+        key = (case.model, recipe.slices, recipe.seq_len, recipe.eval_windows, recipe.bf16)
         if key not in self.memo.dense_heldout:
             base = self.dense(case.model)
-            held = heldout_windows(base.tokenizer, recipe, self.ctx.data_dir)
-            self.memo.dense_heldout[key] = heldout_loss(base.model, held, max(1, 8192 // recipe.seq_len), recipe)
+            self.memo.dense_heldout[key] = initial_loss(base.model, base.tokenizer, recipe, self.ctx.data_dir)
         return self.memo.dense_heldout[key]
 
     def run(self, case: Case) -> dict:

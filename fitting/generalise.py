@@ -78,7 +78,8 @@ def higher_rho(runs: Sequence[Run], law, ratio_of: Mapping[str, float], **fit_kw
     """
     ratios = sorted({round(float(ratio_of[r.run_id]), 6) for r in runs})
     top = ratios[-1] if ratios else None
-    fit_on = "ratios " + ", ".join(f"{x:g}" for x in ratios[:-1]) + (f"; predict {top:g}" if top is not None else "")
+    fit_on = ("ratios " + ", ".join(f"{x:g}" for x in ratios[:-1]) + f"; predict {top:g}") if len(ratios) > 1 else \
+        f"one ratio ({', '.join(f'{x:g}' for x in ratios) or 'none'})"
     try:
         if len(ratios) < 2:
             raise UsageError(f"needs runs at 2 or more pruning ratios; this group has {len(ratios)}")

@@ -149,21 +149,26 @@ def posttrain_table(records: list[dict], eval_key: str | None = None) -> str:
     if eval_key is None:
         keys = sorted({k for r in post for k in (r.get("ppl") or {})})
         eval_key = next((k for k in keys if k.startswith("wikitext2:")), keys[0] if keys else None)
-    control = {r["model"].get("key"): control_improvement(r) for r in post if r.get("method") == "control"}
+    from bench.study import recipe_config, recipe_label
+
+    def where(r):  # one control per (family, size, recipe): the same size of two families differs
+        return (r["model"].get("family", ""), r["model"].get("key"), recipe_label(recipe_config(r)))
+
+    control = {where(r): control_improvement(r) for r in post if r.get("method") == "control"}
     rows = []
-    for r in sorted(post, key=lambda r: (r["model"].get("family", ""), r["params"]["before"], r.get("method") != "control",
-                                         r.get("method", ""), r.get("ratio", 0))):
+    for r in sorted(post, key=lambda r: (r["model"].get("family", ""), where(r)[2], r["params"]["before"],
+                                         r.get("method") != "control", r.get("method", ""), r.get("ratio", 0))):
         dense = ((r.get("ppl_dense") or {}).get(eval_key) or {}).get("ppl")
         pruned = ((r.get("ppl_pruned") or {}).get(eval_key) or {}).get("ppl")
         final = ((r.get("ppl") or {}).get(eval_key) or {}).get("ppl")
         p = r["params"]
         status = r.get("status", "ok") + (" (diverged)" if r["posttrain"].get("diverged") else "")
         rows.append([
-            f"{r['model'].get('family', '')} {r['model'].get('key', '')}".strip(), _label(r),
+            f"{r['model'].get('family', '')} {r['model'].get('key', '')}".strip(), _label(r), where(r)[2],
             fmt_pct(p.get("achieved_ratio")), f"{p['before']:,}", f"{p['after']:,}",
             fmt_num(dense), fmt_num(pruned), fmt_num(final), fmt_pct(recovered_fraction(dense, pruned, final), 1),
-            fmt_num(_final_val_loss(r), 4), fmt_pct(control.get(r["model"].get("key")), 2), status])
-    headers = ["model", "method", "ratio", "params before", "params after", f"ppl dense ↓ ({eval_key})",
+            fmt_num(_final_val_loss(r), 4), fmt_pct(control.get(where(r)), 2), status])
+    headers = ["model", "method", "recipe", "ratio", "params before", "params after", f"ppl dense ↓ ({eval_key})",
                "ppl pruned ↓", "ppl post-trained ↓", "recovered ↑", "final held-out loss ↓",
                "control improvement", "status"]
     return _table(rows, headers) + "\n"
@@ -172,55 +177,172 @@ def posttrain_table(records: list[dict], eval_key: str | None = None) -> str:
 # ----------------------------------------------------------------------------- fit tables
 
 
-def _ci(boot: dict | None, name: str) -> str:
-    if not boot or name not in boot.get("intervals", {}):
-        return ""
-    lo, hi = boot["intervals"][name]
-    return f" [{fmt_sci(lo)}, {fmt_sci(hi)}]"
+def _ident(g: dict) -> dict:
+    return g.get("identifiability") or {}
+
+
+def _verdict(g: dict) -> str:
+    ident = _ident(g)
+    if ident.get("identified"):
+        return "identified"
+    return "not identified: " + "; ".join(ident.get("reasons") or ["no verdict"])
+
+
+def _constant(g: dict, name: str, value: float) -> str:
+    """One constant: its value and interval when identified, else 'not identified' and why."""
+    c = _ident(g).get("constants", {}).get(name)
+    if c is None:
+        return f"{name}: not assessed (no bootstrap interval)"
+    lo, hi = c["interval"]
+    if not c["identified"]:
+        return f"{name}: not identified (CI [{fmt_sci(lo)}, {fmt_sci(hi)}])"
+    return f"{name}={fmt_sci(value)} [{fmt_sci(lo)}, {fmt_sci(hi)}]"
+
+
+def recipes_section(fit: dict) -> str:
+    """Which post-training recipe each label names (groups never mix recipes)."""
+    seen = {}
+    for g in fit.get("groups", []):
+        seen.setdefault(g.get("recipe", "unrecorded"), g.get("recipe_summary", "not recorded"))
+    return "\n".join(f"- `{k}`: {v}" for k, v in sorted(seen.items())) + "\n"
 
 
 def fit_table(fit: dict) -> str:
-    """Fitted constants with bootstrap intervals, and the fit's metrics, per group."""
+    """Fitted constants with bootstrap intervals and identifiability, and the fit's metrics, per group."""
     rows = []
     for g in fit.get("groups", []):
         if g.get("fit") is None:
-            rows.append([f"{g['family']}/{g['method']}", g["law"], f"not fitted: {g.get('error')}", "–", "–", "–", "–", "–"])
+            rows.append([g.get("key", f"{g['family']}/{g['method']}"), g["law"], f"not fitted: {g.get('error')}",
+                         "–", "–", "–", "–", "–", "–"])
             continue
         f = g["fit"]
-        consts = ", ".join(f"{k}={fmt_sci(v)}{_ci(g.get('bootstrap'), k)}" for k, v in f["constants"].items())
+        consts = "; ".join(_constant(g, k, v) for k, v in f["constants"].items())
         units = ", ".join(f"{k}: {u['scale']:g} {u['quantity']}" for k, u in f["units"].items())
         wr = g.get("within_run") or {}
-        rows.append([f"{g['family']}/{g['method']}", g["law"], consts, units, f"{f['n_runs']}/{f['n_points']}",
-                     fmt_sci(f["objective"]), fmt_num(wr.get("r2"), 4), fmt_pct(None if wr.get("mape") is None else wr["mape"] / 100)])
+        rows.append([g.get("key", f"{g['family']}/{g['method']}"), g["law"], _verdict(g), consts, units,
+                     f"{f['n_runs']}/{f['n_points']}", fmt_sci(f["objective"]), fmt_num(wr.get("r2"), 4),
+                     fmt_pct(None if wr.get("mape") is None else wr["mape"] / 100)])
     level = next((g["bootstrap"]["level"] for g in fit.get("groups", []) if g.get("bootstrap")), None)
     ci = f" [{100 * level:.0f}% CI, runs resampled]" if level else ""
-    headers = ["group", "law", f"constants{ci}", "units", "runs/points", "Huber objective ↓",
+    headers = ["group", "law", "identifiability", f"constants{ci}", "units", "runs/points", "Huber objective ↓",
                "within-run R² ↑", "within-run MAPE ↓"]
-    return _table(rows, headers) + "\n"
+    text = _table(rows, headers) + "\n"
+    crit = fit.get("identifiability_criterion")
+    search = next((g.get("search") for g in fit.get("groups", []) if g.get("search")), None)
+    notes = []
+    if crit:
+        notes.append(f"A constant is identified when its {crit}.")
+    if search:
+        notes.append(f"Search: {search['starts']} starts ({search['grid']} grid), {search['n_polish']} polished; "
+                     f"each of the {search['bootstrap_replicates']} bootstrap replicates is searched the same way "
+                     "(no warm start).")
+    return text + ("\n" + " ".join(notes) + "\n" if notes else "")
+
+
+def _figure(m: dict, key: str) -> str:
+    """A test figure (percent), or why it is not a measurement."""
+    if m.get("runaway"):
+        return "run-away"
+    v = m.get(key)
+    return "–" if v is None else fmt_pct(v / 100)
 
 
 def extrapolation_table(fit: dict) -> str:
     rows = []
     for g in fit.get("groups", []):
         for size, m in (g.get("extrapolation") or {}).items():
-            rows.append([f"{g['family']}/{g['method']}", size, ", ".join(g["fit_sizes"]),
-                         fmt_pct(m["extrapolation_error"] / 100), fmt_num(m["r2"], 4), fmt_sci(m["huber"]),
-                         fmt_sci(m.get("slope_difference"))])
+            rows.append([g.get("key", f"{g['family']}/{g['method']}"), size, ", ".join(g["fit_sizes"]),
+                         _figure(m, "extrapolation_error"), _figure(m, "gap_final_worst"),
+                         fmt_num(m["r2"], 4) if not m.get("runaway") else "–", fmt_sci(m["huber"]),
+                         fmt_sci(m.get("slope_difference")), _verdict(g) + (f"; {m['runaway']}" if m.get("runaway") else "")])
     if not rows:
         return "_No held-out models to extrapolate to._\n"
-    return _table(rows, ["group", "held-out size", "fitted on", "extrapolation error (MAPE) ↓", "R² ↑",
-                         "Huber ↓", "avg slope difference ↓"]) + "\n"
+    return _table(rows, ["group", "held-out size", "fitted on", "extrapolation error (MAPE) ↓",
+                         "gap error, final (worst run) ↓", "R² ↑", "Huber ↓", "avg slope difference ↓", "fit"]) + "\n"
+
+
+def tests_table(fit: dict) -> str:
+    """The three generalisation tests per group, each target with MAPE on L and the gap errors."""
+    rows = []
+    for g in fit.get("groups", []):
+        key = g.get("key", f"{g['family']}/{g['method']}")
+        for name in ("larger-d", "larger-n0", "higher-rho"):
+            t = (g.get("tests") or {}).get(name)
+            if t is None:
+                continue
+            if t.get("error"):
+                rows.append([key, name, t.get("fit_on", ""), "–", f"not run: {t['error']}", "–", "–", "–"])
+                continue
+            for size, m in t["targets"].items():
+                rows.append([key, name, t["fit_on"], size, _figure(m, "mape"), _figure(m, "gap_mean"),
+                             _figure(m, "gap_final"), _figure(m, "gap_final_worst")])
+    if not rows:
+        return "_No generalisation tests._\n"
+    return _table(rows, ["group", "test", "fitted on", "predicted", "MAPE on L ↓", "gap error, mean ↓",
+                         "gap error, final ↓", "gap error, final (worst run) ↓"]) + "\n" + (
+        "\nGap error: |predicted - measured| / (measured - L0) at each checkpoint, L0 the unpruned loss; "
+        "'final' is the mean over the predicted runs of their last checkpoint. 'run-away' marks a prediction "
+        "off by more than a factor "
+        f"{fit.get('runaway_factor', 10):g} somewhere, which is not a measured error.\n")
+
+
+_MARK = {True: "yes", False: "no", None: "n/a"}
+
+
+def forms_table(fit: dict) -> str:
+    """Every candidate form's fit quality (in-sample) and its errors on the held-out sizes."""
+    rows = []
+    for g in fit.get("groups", []):
+        key = g.get("key", f"{g['family']}/{g['method']}")
+        for f in g.get("forms") or []:
+            if f["status"] != "ok":
+                rows.append([key, f"`{f['law']}`", f.get("note", ""), f"failed: {f.get('error')}", "–", "–", "–", "–", "–", "–"])
+                continue
+            m, h = f["metrics"], f.get("heldout") or {}
+            rows.append([key, f"`{f['law']}`", f.get("note", ""), "ok", fmt_num(m["r2"], 4), fmt_sci(m["huber"]),
+                         fmt_pct(m["mape"] / 100), fmt_sci(m.get("slope_difference")),
+                         _figure(h, "mape") if h else "–", _figure(h, "gap_final_worst") if h else "–"])
+    if not rows:
+        return "_No candidate forms compared._\n"
+    return _table(rows, ["group", "form", "what differs", "fit", "R² ↑", "Huber ↓", "MAPE ↓", "avg slope difference ↓",
+                         "held-out MAPE ↓", "held-out gap error, final (worst run) ↓"]) + "\n"
+
+
+def conditions_table(fit: dict) -> str:
+    """Which forms meet which of the four conditions, checked over the data range."""
+    from_names = ("rho->0", "decreasing-in-D", "increasing-in-rho", "gap-decreasing-in-N0")
+    rows = []
+    for g in fit.get("groups", []):
+        key = g.get("key", f"{g['family']}/{g['method']}")
+        for f in g.get("forms") or []:
+            if f["status"] != "ok":
+                rows.append([key, f"`{f['law']}`"] + ["failed"] * len(from_names))
+                continue
+            c = f.get("conditions") or {}
+            rows.append([key, f"`{f['law']}`"] + [_MARK[(c.get(n) or {}).get("met")] for n in from_names])
+    if not rows:
+        return "_No candidate forms compared._\n"
+    return _table(rows, ["group", "form", "L → L0 as ρ → 0", "L decreases with D", "L increases with ρ",
+                         "L − L0 decreases with N0"]) + "\n" + (
+        "\nChecked on a grid over the fitted N0, D and ρ (L0 at the runs' median); ρ → 0 down to 1e-12, where the "
+        "gap must fall at every step to below 1% of its value at the smallest fitted ρ. n/a: the data do not vary "
+        "that input.\n")
 
 
 def optimal_tokens_table(fit: dict) -> str:
     rows = []
     for g in fit.get("groups", []):
+        ident = _ident(g).get("identified", False)
         for o in g.get("optimal_tokens") or []:
             tm, ts = o["tokens_to_margin"], o["tokens_to_slope"]
-            rows.append([f"{g['family']}/{g['method']}", o["size"], fmt_pct(o["rho"]),
-                         fmt_tokens(tm["tokens"]) if tm["reachable"] else f"never ({tm['reason']})",
-                         fmt_tokens(ts["tokens"]) if ts["reachable"] else f"never ({ts['reason']})",
-                         fmt_tokens(o["trained_tokens"])])
+
+            def cell(t):
+                if not ident:  # numbers from constants the data do not pin down say nothing
+                    return "fit not identified"
+                return fmt_tokens(t["tokens"]) if t["reachable"] else f"never ({t['reason']})"
+
+            rows.append([g.get("key", f"{g['family']}/{g['method']}"), o["size"], fmt_pct(o["rho"]),
+                         cell(tm), cell(ts), fmt_tokens(o["trained_tokens"])])
     if not rows:
         return "_No fitted groups._\n"
     first = next(o for g in fit["groups"] for o in g.get("optimal_tokens") or [])
@@ -245,8 +367,12 @@ def render_report(records: list[dict], fit: dict | None, verdicts: list[dict] | 
     if any(r.get("posttrain") for r in records):
         parts += ["## Post-training", "", posttrain_table(records)]
     if fit is not None:
-        parts += [f"## Scaling law fit (`{fit['law']}`)", "", fit_table(fit),
+        parts += [f"## Scaling law fit (`{fit['law']}`)", "", "Post-training recipes:", "", recipes_section(fit),
+                  fit_table(fit),
                   "## Extrapolation to held-out models", "", extrapolation_table(fit),
+                  "## Generalisation tests", "", tests_table(fit),
+                  "## Candidate forms", "", forms_table(fit),
+                  "## Conditions a law must meet", "", conditions_table(fit),
                   "## Predicted post-training tokens", "", optimal_tokens_table(fit)]
     parts += ["## Gates", "", gates_section(verdicts or [])]
     if plots:

@@ -15,8 +15,12 @@ from fitting.synthetic import make_runs
 # Plausible P^2 constants (fit parameterisation; N0 in millions, D in millions of tokens).
 TRUE_P2 = {"n_c": -2.0, "d_c": -3.0, "e": -4.0, "alpha": 0.3, "beta": 0.6, "gamma": -0.7, "delta": 0.2}
 TRUE_P2NM = {k: v for k, v in TRUE_P2.items() if k != "gamma"}
+# Constants the five sizes of SIZES5 identify (a size term that varies 15x over the fitted
+# N0, well apart from E); with TRUE_P2, E and N_C / N0**alpha trade off and E is not identified.
+IDENTIFIABLE_P2 = dict(TRUE_P2, e=-2.0, alpha=1.0, n_c=-1.0)
 SIZES = (2e5, 5e5, 1.2e6, 3e6)
-KEYS = ("s1", "s2", "s3", "s4")
+#: Five sizes spanning 35x: 4 fit sizes for the 3 size parameters, and one held out.
+SIZES5 = (2e5, 5e5, 1.2e6, 3e6, 7e6)
 TOKENS = tuple(np.geomspace(1.6e4, 1.3e5, 8))
 # The declared post-training recipe of a nano case (bench.profiles.NANO_POSTTRAIN's shape).
 RECIPE = {"tokens": 131072, "checkpoint_every": 16384, "batch_tokens": 4096, "micro_batch_tokens": 4096,
@@ -69,7 +73,7 @@ def control_record(key: str, n0: float, family: str = "synth-llama", recipe: dic
 
 def synthetic_records(noise: float = 0.0, seed: int = 0, family: str = "synth-llama", recipe: dict | None = None,
                       profile: str = "synth", controls: bool = False, nm: bool = True,
-                      true_p2: dict | None = None) -> list[dict]:
+                      true_p2: dict | None = None, sizes=SIZES, width: bool = False) -> list[dict]:
     """3 depth ratios and one 2:4 run per size, curves from TRUE_P2 / TRUE_P2NM.
 
     Args:
@@ -79,18 +83,21 @@ def synthetic_records(noise: float = 0.0, seed: int = 0, family: str = "synth-ll
         controls: add a control record per size (the measured L0(D)).
         nm: add the 2:4 runs.
         true_p2: the depth curves' law parameters (default TRUE_P2).
+        sizes: base sizes N0 (keys s1, s2, ...); the largest is the default held-out size.
+        width: add a width group drawn like depth (another noise seed), as in the nano study.
     """
+    keys = [f"s{i + 1}" for i in range(len(sizes))]
     units = {"N0": 1e6}
     records = []
-    depth = make_runs("p2", true_p2 or TRUE_P2, sizes=SIZES, ratios=(0.15, 0.25, 0.35), tokens=TOKENS,
-                      noise=noise, seed=seed, units=units)
-    for run in depth:
-        key = KEYS[SIZES.index(run.inputs["N0"])]
-        records.append(_record(run, family, "depth", key, run.inputs["rho"], recipe, profile))
+    for method, offset in (("depth", 0), ("width", 2))[: 2 if width else 1]:
+        for run in make_runs("p2", true_p2 or TRUE_P2, sizes=sizes, ratios=(0.15, 0.25, 0.35), tokens=TOKENS,
+                             noise=noise, seed=seed + offset, units=units):
+            key = keys[list(sizes).index(run.inputs["N0"])]
+            records.append(_record(run, family, method, key, run.inputs["rho"], recipe, profile))
     if nm:
-        for run in make_runs("p2-nm", TRUE_P2NM, sizes=SIZES, tokens=TOKENS, noise=noise, seed=seed + 1, units=units):
-            key = KEYS[SIZES.index(run.inputs["N0"])]
+        for run in make_runs("p2-nm", TRUE_P2NM, sizes=sizes, tokens=TOKENS, noise=noise, seed=seed + 1, units=units):
+            key = keys[list(sizes).index(run.inputs["N0"])]
             records.append(_record(run, family, "nm", key, 0.5, recipe, profile))
     if controls:
-        records += [control_record(k, n0, family, recipe, profile) for k, n0 in zip(KEYS, SIZES)]
+        records += [control_record(k, n0, family, recipe, profile) for k, n0 in zip(keys, sizes)]
     return records

@@ -5,8 +5,11 @@ from __future__ import annotations
 import pytest
 
 from bench.errors import UsageError
-from bench.study import StudyConfig, group_runs, run_study
-from synthetic_records import synthetic_records
+import numpy as np
+
+from bench.study import StudyConfig, case_group_names, collect_groups, group_runs, recipe_label, run_study
+from synthetic_records import (IDENTIFIABLE_P2, LORA_RECIPE, RECIPE, SIZES, SIZES5, TRUE_P2, control_record,
+                               synthetic_records)
 
 
 @pytest.fixture(scope="module")
@@ -14,10 +17,61 @@ def study():
     return run_study(synthetic_records(noise=0.001), StudyConfig(bootstrap=20))
 
 
-def test_groups_by_family_and_method():
+FULL = recipe_label(RECIPE)
+
+
+def test_groups_by_family_method_and_recipe():
     groups = group_runs(synthetic_records())
-    assert set(groups) == {("synth-llama", "depth"), ("synth-llama", "nm")}
-    assert len(groups[("synth-llama", "depth")]) == 12 and len(groups[("synth-llama", "nm")]) == 4
+    assert set(groups) == {("synth-llama", "depth", FULL), ("synth-llama", "nm", FULL)}
+    assert len(groups[("synth-llama", "depth", FULL)]) == 12 and len(groups[("synth-llama", "nm", FULL)]) == 4
+
+
+def test_recipe_label_is_short_stable_and_distinguishes_recipes():
+    assert FULL.startswith("full-") and len(FULL) == len("full-") + 6
+    assert recipe_label(dict(reversed(list(RECIPE.items())))) == FULL  # key order does not matter
+    assert recipe_label(LORA_RECIPE).startswith("lora-") and recipe_label(LORA_RECIPE) != FULL
+    assert recipe_label(dict(RECIPE, lr=1e-3)) != FULL
+
+
+def test_mixed_profiles_give_separate_fits_per_recipe():
+    """One results directory holding nano and nano-lora records (same family, different
+    recipes): two separate depth fits, each on its own 9 runs, never one over both."""
+    full = synthetic_records(noise=0.001, nm=False)
+    lora = synthetic_records(noise=0.001, nm=False, recipe=LORA_RECIPE, profile="synth-lora",
+                             true_p2=dict(TRUE_P2, d_c=-2.0, beta=0.4))
+    study = run_study(full + lora, StudyConfig(bootstrap=0, forms=False))
+    by = {g.recipe: g for g in study.groups}
+    assert set(by) == {FULL, recipe_label(LORA_RECIPE)}
+    assert {g.method for g in study.groups} == {"depth"}
+    for g in by.values():
+        assert g.fit.n_runs == 9 and len({r.run_id.split("-s")[0] for r in g.runs}) == 1
+        assert max(study.heldout_errors()[f"{g.key}/s4"] for g in by.values()) < 1.0
+    # Each recipe's curves are recovered with its own constants.
+    assert by[recipe_label(LORA_RECIPE)].fit.constants["beta"] == pytest.approx(0.4, rel=0.1)
+    assert by[FULL].fit.constants["beta"] == pytest.approx(0.6, rel=0.1)
+    assert by[FULL].to_dict()["recipe_summary"].startswith("full, lr 0.0005")
+
+
+def test_control_curve_becomes_the_l0d_input_of_its_own_family_size_and_recipe():
+    recs = synthetic_records(controls=True, nm=False)
+    recs += synthetic_records(controls=True, nm=False, family="synth-qwen2", profile="synth-q")
+    # A LoRA control of the same family and size must not be used for the full recipe's runs.
+    other = control_record("s1", SIZES[0], recipe=LORA_RECIPE, profile="synth-lora", improvement=0.2)
+    groups = collect_groups(recs + [other])
+    g = groups[("synth-llama", "depth", FULL)]
+    run = next(r for r in g.runs if r.group == "s1")
+    ctrl = next(r for r in recs if r["case_id"] == "synth-s1-control")
+    np.testing.assert_allclose(run.inputs["L0D"], [c["val_loss"] for c in ctrl["posttrain"]["trajectory"]])
+    assert set(groups) == {("synth-llama", "depth", FULL), ("synth-qwen2", "depth", FULL)}
+
+
+def test_case_group_names_match_the_groups_records_form():
+    from bench.profiles import get_cases
+
+    names = case_group_names(get_cases("smoke"))
+    assert [n.split("@")[0] for n in names] == ["nano-smoke/depth", "nano-smoke/nm", "nano-smoke/width"]
+    lora = case_group_names(get_cases("nano-lora"))
+    assert all("@lora-" in n for n in lora) and not set(lora) & set(case_group_names(get_cases("nano")))
 
 
 def test_largest_size_is_held_out_and_predicted_well(study):
@@ -25,7 +79,7 @@ def test_largest_size_is_held_out_and_predicted_well(study):
     assert by["depth"].heldout_sizes == ["s4"] and by["depth"].fit_sizes == ["s1", "s2", "s3"]
     assert by["nm"].law == "p2-nm" and by["depth"].law == "p2"
     errors = study.heldout_errors()
-    assert set(errors) == {"synth-llama/depth/s4", "synth-llama/nm/s4"}
+    assert set(errors) == {f"synth-llama/depth@{FULL}/s4", f"synth-llama/nm@{FULL}/s4"}
     # 0.1% noise on curves drawn from the law itself: extrapolation must be near exact.
     assert max(errors.values()) < 1.0
 
@@ -86,5 +140,81 @@ def test_within_run_failure_does_not_hide_the_extrapolation():
             and abs(r["ratio"] - 0.25) < 1e-9 and r["model"]["key"] in ("s1", "s4")]
     (g,) = run_study(recs, StudyConfig(bootstrap=0)).groups
     assert g.fit is not None and g.within_run is None
-    assert any(n.startswith("within-run:") for n in g.notes)
+    assert any(n.startswith("larger-d:") for n in g.notes)
     assert set(g.extrapolation) == {"s4"} and len(g.optimal) == 2
+
+
+# -- identifiability, generalisation tests, candidate forms -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def identified():
+    """Five sizes (4 fitted) of curves from constants they identify, 0.05% noise."""
+    recs = synthetic_records(noise=0.0005, sizes=SIZES5, nm=False, true_p2=IDENTIFIABLE_P2, controls=True)
+    (g,) = run_study(recs, StudyConfig(bootstrap=20)).groups
+    return g
+
+
+def test_identified_fit_has_every_constant_identified(identified):
+    d = identified.to_dict()
+    ident = d["identifiability"]
+    assert ident["verdict"] == "identified" and ident["reasons"] == []
+    assert set(ident["constants"]) == set(d["fit"]["constants"])
+    assert all(c["identified"] and c["spread"] <= 10 for c in ident["constants"].values())
+    assert d["bootstrap"]["search"] == {"starts": 128, "n_polish": 2, "warm_start": False}
+    assert len(d["bootstrap"]["replicates"]["alpha"]) == 20
+
+
+def test_three_sizes_cannot_identify_three_size_parameters(study):
+    g = next(g for g in study.groups if g.method == "depth")
+    ident = g.identifiability
+    assert ident["verdict"] == "not identified"
+    assert "3 sizes for 3 size parameters (n_c, alpha, delta)" in ident["reasons"]
+    for name in ("N_C", "alpha", "delta"):
+        assert not ident["constants"][name]["identified"]
+        assert ident["constants"][name]["reason"].startswith("3 sizes for 3 size parameters")
+
+
+def test_bootstrap_off_means_not_assessed_not_identified():
+    recs = synthetic_records(noise=0.0005, sizes=SIZES5, nm=False, true_p2=IDENTIFIABLE_P2)
+    (g,) = run_study(recs, StudyConfig(bootstrap=0, forms=False)).groups
+    assert not g.identifiability["identified"] and g.identifiability["constants"] == {}
+    assert "no bootstrap intervals" in g.identifiability["reasons"][0]
+
+
+def test_three_generalisation_tests_score_l_and_the_gap(identified):
+    t = identified.tests
+    assert set(t) == {"larger-d", "larger-n0", "higher-rho"}
+    assert set(t["larger-n0"]["targets"]) == {"s5"}
+    assert set(t["larger-d"]["targets"]) == {"s1", "s2", "s3", "s4"}
+    # higher-rho: fitted on 0.15 and 0.25 at every size, 0.35 predicted at every size.
+    assert t["higher-rho"]["fit_on"] == "ratios 0.15, 0.25; predict 0.35"
+    assert set(t["higher-rho"]["targets"]) == {"s1", "s2", "s3", "s4", "s5"}
+    assert t["higher-rho"]["fit"]["n_runs"] == 10
+    for test in t.values():
+        for m in test["targets"].values():
+            assert m["mape"] < 0.5 and m["runaway"] is None
+            # 0.05% noise on L is a few percent of a gap of ~0.2 nats: small, but not MAPE-small.
+            assert m["mape"] < m["gap_mean"] < 25 and m["gap_final"] <= m["gap_final_worst"]
+
+
+def test_candidate_forms_are_all_compared_and_checked(identified):
+    forms = {f["law"]: f for f in identified.forms}
+    assert list(forms) == ["p2", "p2-n", "p2-no-n0", "p2-nm", "gap-chinchilla", "p2-l0d"]
+    assert all(f["status"] == "ok" for f in forms.values()), {k: f["error"] for k, f in forms.items()}
+    assert all(set(f["conditions"]) == {"rho->0", "decreasing-in-D", "increasing-in-rho", "gap-decreasing-in-N0"}
+               for f in forms.values())
+    # The true form meets all four; the forms that lack what the data have show it.
+    assert all(c["met"] for c in forms["p2"]["conditions"].values())
+    assert forms["p2-nm"]["conditions"]["increasing-in-rho"]["met"] is False
+    assert forms["gap-chinchilla"]["conditions"]["rho->0"]["met"] is False
+    assert forms["p2"]["metrics"]["huber"] < forms["p2-nm"]["metrics"]["huber"]
+
+
+def test_a_form_that_cannot_be_fitted_is_reported_failed_not_dropped():
+    """Without control runs there is no L0(D): the p2-l0d form fails with that reason."""
+    (g,) = run_study(synthetic_records(noise=0.001, nm=False), StudyConfig(bootstrap=0)).groups
+    failed = [f for f in g.forms if f["status"] == "failed"]
+    assert [f["law"] for f in failed] == ["p2-l0d"]
+    assert "no control run of the same family, size and recipe" in failed[0]["error"]
+    assert len(g.forms) == 6

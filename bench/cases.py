@@ -11,6 +11,8 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
+from bench.zeroshot import ZeroShotSpec
+
 
 @dataclass(frozen=True)
 class EvalSpec:
@@ -41,6 +43,8 @@ class Case:
         posttrain: post-training recipe as sorted pairs, or empty for none.
         id_suffix: extra id part (the smol profile puts dataset and seq_len there).
         family: model family for the scaling-law fit (``nano-llama``, ``smollm2``).
+        zeroshot: lm-eval tasks to run on the model (`bench.zeroshot.ZeroShotSpec`), or None;
+            a post-trained case runs them before and after post-training.
     """
 
     profile: str
@@ -55,6 +59,7 @@ class Case:
     id_suffix: str = ""
     family: str = ""
     tags: tuple[str, ...] = field(default=())
+    zeroshot: ZeroShotSpec | None = None
 
     @property
     def id(self) -> str:
@@ -84,6 +89,11 @@ class Case:
         d["prune"] = dict(self.prune)
         d["posttrain"] = dict(self.posttrain)
         d["evals"] = [asdict(e) for e in self.evals]
+        if self.zeroshot is None:
+            # Absent rather than null, so cases without zero-shot keep their fingerprints.
+            del d["zeroshot"]
+        else:
+            d["zeroshot"]["task_limits"] = dict(self.zeroshot.task_limits)
         return d
 
     def fingerprint(self) -> str:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from bench.cases import Case, EvalSpec, opts
+from bench.zeroshot import ZeroShotSpec
 from bench.errors import UsageError, did_you_mean
 
 DEFAULT_PROFILE = "nano"
@@ -86,7 +87,20 @@ def _smol_rows() -> list[tuple[str, str, float, tuple]]:
     ]
 
 
-@profile("smol", "SmolLM2-135M-Instruct: dense and pruned perplexity on WikiText2/PTB at 128 and 2048")
+# Offline zero-shot rows (`bench.zeroshot`): the shipped lm-eval tasks, capped per task so the
+# eight rows add about 5 minutes on 2 CPU cores (--full-eval: every document). One WikiText
+# article (1,407 SmolLM2 tokens) and 24 last-word passages (~4,100 tokens) per row.
+SMOL_ZEROSHOT_TASKS = ("wikitext", "wikitext_lastword")
+SMOL_ZEROSHOT_CAPS = {"wikitext": 1, "wikitext_lastword": 24}
+
+
+def smol_zeroshot(options: ProfileOptions) -> ZeroShotSpec:
+    caps = tuple((t, _cap(options, k)) for t, k in SMOL_ZEROSHOT_CAPS.items() if _cap(options, k) is not None)
+    return ZeroShotSpec(SMOL_ZEROSHOT_TASKS, task_limits=caps)
+
+
+@profile("smol", "SmolLM2-135M-Instruct: dense and pruned perplexity on WikiText2/PTB at 128 and 2048, "
+                 "offline zero-shot rows")
 def _smol(options: ProfileOptions) -> list[Case]:
     cases = []
     for method, label, ratio, prune in _smol_rows():
@@ -96,6 +110,10 @@ def _smol(options: ProfileOptions) -> list[Case]:
                 label=label, prune=prune, family="smollm2",
                 evals=(EvalSpec(dataset, seq_len, _cap(options, SMOL_CAPS[seq_len])),),
                 id_suffix=f"{dataset}-{seq_len}"))
+        # After the method's perplexity cases, so the pruned model is reused, not pruned again.
+        cases.append(Case(
+            profile="smol", model="smollm2-135m", model_key="", method=method, ratio=ratio,
+            label=label, prune=prune, family="smollm2", zeroshot=smol_zeroshot(options), id_suffix="zeroshot"))
     return cases
 
 

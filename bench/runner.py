@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from bench import perplexity
 from bench.cases import Case
@@ -44,6 +44,7 @@ class _Memo:
     pruned: tuple | None = None  # (LoadedModel, prune report dict, N:M masks or None)
     dense_ppl: dict = field(default_factory=dict)  # (spec, evals) -> ppl dict
     dense_heldout: dict = field(default_factory=dict)  # (spec, slice/eval key) -> held-out loss
+    zeroshot_tasks: dict = field(default_factory=dict)  # ZeroShotSpec -> validated lm-eval tasks
 
 
 @dataclass
@@ -103,6 +104,18 @@ class CaseRunner:
             max_windows=spec.max_windows, data_dir=self.ctx.data_dir, progress=self.ctx.progress)
             for spec in case.evals}
 
+    def zeroshot(self, loaded: LoadedModel, case: Case, model=None) -> dict:
+        """The case's lm-eval tasks on `model` (default: the loaded one), in memory."""
+        from bench import zeroshot
+
+        model = model if model is not None else loaded.model
+        spec = case.zeroshot
+        if spec.max_length > zeroshot.model_positions(model):
+            spec = replace(spec, max_length=zeroshot.default_window(model))
+        if spec not in self.memo.zeroshot_tasks:
+            self.memo.zeroshot_tasks[spec] = zeroshot.prepare(spec, self.ctx.data_dir)
+        return zeroshot.evaluate(model, loaded.tokenizer, self.memo.zeroshot_tasks[spec])
+
     def dense_ppl(self, case: Case) -> dict:
         """The unpruned model's perplexities, measured once per model and evals per session."""
         key = (case.model, case.evals)
@@ -158,6 +171,8 @@ class CaseRunner:
             self._posttrain(case, loaded, masks, fields)
         else:
             fields["ppl"] = self.measure(loaded, case)
+            if case.zeroshot is not None:
+                fields["zeroshot"] = self.zeroshot(loaded, case)
         fields["timings"]["case_s"] = time.perf_counter() - t0
         return fields
 
@@ -170,6 +185,8 @@ class CaseRunner:
         fields["ppl_dense"] = self.dense_ppl(case)
         dense = case.method in ("dense", "control")
         fields["ppl_pruned"] = fields["ppl_dense"] if dense else self.measure(loaded, case)
+        if case.zeroshot is not None:
+            fields["zeroshot_pruned"] = self.zeroshot(loaded, case)
         l0 = self.dense_heldout(case, recipe)
         checkpoint_eval = (lambda m: self.measure(loaded, case, model=m)) if recipe.ppl_at_checkpoints else None
         t0 = time.perf_counter()
@@ -195,6 +212,8 @@ class CaseRunner:
             fields["ppl"] = {}
         else:
             fields["ppl"] = self.measure(loaded, case, model=model)
+            if case.zeroshot is not None:
+                fields["zeroshot"] = self.zeroshot(loaded, case, model=model)
 
 
 def _model_meta(loaded: LoadedModel) -> dict:

@@ -13,6 +13,8 @@ from collections import OrderedDict
 
 from tabulate import tabulate
 
+from reports.zeroshot import zeroshot_section
+
 DATASET_TITLE = {"wikitext2": "WikiText2", "ptb": "PTB"}
 SEQ_ORDER = (2048, 128)  # the seed table shows 2048 first
 
@@ -374,6 +376,9 @@ def render_report(records: list[dict], fit: dict | None, verdicts: list[dict] | 
                   "## Candidate forms", "", forms_table(fit),
                   "## Conditions a law must meet", "", conditions_table(fit),
                   "## Predicted post-training tokens", "", optimal_tokens_table(fit)]
+    zeroshot = zeroshot_section(records)
+    if zeroshot:
+        parts += [zeroshot]
     parts += ["## Gates", "", gates_section(verdicts or [])]
     if plots:
         parts += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]

@@ -1,0 +1,129 @@
+"""Zero-shot tables from records' ``zeroshot`` entries (written by `bench.zeroshot`).
+
+Two tables: LLM-Pruner's zero-shot layout (its seven tasks in its column order, accuracy in
+percent with its metric per task, and their average), and the shipped offline tasks. A figure
+computed on a capped subset of a task's documents is marked, and the note under the table
+says how many documents it saw; an average over a row with a task missing is not given.
+A post-trained case contributes a row before post-training and one after.
+"""
+
+from __future__ import annotations
+
+from tabulate import tabulate
+
+# LLM-Pruner's columns: (task, title, metric).
+LLM_PRUNER_COLUMNS = (
+    ("boolq", "BoolQ", "acc"), ("piqa", "PIQA", "acc"), ("hellaswag", "HellaSwag", "acc_norm"),
+    ("winogrande", "WinoGrande", "acc"), ("arc_easy", "ARC-e", "acc"), ("arc_challenge", "ARC-c", "acc_norm"),
+    ("openbookqa", "OBQA", "acc_norm"),
+)
+# The offline tasks' columns: (task, title, metric, scale). Accuracy in percent, like LLM-Pruner's.
+OFFLINE_COLUMNS = (
+    ("wikitext", "WikiText word ppl ↓", "word_perplexity", 1.0),
+    ("wikitext", "WikiText bits/byte ↓", "bits_per_byte", 1.0),
+    ("wikitext_lastword", "last-word acc % ↑", "acc", 100.0),
+    ("wikitext_lastword", "last-word ppl ↓", "perplexity", 1.0),
+)
+CAP_MARK = "*"
+
+
+def _rows_of(entry: dict | None) -> dict:
+    return {(r["task"], r["metric"]): r for r in (entry or {}).get("results", [])}
+
+
+def _stages(rec: dict) -> list[tuple[str, dict]]:
+    """(stage, zeroshot entry) pairs of a record, in order."""
+    out = []
+    if rec.get("zeroshot_pruned"):
+        out.append(("dense" if rec.get("method") in ("dense", "control") else "pruned", rec["zeroshot_pruned"]))
+        if rec.get("zeroshot"):
+            out.append(("post-trained", rec["zeroshot"]))
+    elif rec.get("zeroshot"):
+        out.append(("dense" if rec.get("method") in ("dense", "control") else "pruned", rec["zeroshot"]))
+    return out
+
+
+def _cell(row: dict | None, scale: float, caps: dict) -> str:
+    if row is None or not isinstance(row.get("value"), (int, float)):
+        return "–"
+    capped = row.get("samples") is not None and row.get("samples_total") is not None \
+        and row["samples"] < row["samples_total"]
+    if capped:
+        caps[row["task"]] = (row["samples"], row["samples_total"])
+    value = row["value"] * scale
+    text = f"{value:.2f}" if abs(value) < 1e6 else f"{value:.3g}"
+    return text + (CAP_MARK if capped else "")
+
+
+def _ident(rec: dict) -> list[str]:
+    model = rec.get("model", {})
+    title = f"{model.get('family') or model.get('spec', '?')} {model.get('key') or ''}".strip()
+    ratio = rec.get("ratio")
+    return [title, rec.get("label") or rec.get("method", "?"), f"{ratio:g}" if ratio else "0"]
+
+
+def _order(records: list[dict]) -> list[dict]:
+    return sorted(records, key=lambda r: (r.get("model", {}).get("family") or "", r.get("model", {}).get("key") or "",
+                                          r.get("method") not in ("dense", "control"), r.get("case_id", "")))
+
+
+def _cap_note(caps: dict) -> str:
+    if not caps:
+        return ""
+    parts = [f"{task}: first {k} of {n} documents" for task, (k, n) in sorted(caps.items())]
+    return f"\n{CAP_MARK} capped: computed on a subset ({'; '.join(parts)}); not comparable to full-task figures.\n"
+
+
+def llm_pruner_table(records: list[dict]) -> str:
+    """LLM-Pruner's zero-shot table: accuracy (%) per task with its metric, and the average."""
+    caps: dict = {}
+    rows = []
+    for rec in _order(records):
+        for stage, entry in _stages(rec):
+            have = _rows_of(entry)
+            if not any((t, m) in have for t, _, m in LLM_PRUNER_COLUMNS):
+                continue
+            cells = [_cell(have.get((t, m)), 100.0, caps) for t, _, m in LLM_PRUNER_COLUMNS]
+            values = [have[(t, m)]["value"] for t, _, m in LLM_PRUNER_COLUMNS if (t, m) in have]
+            average = f"{100 * sum(values) / len(values):.2f}" if len(values) == len(LLM_PRUNER_COLUMNS) else "–"
+            if average != "–" and any(c.endswith(CAP_MARK) for c in cells):
+                average += CAP_MARK
+            rows.append(_ident(rec) + [stage] + cells + [average])
+    if not rows:
+        return ""
+    headers = ["Model", "Method", "Ratio", "Stage"] + [title for _, title, _ in LLM_PRUNER_COLUMNS] + ["Average"]
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True) + "\n" + _cap_note(caps)
+
+
+def offline_table(records: list[dict]) -> str:
+    """The shipped offline tasks: WikiText document-level perplexity and the last-word task."""
+    caps: dict = {}
+    rows = []
+    for rec in _order(records):
+        for stage, entry in _stages(rec):
+            have = _rows_of(entry)
+            if not any((t, m) in have for t, _, m, _ in OFFLINE_COLUMNS):
+                continue
+            rows.append(_ident(rec) + [stage] + [_cell(have.get((t, m)), s, caps) for t, _, m, s in OFFLINE_COLUMNS])
+    if not rows:
+        return ""
+    headers = ["Model", "Method", "Ratio", "Stage"] + [title for _, title, _, _ in OFFLINE_COLUMNS]
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True) + "\n" + _cap_note(caps)
+
+
+def zeroshot_section(records: list[dict]) -> str:
+    """The report's zero-shot section (markdown), or "" when no record has zero-shot results."""
+    with_zs = [r for r in records if r.get("zeroshot") or r.get("zeroshot_pruned")]
+    if not with_zs:
+        return ""
+    parts = ["## Zero-shot (lm-eval)", ""]
+    versions = sorted({row.get("lm_eval_version") for r in with_zs for _, e in _stages(r)
+                       for row in e.get("results", []) if row.get("lm_eval_version")})
+    parts += [f"lm-eval {', '.join(versions) or '?'}, 0-shot, in memory.", ""]
+    table = llm_pruner_table(with_zs)
+    if table:
+        parts += ["### LLM-Pruner tasks (accuracy %, acc or acc_norm as LLM-Pruner reports them)", "", table]
+    table = offline_table(with_zs)
+    if table:
+        parts += ["### Offline tasks (WikiText-2 raw test)", "", table]
+    return "\n".join(parts).rstrip() + "\n"

@@ -119,6 +119,15 @@ def tile_shape(positions: int, vocab: int, device: torch.device) -> tuple[int, i
     return rows, max(1, min(vocab, budget // rows))
 
 
+def is_fsdp(model) -> bool:
+    """Whether `model` is an FSDP2-sharded module (its parameters are gathered inside its forward)."""
+    try:
+        from torch.distributed.fsdp import FSDPModule
+    except ImportError:  # torch without distributed support
+        return False
+    return isinstance(model, FSDPModule)
+
+
 @functools.cache
 def _plain_head_classes() -> tuple[type, ...]:
     from transformers import LlamaForCausalLM, Qwen2ForCausalLM
@@ -136,13 +145,7 @@ def trunk_and_head(model) -> tuple[torch.nn.Module, torch.nn.Module] | None:
     are only gathered inside its own forward); those go through the full-logits path.
     """
     base = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft
-    if not isinstance(base, _plain_head_classes()):
-        return None
-    try:
-        from torch.distributed.fsdp import FSDPModule
-    except ImportError:  # torch without distributed support
-        FSDPModule = ()
-    if isinstance(base, FSDPModule):
+    if not isinstance(base, _plain_head_classes()) or is_fsdp(base):
         return None
     head = base.get_output_embeddings()
     if not isinstance(head, torch.nn.Linear):
@@ -236,7 +239,6 @@ def batch_nll_sum(model, batch: torch.Tensor, chunked: bool = True) -> torch.Ten
     return chunked_nll_sum(hidden, head, batch)
 
 
-@torch.inference_mode()
 def window_nll_sum(model, windows: torch.Tensor, batch_size: int, progress: bool = False,
                    desc: str = "ppl", chunked: bool = True) -> tuple[float, int]:
     """Sum of token NLLs over all windows, and the number of predicted tokens.
@@ -245,6 +247,12 @@ def window_nll_sum(model, windows: torch.Tensor, batch_size: int, progress: bool
         windows: (n, seq_len) token ids on any device.
         chunked: compute the loss from hidden states in chunks (`batch_nll_sum`).
     """
+    # FSDP writes gathered parameters into tensors it reuses, which inference mode forbids.
+    with torch.no_grad() if is_fsdp(model) else torch.inference_mode():
+        return _window_nll_sum(model, windows, batch_size, progress, desc, chunked)
+
+
+def _window_nll_sum(model, windows, batch_size, progress, desc, chunked) -> tuple[float, int]:
     from tqdm.auto import tqdm
 
     device = _model_device(model)

@@ -32,6 +32,9 @@ from bench import corpus as corpus_mod
 from bench.errors import UsageError, did_you_mean
 
 SCHEDULES = ("constant", "cosine", "linear")
+ENGINES = ("ddp", "fsdp")
+BACKENDS = ("auto", "gloo", "nccl")
+PARAM_DTYPES = ("float32", "bfloat16")
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
@@ -72,6 +75,15 @@ class Recipe:
         grad_checkpointing: recompute activations in the backward pass (saves memory).
         ppl_at_checkpoints: also measure WikiText2/PTB perplexity at every checkpoint.
         seed: data order and dropout.
+        processes: train in this many processes on torch.distributed (`bench.distributed`): one per
+            GPU on CUDA, or CPU processes over gloo. The global batch stays `batch_tokens`: each
+            step's micro-batches are split across the processes, so the accumulation steps
+            (batch_tokens / micro_batch_tokens) must be a multiple of processes.
+        engine: ``ddp`` (every process holds the model) or ``fsdp`` (FSDP2 ``fully_shard`` on each
+            decoder layer, then the root: parameters, gradients and AdamW state sharded).
+        backend: ``auto`` (nccl on CUDA, gloo on CPU), ``nccl`` or ``gloo``.
+        param_dtype: FSDP's all-gather dtype for the forward/backward (``float32`` or ``bfloat16``);
+            master weights, gradient reduction and AdamW stay float32.
     """
 
     tokens: int = 131072
@@ -104,6 +116,10 @@ class Recipe:
     grad_checkpointing: bool = False
     ppl_at_checkpoints: bool = False
     seed: int = 0
+    processes: int = 1
+    engine: str = "ddp"
+    backend: str = "auto"
+    param_dtype: str = "float32"
 
     def __post_init__(self):
         corpus_mod.check_corpus(self.corpus)
@@ -148,6 +164,31 @@ class Recipe:
         if self.train_slice not in ("pretrain", "posttrain"):
             raise UsageError(f"train_slice must be pretrain or posttrain, got {self.train_slice!r}"
                              f"{did_you_mean(self.train_slice, ('pretrain', 'posttrain'))}")
+        if isinstance(self.processes, bool) or not isinstance(self.processes, int) or self.processes < 1:
+            raise UsageError(f"post-training processes must be a positive integer, got {self.processes!r}")
+        if self.engine not in ENGINES:
+            raise UsageError(f"unknown post-training engine {self.engine!r}{did_you_mean(self.engine, ENGINES)}; "
+                             f"choose one of {', '.join(ENGINES)}")
+        if self.backend not in BACKENDS:
+            raise UsageError(f"unknown distributed backend {self.backend!r}{did_you_mean(self.backend, BACKENDS)}; "
+                             f"choose one of {', '.join(BACKENDS)}")
+        if self.param_dtype not in PARAM_DTYPES:
+            hint = (" (fp16 needs loss scaling, which the post-training loop does not do; use bfloat16)"
+                    if self.param_dtype in ("float16", "fp16") else did_you_mean(self.param_dtype, PARAM_DTYPES))
+            raise UsageError(f"param_dtype {self.param_dtype!r} is not supported{hint}; choose one of "
+                             f"{', '.join(PARAM_DTYPES)}")
+        if self.param_dtype != "float32" and self.engine != "fsdp":
+            raise UsageError(f"param_dtype={self.param_dtype} is an FSDP option; set engine='fsdp' or leave "
+                             f"param_dtype at float32")
+        if self.accumulation % self.processes:
+            raise UsageError(
+                f"{self.processes} processes cannot split a step of {self.accumulation} micro-batches "
+                f"(batch_tokens {self.batch_tokens} / micro_batch_tokens {self.micro_batch_tokens}) evenly; "
+                f"choose micro_batch_tokens so that count is a multiple of {self.processes}")
+        if self.processes > 1 and self.lora:
+            raise UsageError("LoRA recovery runs in one process; set processes=1 or lora=False")
+        if self.processes > 1 and self.ppl_at_checkpoints:
+            raise UsageError("ppl_at_checkpoints runs in one process; set processes=1 or ppl_at_checkpoints=False")
         self.slices  # validates the cut
 
     @classmethod
@@ -300,6 +341,45 @@ def _checkpointing(model, on: bool) -> None:
     fn()
 
 
+class SingleProcess:
+    """The parallelism `train` runs under by default: one process, nothing to split or reduce.
+
+    `train` reads like a single-device loop; each place where processes would differ goes
+    through one of these methods, and `bench.distributed` overrides them for DDP and FSDP2.
+    """
+
+    rank, world = 0, 1
+
+    def wrap(self, model):
+        """The module the loop calls (DDP wraps; FSDP shards in place)."""
+        return model
+
+    def inner(self, model):
+        """The model itself, without a wrapper: parameter names, evaluation."""
+        return model
+
+    def grad_sync(self, model, last: bool):
+        """Context for one micro-batch's forward/backward; `last` is the step's last on this rank."""
+        return contextlib.nullcontext()
+
+    def all_sum(self, t: torch.Tensor) -> torch.Tensor:
+        return t
+
+    def local(self, t: torch.Tensor) -> torch.Tensor:
+        """This process's part of a (possibly sharded) parameter or gradient, for in-place updates."""
+        return t
+
+    def shard_like(self, full: torch.Tensor, param) -> torch.Tensor:
+        """This process's part of a full tensor laid out like `param` (an N:M mask)."""
+        return full
+
+    def scalar(self, t) -> float:
+        return float(t)
+
+    def save_state(self, model, optimizer, result: "TrainResult") -> None:
+        """Called at each checkpoint; the distributed engines save sharded resumable state."""
+
+
 def _order(n: int, epoch: int, seed: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     return torch.randperm(n, generator=g)
@@ -307,13 +387,16 @@ def _order(n: int, epoch: int, seed: int) -> torch.Tensor:
 
 def train(model, windows: torch.Tensor, recipe: Recipe, *, heldout: torch.Tensor | None = None,
           masks: dict | None = None, checkpoint_eval=None, progress: bool = False,
-          desc: str = "post-train") -> TrainResult:
+          desc: str = "post-train", parallel: SingleProcess | None = None) -> TrainResult:
     """Train `model` in place on `windows` (n, seq_len) as `recipe` says.
 
     Args:
         heldout: (n_val, seq_len) windows measured at each checkpoint (None: no held-out loss).
         masks: parameter name -> keep-mask (True = kept); masked weights stay exactly zero.
         checkpoint_eval: optional ``fn(model) -> dict`` stored under ``extra`` at each checkpoint.
+        parallel: how processes share the work (default: one process). Every process walks the
+            same data order; micro-batch k of a step runs on rank k mod world, so the global
+            batch and the trajectory are those of one process.
     Returns:
         The trajectory and counters; ``diverged`` is set (and training stopped) on a NaN/inf.
     """
@@ -332,24 +415,32 @@ def train(model, windows: torch.Tensor, recipe: Recipe, *, heldout: torch.Tensor
             f"({windows.shape[0] * recipe.seq_len:,} tokens in {recipe.seq_len}-token windows); lower tokens, "
             f"raise posttrain_frac, or set repeat=True")
     eval_bs = recipe.eval_batch_size
+    par = parallel or SingleProcess()
+    if accum % par.world:
+        raise UsageError(f"{par.world} processes cannot split {accum} micro-batches per step evenly")
+    local_accum = accum // par.world
     res = TrainResult(trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad))
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(_param_groups(model, recipe.weight_decay), lr=recipe.lr,
-                            betas=(recipe.beta1, recipe.beta2), eps=recipe.eps)
-    mparams, mvals = _mask_pairs(model, masks)
-    if mparams:
-        with torch.no_grad():
-            torch._foreach_mul_(mparams, mvals)  # start from the exact pattern
     if recipe.grad_checkpointing:
         _checkpointing(model, True)
+    model = par.wrap(model)
+    base = par.inner(model)
+    params = [p for p in base.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(_param_groups(base, recipe.weight_decay), lr=recipe.lr,
+                            betas=(recipe.beta1, recipe.beta2), eps=recipe.eps)
+    mparams, mvals = _mask_pairs(base, masks)
+    mvals = [par.shard_like(m, p) for p, m in zip(mparams, mvals)]
+    if mparams:
+        with torch.no_grad():
+            torch._foreach_mul_([par.local(p) for p in mparams], mvals)  # start from the exact pattern
 
     t_start = time.perf_counter()
     if heldout is not None:
-        res.initial_val_loss = heldout_loss(model, heldout, eval_bs, recipe)
+        res.initial_val_loss = heldout_loss(base, heldout, eval_bs, recipe)
     model.train()
     order, epoch, cursor = _order(windows.shape[0], 0, recipe.seed), 0, 0
     interval_loss, interval_steps = 0.0, 0
-    bar = tqdm(total=recipe.steps, desc=desc, unit="step", file=sys.stderr, disable=not progress, leave=False)
+    bar = tqdm(total=recipe.steps, desc=desc, unit="step", file=sys.stderr, disable=not progress or par.rank != 0,
+               leave=False)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(recipe.seed)
         for step in range(recipe.steps):
@@ -358,33 +449,38 @@ def train(model, windows: torch.Tensor, recipe: Recipe, *, heldout: torch.Tensor
             for group in opt.param_groups:
                 group["lr"] = lr
             loss_sum = torch.zeros((), device=device)
-            for _ in range(accum):
+            for k in range(accum):
                 if cursor + mb > order.numel():  # next pass over the slice (repeat=True only)
                     epoch, cursor = epoch + 1, 0
                     order = _order(windows.shape[0], epoch, recipe.seed)
-                x = windows[order[cursor:cursor + mb]].to(device, non_blocking=True)  # (mb, S)
+                rows = order[cursor:cursor + mb]
                 cursor += mb
-                with _autocast(device, recipe):
-                    loss = model(input_ids=x, labels=x, use_cache=False).loss
-                (loss / accum).backward()
+                res.micro_batches += 1  # counted over all processes
+                if k % par.world != par.rank:
+                    continue
+                x = windows[rows].to(device, non_blocking=True)  # (mb, S)
+                with par.grad_sync(model, last=k // par.world == local_accum - 1):
+                    with _autocast(device, recipe):
+                        loss = model(input_ids=x, labels=x, use_cache=False).loss
+                    (loss / local_accum).backward()  # the engines average over processes
                 loss_sum += loss.detach().float()
-                res.micro_batches += 1
             if mparams:
-                grads = [p.grad for p in mparams if p.grad is not None]
-                if grads:
-                    torch._foreach_mul_(grads, [m for p, m in zip(mparams, mvals) if p.grad is not None])
+                pairs = [(par.local(p.grad), m) for p, m in zip(mparams, mvals) if p.grad is not None]
+                if pairs:
+                    torch._foreach_mul_([g for g, _ in pairs], [m for _, m in pairs])
             gnorm = torch.nn.utils.clip_grad_norm_(params, recipe.grad_clip) if recipe.grad_clip > 0 else None
-            step_loss = float(loss_sum) / accum  # the one host sync per step
-            if not math.isfinite(step_loss) or (gnorm is not None and not math.isfinite(float(gnorm))):
+            gnorm = None if gnorm is None else par.scalar(gnorm)
+            step_loss = float(par.all_sum(loss_sum)) / accum  # the one host sync per step
+            if not math.isfinite(step_loss) or (gnorm is not None and not math.isfinite(gnorm)):
                 res.diverged = True
                 res.divergence = {"step": step, "tokens": res.tokens, "loss": step_loss,
-                                  "grad_norm": None if gnorm is None else float(gnorm), "lr": lr}
+                                  "grad_norm": gnorm, "lr": lr}
                 break
             opt.step()
             opt.zero_grad(set_to_none=True)
             if mparams:
                 with torch.no_grad():
-                    torch._foreach_mul_(mparams, mvals)
+                    torch._foreach_mul_([par.local(p) for p in mparams], mvals)
             res.steps += 1
             res.tokens += recipe.batch_tokens
             interval_loss += step_loss
@@ -395,21 +491,22 @@ def train(model, windows: torch.Tensor, recipe: Recipe, *, heldout: torch.Tensor
                 ckpt = {"tokens": res.tokens, "step": res.steps, "train_loss": interval_loss / interval_steps,
                         "val_loss": None, "lr": lr, "train_s": res.train_s}
                 if heldout is not None:
-                    ckpt["val_loss"] = heldout_loss(model, heldout, eval_bs, recipe)
+                    ckpt["val_loss"] = heldout_loss(base, heldout, eval_bs, recipe)
                     if not math.isfinite(ckpt["val_loss"]):
                         res.diverged = True
                         res.divergence = {"step": step, "tokens": res.tokens, "val_loss": ckpt["val_loss"], "lr": lr}
                 if checkpoint_eval is not None and not res.diverged:
-                    ckpt["extra"] = checkpoint_eval(model)
+                    ckpt["extra"] = checkpoint_eval(base)
                     model.train()
                 ckpt["wall_s"] = time.perf_counter() - t_start
                 res.trajectory.append(ckpt)
                 interval_loss, interval_steps = 0.0, 0
                 if res.diverged:
                     break
+                par.save_state(model, opt, res)
     bar.close()
     if recipe.grad_checkpointing:
-        _checkpointing(model, False)
+        _checkpointing(base, False)
     opt.zero_grad(set_to_none=True)
     model.eval()
     res.wall_s = time.perf_counter() - t_start
@@ -455,12 +552,16 @@ def initial_loss(model, tokenizer, recipe: Recipe, data_dir=None) -> float:
 
 
 def posttrain(model, tokenizer, recipe: Recipe, *, data_dir=None, masks: dict | None = None,
-              checkpoint_eval=None, progress: bool = False) -> tuple[torch.nn.Module, dict]:
+              checkpoint_eval=None, progress: bool = False, state_dir=None) -> tuple[torch.nn.Module, dict]:
     """Post-train `model` (in place, except LoRA which returns the merged model).
+
+    With ``recipe.processes > 1`` the training runs in spawned processes (`bench.distributed`),
+    which is checked against the machine before any data is read.
 
     Args:
         masks: N:M keep-masks to preserve (from the pruning report); refused with LoRA, whose
             dense low-rank update would break the pattern.
+        state_dir: distributed runs only: where each checkpoint's sharded state is saved.
     Returns:
         (the trained model, the record's ``posttrain`` fields: recipe, slices, trajectory,
         initial held-out loss, diverged, counters).
@@ -468,6 +569,10 @@ def posttrain(model, tokenizer, recipe: Recipe, *, data_dir=None, masks: dict | 
     if masks and recipe.lora:
         raise UsageError("LoRA recovery cannot keep an N:M mask (its low-rank update is dense); use full "
                          "post-training (lora=False) for 2:4 cases")
+    if recipe.processes > 1:
+        from bench import distributed
+
+        backend = distributed.resolve_backend(recipe, _device(model))  # bad input fails before any work
     win = training_windows(tokenizer, recipe, data_dir)
     held = heldout_windows(tokenizer, recipe, data_dir)
     dtype = next(model.parameters()).dtype
@@ -475,11 +580,19 @@ def posttrain(model, tokenizer, recipe: Recipe, *, data_dir=None, masks: dict | 
         model.to(MASTER_DTYPE)  # float32 master weights; bf16 comes from autocast on CUDA
     if recipe.lora:
         model = add_lora(model, recipe)
-    result = train(model, win, recipe, heldout=held, masks=masks, checkpoint_eval=checkpoint_eval,
-                   progress=progress)
+    if recipe.processes > 1:
+        result = distributed.run(model, win, recipe, heldout=held, masks=masks, state_dir=state_dir,
+                                 progress=progress)
+    else:
+        result = train(model, win, recipe, heldout=held, masks=masks, checkpoint_eval=checkpoint_eval,
+                       progress=progress)
     if recipe.lora:
         model = model.merge_and_unload()
     model.to(dtype)
     out = {"recipe": recipe.to_dict(), "slices": corpus_mod.slice_info(recipe.slices, data_dir),
            "eval_tokens": int(held.numel()), **result.to_dict()}
+    if recipe.processes > 1:
+        out["distributed"] = {"processes": recipe.processes, "engine": recipe.engine, "backend": backend,
+                              "param_dtype": recipe.param_dtype,
+                              "sharded_state": None if state_dir is None else str(state_dir)}
     return model.eval(), out

@@ -333,8 +333,12 @@ def load_gguf(path: str | Path, cache_dir=None) -> LoadedModel:
     return loaded
 
 
-def load_local(path: str | Path) -> LoadedModel:
-    """Load a save_pretrained directory, including pruned models (per-layer widths, N:M)."""
+def load_local(path: str | Path, dtype: torch.dtype = torch.float32) -> LoadedModel:
+    """Load a save_pretrained directory, including pruned models (per-layer widths, N:M).
+
+    Args:
+        dtype: the weights are read straight into this dtype (no float32 copy of a bf16 model).
+    """
     path = Path(path)
     cfg_file = path / "config.json"
     if not cfg_file.is_file():
@@ -343,7 +347,7 @@ def load_local(path: str | Path) -> LoadedModel:
     # and verifies a saved N:M pattern, and is a plain from_pretrained otherwise.
     from pruners.saving import load_pruned
 
-    model = load_pruned(path, dtype=torch.float32)
+    model = load_pruned(path, dtype=dtype)
     return LoadedModel(model.eval(), load_saved_tokenizer(path), str(path), "local", {"path": str(path)})
 
 
@@ -379,16 +383,26 @@ def _looks_like_hub_id(spec: str) -> bool:
     return len(parts) == 2 and all(parts) and not spec.startswith((".", "/", "~"))
 
 
-def load_model(spec: str, *, cache_dir=None, device=None, dtype=None) -> LoadedModel:
-    """Resolve a model spec, load it, and move it to the device and dtype.
+def load_model(spec: str, *, cache_dir=None, device=None, dtype=None, device_map=None) -> LoadedModel:
+    """Resolve a model spec, load it in the target dtype, and place it on the device(s).
+
+    Local and hub checkpoints are read straight into the target dtype (a bf16 8B model never
+    exists as a float32 copy); hub models that fit go straight onto the device. A model that
+    does not fit one GPU is spread over the visible devices with an accelerate ``device_map``.
+    ``info["placement"]`` says how it was placed, and goes into the record.
 
     Args:
         spec: alias, local directory, ``.gguf`` file or hub id (see module docstring).
-        cache_dir: prunebench cache (GGUF conversions, the nano zoo).
+        cache_dir: prunebench cache (GGUF conversions, the nano zoo, disk offload).
         device: default CUDA when present, else CPU.
         dtype: default float32 on CPU, bf16 (or fp16) on CUDA.
+        device_map: None (one device when the model fits it, else ``"auto"``), ``"auto"``, or an
+            accelerate map of module name -> device (``"disk"`` offloads under the cache).
     """
     spec = str(spec)
+    dev = resolve_device(device)
+    target = parse_dtype(dtype) or default_dtype(dev)
+    check_device_map(device_map)
     alias = _find_alias(spec)
     path = Path(spec).expanduser()
     if alias is not None:
@@ -398,20 +412,86 @@ def load_model(spec: str, *, cache_dir=None, device=None, dtype=None) -> LoadedM
             raise UsageError(f"model file {path} does not exist")
         loaded = load_gguf(path, cache_dir=cache_dir)
     elif path.is_dir():
-        loaded = load_local(path)
+        loaded = load_local(path, dtype=target)
     elif _looks_like_hub_id(spec):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        model = AutoModelForCausalLM.from_pretrained(spec, dtype=torch.float32)
+        hub_map = device_map
+        if hub_map is None and dev.type == "cuda":
+            hub_map = "auto" if not _fits(_meta_bytes(spec, target), dev) else {"": str(dev)}
+        model = AutoModelForCausalLM.from_pretrained(spec, dtype=target, device_map=hub_map)
         loaded = LoadedModel(model.eval(), AutoTokenizer.from_pretrained(spec), spec, "hub", {"hub_id": spec})
     else:
         raise UsageError(
             f"unknown model {spec!r}{did_you_mean(spec, known_aliases())}: not an alias "
             f"({', '.join(known_aliases())}), an existing path, or a hub id like org/name")
-    dev = resolve_device(device)
-    loaded.model.to(device=dev, dtype=parse_dtype(dtype) or default_dtype(dev))
-    loaded.info.update({"device": str(dev), "dtype": str(next(loaded.model.parameters()).dtype).replace("torch.", "")})
+    placement = place(loaded.model, dev, target, device_map,
+                      offload_dir=resolve_cache_dir(cache_dir) / "offload" if _uses_disk(device_map) else None)
+    loaded.info.update({"device": str(dev), "dtype": str(next(loaded.model.parameters()).dtype).replace("torch.", ""),
+                        "placement": placement})
     return loaded
+
+
+# --------------------------------------------------------------------------- placement
+
+FIT_FRACTION = 0.85  # of a GPU's free memory the weights may take, leaving room for activations
+
+
+def check_device_map(device_map) -> None:
+    """Refuse a device_map this machine cannot honour, in one line, before loading anything."""
+    if device_map is None or device_map == "auto":
+        return
+    if not isinstance(device_map, dict) or not device_map:
+        raise UsageError(f"device_map must be 'auto' or a non-empty mapping of module -> device, got {device_map!r}")
+    cuda = sorted({str(v) for v in device_map.values() if isinstance(v, int) or str(v).startswith("cuda")})
+    if cuda and not torch.cuda.is_available():
+        raise UsageError(f"device_map places modules on {', '.join(cuda)}, but this machine has no CUDA device; "
+                         f"use 'cpu' (or 'disk') entries")
+
+
+def _uses_disk(device_map) -> bool:
+    return isinstance(device_map, dict) and "disk" in {str(v) for v in device_map.values()}
+
+
+def _meta_bytes(spec: str, dtype: torch.dtype) -> int:
+    """Weight bytes of a hub model in `dtype`, from its config alone (built on the meta device)."""
+    from accelerate import init_empty_weights
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    with init_empty_weights():
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(spec))
+    return count_params(model) * torch.finfo(dtype).bits // 8
+
+
+def _fits(nbytes: int, dev: torch.device) -> bool:
+    if dev.type != "cuda":
+        return True
+    free, _ = torch.cuda.mem_get_info(dev)
+    return nbytes <= FIT_FRACTION * free
+
+
+def place(model, dev: torch.device, dtype: torch.dtype, device_map=None, offload_dir=None) -> dict:
+    """Cast (on the CPU, before any transfer) and place `model`; returns how it was placed.
+
+    A model transformers already dispatched (``hf_device_map``) is only described.
+    """
+    if getattr(model, "hf_device_map", None) is None:
+        model.to(dtype=dtype)
+        nbytes = sum(p.numel() * p.element_size() for p in model.parameters())
+        if device_map is None and not _fits(nbytes, dev):
+            device_map = "auto"
+        if device_map is None:
+            model.to(dev)
+            return {"device_map": None, "devices": [str(dev)]}
+        from accelerate import dispatch_model, infer_auto_device_map
+
+        if device_map == "auto":
+            device_map = infer_auto_device_map(model, no_split_module_classes=getattr(model, "_no_split_modules", None),
+                                               dtype=dtype)
+        dispatch_model(model, device_map=device_map, offload_dir=offload_dir)
+        model.hf_device_map = dict(device_map)
+    dm = {name: str(d) for name, d in model.hf_device_map.items()}
+    return {"device_map": dm, "devices": sorted(set(dm.values()))}
 
 
 def max_positions(model) -> int | None:

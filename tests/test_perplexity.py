@@ -201,3 +201,40 @@ def test_unknown_architectures_take_the_full_logits_path():
         expect = F.cross_entropy(gpt2(ids).logits[:, :-1].flatten(0, 1), ids[:, 1:].flatten(), reduction="sum")
     total, n = perplexity.window_nll_sum(gpt2, ids, 2)
     assert n == 2 * 15 and total == pytest.approx(float(expect), rel=1e-6)
+
+
+# ----------------------------------------------------------------------------- device_map'd models
+
+
+def test_chunked_loss_on_a_device_mapped_model_with_an_offloaded_head(tmp_path, data_dir):
+    """accelerate hooks: the head's weights live on disk and arrive per call; the number is unchanged."""
+    from bench.models import load_model
+
+    tiny_model("llama", seed=6).save_pretrained(tmp_path / "m")
+    plain = load_model(str(tmp_path / "m"), device="cpu", cache_dir=tmp_path / "cache")
+    mapped = load_model(str(tmp_path / "m"), device="cpu", cache_dir=tmp_path / "cache",
+                        device_map={"model": "cpu", "lm_head": "disk"})
+    assert plain.info["placement"] == {"device_map": None, "devices": ["cpu"]}
+    assert mapped.info["placement"] == {"device_map": {"model": "cpu", "lm_head": "disk"}, "devices": ["cpu", "disk"]}
+    assert mapped.model.lm_head.weight.device.type == "meta"  # really offloaded
+    kw = dict(max_windows=4, batch_size=2, data_dir=data_dir, progress=False)
+    a = perplexity.evaluate(plain.model, byte_tokenizer(), "wikitext2", 64, **kw)
+    b = perplexity.evaluate(mapped.model, byte_tokenizer(), "wikitext2", 64, **kw)
+    assert b["ppl"] == pytest.approx(a["ppl"], rel=1e-6)
+
+
+def test_load_model_reads_the_target_dtype(tmp_path):
+    from bench.models import load_model
+
+    tiny_model("qwen2", seed=6).save_pretrained(tmp_path / "m")
+    loaded = load_model(str(tmp_path / "m"), device="cpu", dtype="bf16")
+    assert {p.dtype for p in loaded.model.parameters()} == {torch.bfloat16}
+    assert loaded.info["dtype"] == "bfloat16" and loaded.info["placement"]["devices"] == ["cpu"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal is for machines without CUDA")
+def test_cuda_device_map_on_a_cpu_only_machine(tmp_path):
+    from bench.models import load_model
+
+    with pytest.raises(UsageError, match="device_map places modules on cuda:1, but this machine has no CUDA device"):
+        load_model(str(tmp_path / "never-read"), device="cpu", device_map={"model": "cpu", "lm_head": "cuda:1"})

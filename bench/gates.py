@@ -1,6 +1,10 @@
 """CI gates, parsed from options into typed check objects (after pytest-benchmark's).
 
-* `--max-extrapolation-error 5%`: the law's MAPE on every held-out model's predicted curve.
+* `--max-extrapolation-error [TEST][:GROUP][:MEASURE]=PCT` (repeatable; a bare `5%` is
+  `larger-n0=5%`): the law's error in one of the generalisation tests (larger-d, larger-n0,
+  higher-rho), on L (`mape`) or on the recovery gap L - L0 at the final checkpoint (`gap`),
+  for every group the scope covers. A group whose fit is not identified fails with the
+  reason; so does a run-away prediction, which is never reported as a percentage.
 * `--baseline FILE --max-ppl-regression 2%`: every perplexity in this run against the same
   case and measurement in a stored run (a results directory, its records folder, or a
   single record file).
@@ -22,7 +26,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.errors import UsageError
+from bench.errors import UsageError, did_you_mean
 
 
 def parse_percent(text: str, option: str) -> float:
@@ -48,23 +52,128 @@ class Verdict:
         return {"name": self.name, "passed": self.passed, "detail": self.detail}
 
 
+#: The generalisation tests a law gate can read (fitting.generalise.TESTS) and its measures:
+#: `mape` is the MAPE on L of each target; `gap` the worst relative error on the recovery gap
+#: L - L0 at a run's final checkpoint.
+LAW_TESTS = ("larger-d", "larger-n0", "higher-rho")
+LAW_MEASURES = {"mape": "MAPE on L", "gap": "gap error at the final checkpoint"}
+DEFAULT_TEST = "larger-n0"
+
+
+def group_matches(selector: str, key: str) -> bool:
+    """Does a scope's group selector name the group `key` ('family/method@recipe')?
+
+    A selector may be the whole key, 'family/method', the family, the method or the recipe.
+    """
+    fam_method, _, recipe = key.partition("@")
+    family, _, method = fam_method.partition("/")
+    return selector in (key, fam_method, family, method, recipe)
+
+
+def _scope_help(valid_groups) -> str:
+    groups = ", ".join(sorted(valid_groups)) if valid_groups else "the groups of the records"
+    return (f"a scope is [TEST][:GROUP][:MEASURE]=PCT with TEST one of {', '.join(LAW_TESTS)} "
+            f"(default {DEFAULT_TEST}), MEASURE one of {', '.join(LAW_MEASURES)} (default mape), and GROUP a "
+            f"family, method, family/method or group key of: {groups}")
+
+
 @dataclass(frozen=True)
 class ExtrapolationGate:
+    """One scope of `--max-extrapolation-error`: a test, optionally a group, a measure, a limit.
+
+    Every group the scope covers must have an identified fit, a test result, and a figure
+    at or below the limit for every target (held-out size) of the test. A group that is not
+    identified, a test that could not run and a run-away prediction all fail with their
+    reason, never with a number.
+    """
+
     max_error: float  # percent
+    test: str = DEFAULT_TEST
+    group: str | None = None
+    measure: str = "mape"
+    text: str = ""
 
     name = "max-extrapolation-error"
     needs = "study"
 
+    @property
+    def scope(self) -> str:
+        parts = [self.test] + ([self.group] if self.group else []) + ([self.measure] if self.measure != "mape" else [])
+        return ":".join(parts)
+
     def check(self, study) -> Verdict:
-        errors = study.heldout_errors() if study is not None else {}
-        if not errors:
+        groups = list(study.groups) if study is not None else []
+        if not groups:
             raise UsageError("--max-extrapolation-error was given but no held-out model could be predicted: "
                              "run a profile with post-training on several sizes (e.g. nano) or drop the gate")
-        worst_key = max(errors, key=errors.get)
-        worst = errors[worst_key]
-        parts = ", ".join(f"{k}={_pct(v)}" for k, v in sorted(errors.items()))
-        return Verdict(self.name, worst <= self.max_error,
-                       f"worst {worst_key} {_pct(worst)} vs limit {self.max_error:g}% ({parts})")
+        chosen = [g for g in groups if self.group is None or group_matches(self.group, g.key)]
+        if not chosen:
+            raise UsageError(f"--max-extrapolation-error {self.text or self.scope}: group {self.group!r} is not in the "
+                             f"study{did_you_mean(self.group, [g.key for g in groups])}; {_scope_help([g.key for g in groups])}")
+        name = f"{self.name}[{self.scope}]"
+        failures, parts = [], []
+        for g in chosen:
+            ident = g.identifiability or {}
+            if not ident.get("identified"):
+                why = "; ".join(ident.get("reasons") or ["no identifiability verdict"])
+                failures.append(f"{g.key}: not identified ({why})")
+                continue
+            test = g.tests.get(self.test)
+            if not test or test.get("error") or not test.get("targets"):
+                why = (test or {}).get("error") or "no target to predict"
+                failures.append(f"{g.key}: {self.test} could not run ({why})")
+                continue
+            for size, m in sorted(test["targets"].items()):
+                if m.get("runaway"):
+                    failures.append(f"{g.key}/{size}: {m['runaway']}")
+                    continue
+                value = m["mape"] if self.measure == "mape" else m.get("gap_final_worst")
+                if value is None:
+                    failures.append(f"{g.key}/{size}: no {LAW_MEASURES[self.measure]} (no checkpoint above L0)")
+                    continue
+                parts.append((value, f"{g.key}/{size}"))
+                if not value <= self.max_error:
+                    failures.append(f"{g.key}/{size} {_pct(value)}")
+        what = f"{self.test} {LAW_MEASURES[self.measure]}, limit {self.max_error:g}%"
+        measured = ", ".join(f"{k}={_pct(v)}" for v, k in sorted(parts, key=lambda t: t[1]))
+        if failures:
+            return Verdict(name, False, f"{what}: failed {'; '.join(failures)}" + (f" (measured: {measured})" if measured else ""))
+        worst = max(parts)
+        return Verdict(name, True, f"{what}: worst {worst[1]} {_pct(worst[0])} ({measured})")
+
+
+def parse_law_scope(text: str, valid_groups=None) -> ExtrapolationGate:
+    """'5%', 'larger-n0:depth=2%', 'higher-rho:nano-llama/width:gap=25%' -> a gate.
+
+    Args:
+        text: one value of --max-extrapolation-error.
+        valid_groups: the group keys this run can have (from its cases); when given, a group
+            selector that names none of them is a usage error here, before any case runs.
+    """
+    option = "--max-extrapolation-error"
+    raw = str(text).strip()
+    scope, eq, pct = raw.rpartition("=")
+    if not eq:
+        scope, pct = "", raw
+    limit = parse_percent(pct, f"{option} {raw}")
+    test, group, measure = DEFAULT_TEST, None, "mape"
+    seen_test = False
+    for token in filter(None, (t.strip() for t in scope.split(":"))):
+        if token in LAW_TESTS and not seen_test:
+            test, seen_test = token, True
+        elif token in LAW_MEASURES:
+            measure = token
+        elif group is None:
+            group = token
+        else:
+            raise UsageError(f"{option} {raw}: {token!r} is not a test or measure, and the scope already names group "
+                             f"{group!r}; {_scope_help(valid_groups)}")
+    if group is not None and valid_groups is not None and not any(group_matches(group, k) for k in valid_groups):
+        parts = {p for k in valid_groups for p in (k.partition("@")[0].partition("/")[2], k.partition("/")[0])}
+        known = sorted(set(LAW_TESTS) | set(LAW_MEASURES) | set(valid_groups) | parts)
+        raise UsageError(f"{option} {raw}: {group!r} names no test and no group of this run{did_you_mean(group, known)}; "
+                         f"{_scope_help(valid_groups)}")
+    return ExtrapolationGate(limit, test, group, measure, raw)
 
 
 def _pct(value: float) -> str:
@@ -147,12 +256,21 @@ class ControlGate:
                        f"worst {worst} {figures[worst]:.2f}% vs limit {self.max_improvement:g}% ({parts})")
 
 
-def build_gates(max_extrapolation_error: str | None, baseline: str | None, max_ppl_regression: str | None,
-                max_control_improvement: str | None = None) -> list:
-    """Option values -> check objects, validating combinations."""
+def build_gates(max_extrapolation_error, baseline: str | None, max_ppl_regression: str | None,
+                max_control_improvement: str | None = None, valid_groups=None) -> list:
+    """Option values -> check objects, validating combinations.
+
+    Args:
+        max_extrapolation_error: None, one scope string or a list of them (the option may be
+            given several times), each parsed by `parse_law_scope`.
+        valid_groups: the law groups the run can have ('family/method@recipe' keys, e.g.
+            from `bench.study.case_group_names(cases)`); with them a scope naming no group is
+            refused here rather than after the run.
+    """
     gates = []
-    if max_extrapolation_error is not None:
-        gates.append(ExtrapolationGate(parse_percent(max_extrapolation_error, "--max-extrapolation-error")))
+    scopes = [max_extrapolation_error] if isinstance(max_extrapolation_error, str) else list(max_extrapolation_error or [])
+    for text in scopes:
+        gates.append(parse_law_scope(text, valid_groups))
     if (baseline is None) != (max_ppl_regression is None):
         raise UsageError("--baseline and --max-ppl-regression go together: give both (e.g. --baseline results-main "
                          "--max-ppl-regression 2%)")

@@ -37,8 +37,11 @@ def pytest_addoption(parser):
     group.addoption("--law", default="p2", help="scaling law fitted at the end (chinchilla, p2, p2-n, p2-nm; default p2)")
     group.addoption("--holdout", action="append", default=None, metavar="SIZE",
                     help="model size key to hold out for extrapolation (repeatable; default: the largest per family)")
-    group.addoption("--max-extrapolation-error", default=None, metavar="PCT",
-                    help="gate: fail when the law's MAPE on a held-out model exceeds PCT (e.g. 5%%)")
+    group.addoption("--max-extrapolation-error", action="append", default=None, metavar="[TEST][:GROUP][:MEASURE]=PCT",
+                    help="gate on the law (repeatable): fail when a group's error in TEST (larger-d, larger-n0 "
+                         "(default), higher-rho) exceeds PCT, on L (MEASURE mape, default) or on the recovery gap "
+                         "L-L0 at the final checkpoint (gap); GROUP picks groups by family, method or key; a group "
+                         "whose fit is not identified fails with the reason (e.g. larger-n0:depth=2%%, 5%%)")
     group.addoption("--baseline", default=None, metavar="DIR",
                     help="gate: results directory (or record file) of a stored run to compare perplexities with")
     group.addoption("--max-ppl-regression", default=None, metavar="PCT",
@@ -58,9 +61,13 @@ def pytest_configure(config):
 
     opt = config.getoption
     try:
-        get_cases(opt("--profile"))  # an unknown profile is a usage error, before collection
+        cases = get_cases(opt("--profile"))  # an unknown profile is a usage error, before collection
+        # A law-gate scope must name a group this run can fit: checked here, before any case runs
+        # (a profile without post-training leaves it to the end, against the stored records' groups).
+        from bench.study import case_group_names
+
         gates = build_gates(opt("--max-extrapolation-error"), opt("--baseline"), opt("--max-ppl-regression"),
-                            opt("--max-control-improvement"))
+                            opt("--max-control-improvement"), valid_groups=case_group_names(cases) or None)
     except UsageError as exc:
         raise pytest.UsageError(str(exc)) from None
     holdout = tuple(opt("--holdout")) if opt("--holdout") else None

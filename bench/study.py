@@ -38,6 +38,22 @@ FIT_SCHEMA = "prunebench.fit/2"
 RUNAWAY_FACTOR = 10.0
 
 
+BOOTSTRAP_ENV = "PRUNEBENCH_BOOTSTRAP"
+
+
+def default_bootstrap() -> int:
+    """Bootstrap replicates of a study: $PRUNEBENCH_BOOTSTRAP, else 100 (0 turns it off,
+    which leaves every fit 'not identified': there is nothing to judge the constants by)."""
+    import os
+
+    raw = os.environ.get(BOOTSTRAP_ENV, "").strip()
+    if not raw:
+        return 100
+    if not raw.isdigit():
+        raise UsageError(f"{BOOTSTRAP_ENV} must be a non-negative integer (replicates), got {raw!r}")
+    return int(raw)
+
+
 @dataclass
 class StudyConfig:
     """How to fit: law, which sizes to hold out, the search, and the token questions.
@@ -51,7 +67,7 @@ class StudyConfig:
     holdout: tuple[str, ...] | None = None  # model keys; None = the largest size per family
     margin: float = 0.01  # relative margin to the asymptote for "optimal tokens"
     slope_threshold: float = 1e-8  # loss per token for the marginal-gain criterion
-    bootstrap: int = 100
+    bootstrap: int = field(default_factory=lambda: default_bootstrap())
     seed: int = 0
     search: str = "coarse"  # which grid of each law starts the search: "coarse" or "full"
     n_polish: int = 2
@@ -129,6 +145,18 @@ class GroupStudy:
     def key(self) -> str:
         return f"{self.family}/{self.method}@{self.recipe}"
 
+    def data_range(self) -> dict:
+        """[min, max] of N0, D and rho over the fitted runs (what `predict` checks against)."""
+        import numpy as np
+
+        fitted = [r for r in self.runs if r.group in self.fit_sizes]
+        out = {}
+        for name in ("N0", "D", "rho"):
+            if fitted:
+                v = np.concatenate([r.column(name) for r in fitted])
+                out[name] = [float(v.min()), float(v.max())]
+        return out
+
     def to_dict(self) -> dict:
         return {
             "key": self.key, "family": self.family, "method": self.method, "law": self.law,
@@ -137,6 +165,7 @@ class GroupStudy:
             "fit_sizes": self.fit_sizes, "heldout_sizes": self.heldout_sizes,
             "runs": [r.run_id for r in self.runs],
             "n0": {s: next(r.inputs["N0"] for r in self.runs if r.group == s) for s in self.fit_sizes + self.heldout_sizes},
+            "data_range": self.data_range(),
             "search": self.search,
             "fit": self.fit.to_dict() if self.fit is not None else None,
             "bootstrap": self.bootstrap.to_dict() if self.bootstrap is not None else None,

@@ -71,6 +71,33 @@ class FitResult:
         """Predicted loss at every checkpoint of `run`."""
         return self.predict({k: run.column(k) for k in get_law(self.law).inputs})
 
+    @classmethod
+    def from_dict(cls, d: Mapping, params: Mapping[str, float] | None = None) -> "FitResult":
+        """A fit back from its `to_dict` form (e.g. a group of fit.json), to predict with.
+
+        Args:
+            d: the stored fit: law, params and units are what a prediction needs.
+            params: other parameters to put in place of the stored ones (a bootstrap replicate).
+
+        Raises:
+            UsageError: the dict lacks a field, names an unknown law, or its parameters or
+                units do not match the law's.
+        """
+        try:
+            law = get_law(d["law"])
+            theta = dict(d["params"] if params is None else params)
+            units = {k: Unit(u["quantity"], float(u["scale"])) for k, u in d["units"].items()}
+        except (KeyError, TypeError) as exc:
+            raise UsageError(f"stored fit lacks {exc}; it must hold law, params and units") from None
+        if set(theta) != set(law.params) or set(units) != set(law.inputs):
+            raise UsageError(f"stored fit does not match law {law.name!r}: params {sorted(theta)} "
+                             f"(want {sorted(law.params)}), units {sorted(units)} (want {sorted(law.inputs)})")
+        theta = {k: float(v) for k, v in theta.items()}
+        return cls(law=law.name, params=theta, constants=law.constants(theta), objective=float(d.get("objective", "nan")),
+                   units=units, n_points=int(d.get("n_points", 0)), n_runs=int(d.get("n_runs", 0)),
+                   converged=bool(d.get("converged", False)), n_starts=int(d.get("n_starts", 0)),
+                   delta=float(d.get("huber_delta", HUBER_DELTA)), message=str(d.get("message", "")))
+
     def to_dict(self) -> dict:
         """JSON-able form (plain floats, ints, strings)."""
         return {

@@ -9,8 +9,8 @@ import pytest
 from bench import gates
 from bench.errors import UsageError
 from bench.records import write_record
-from bench.study import StudyConfig, run_study
-from synthetic_records import synthetic_records
+from bench.study import StudyConfig, run_study, runaway
+from synthetic_records import IDENTIFIABLE_P2, SIZES5, synthetic_records
 
 
 @pytest.mark.parametrize(("text", "value"), [("5%", 5.0), ("0.5", 0.5), (" 2 % ".replace(" ", ""), 2.0)])
@@ -24,12 +24,92 @@ def test_parse_percent_rejects(text):
         gates.parse_percent(text, "--x")
 
 
-def test_extrapolation_gate_pass_and_fail():
-    study = run_study(synthetic_records(noise=0.001), StudyConfig(bootstrap=0))
-    ok = gates.ExtrapolationGate(5.0).check(study)
-    bad = gates.ExtrapolationGate(0.001).check(study)
-    assert ok.passed and not bad.passed
-    assert "synth-llama/depth/s4" in bad.detail and "limit 0.001%" in bad.detail
+@pytest.fixture(scope="module")
+def identified_study():
+    """Depth identified (5 sizes of curves from constants they pin down); 2:4 not (one ratio,
+    and E trades off against the size term)."""
+    recs = synthetic_records(noise=0.0005, sizes=SIZES5, true_p2=IDENTIFIABLE_P2)
+    return run_study(recs, StudyConfig(bootstrap=12, forms=False))
+
+
+@pytest.fixture(scope="module")
+def unidentified_study():
+    return run_study(synthetic_records(noise=0.001), StudyConfig(bootstrap=6, forms=False))
+
+
+@pytest.mark.parametrize(("text", "test", "group", "measure", "limit"), [
+    ("5%", "larger-n0", None, "mape", 5.0),
+    ("larger-n0:depth=2%", "larger-n0", "depth", "mape", 2.0),
+    ("higher-rho:synth-llama/depth:gap=25%", "higher-rho", "synth-llama/depth", "gap", 25.0),
+    ("gap=30", "larger-n0", None, "gap", 30.0),
+    ("larger-d=1%", "larger-d", None, "mape", 1.0),
+])
+def test_scopes_parse_into_gates(text, test, group, measure, limit):
+    g = gates.parse_law_scope(text)
+    assert (g.test, g.group, g.measure, g.max_error) == (test, group, measure, limit)
+
+
+def test_several_scopes_make_several_gates():
+    built = gates.build_gates(["larger-n0:depth=2%", "higher-rho:depth:gap=25%"], None, None)
+    assert [(g.test, g.measure) for g in built] == [("larger-n0", "mape"), ("higher-rho", "gap")]
+
+
+def test_scope_naming_no_group_of_the_run_is_a_usage_error_listing_the_valid_ones():
+    valid = ["nano-llama/depth@full-a29a8e", "nano-llama/width@full-a29a8e"]
+    with pytest.raises(UsageError) as exc:
+        gates.build_gates(["larger-n0:dpeth=2%"], None, None, valid_groups=valid)
+    msg = str(exc.value)
+    assert "'dpeth' names no test and no group of this run (did you mean 'depth'?)" in msg
+    for name in valid + ["larger-d", "larger-n0", "higher-rho", "mape", "gap"]:
+        assert name in msg
+    # A valid selector passes the same check; so does every form of naming a group.
+    for sel in ("depth", "nano-llama/width", "nano-llama", "full-a29a8e", valid[0]):
+        gates.build_gates([f"larger-n0:{sel}=2%"], None, None, valid_groups=valid)
+
+
+def test_two_groups_in_one_scope_is_a_usage_error():
+    with pytest.raises(UsageError, match="already names group 'depth'"):
+        gates.parse_law_scope("larger-n0:depth:width=2%")
+
+
+def test_identified_group_passes_and_fails_on_its_figures(identified_study):
+    ok = gates.parse_law_scope("larger-n0:depth=5%").check(identified_study)
+    assert ok.passed and ok.name == "max-extrapolation-error[larger-n0:depth]"
+    assert "worst synth-llama/depth@" in ok.detail and "/s5" in ok.detail
+    bad = gates.parse_law_scope("larger-n0:depth=0.001%").check(identified_study)
+    assert not bad.passed and "limit 0.001%" in bad.detail
+    gap = gates.parse_law_scope("higher-rho:depth:gap=1000%").check(identified_study)
+    assert gap.passed and "gap error at the final checkpoint" in gap.detail
+
+
+def test_unidentified_group_fails_with_its_reason_unless_scoped_out(identified_study):
+    everything = gates.parse_law_scope("larger-n0=1000%").check(identified_study)
+    assert not everything.passed
+    assert "synth-llama/nm@" in everything.detail and "not identified (" in everything.detail
+    assert gates.parse_law_scope("larger-n0:depth=1000%").check(identified_study).passed
+
+
+def test_three_sizes_fail_with_the_structural_reason(unidentified_study):
+    verdict = gates.parse_law_scope("larger-n0:depth=1000%").check(unidentified_study)
+    assert not verdict.passed and "3 sizes for 3 size parameters (n_c, alpha, delta)" in verdict.detail
+
+
+def test_runaway_prediction_is_never_reported_as_a_percentage(identified_study):
+    import copy
+
+    study = copy.deepcopy(identified_study)
+    g = next(g for g in study.groups if g.method == "depth")
+    m = g.tests["larger-n0"]["targets"]["s5"]
+    m.update(mape=1.71e35, worst_ratio=1.7e33)
+    m["runaway"] = runaway(m)
+    verdict = gates.parse_law_scope("larger-n0:depth=5%").check(study)
+    assert not verdict.passed and "run-away prediction (off by a factor 1.7e+33" in verdict.detail
+    assert "e+35%" not in verdict.detail and "1.71e+35" not in verdict.detail
+
+
+def test_scope_naming_a_group_not_in_the_study_is_a_usage_error(identified_study):
+    with pytest.raises(UsageError, match="group 'qwen' is not in the study"):
+        gates.parse_law_scope("larger-n0:qwen=2%").check(identified_study)
 
 
 def test_extrapolation_gate_with_nothing_to_evaluate_is_a_usage_error():

@@ -7,6 +7,7 @@ and is tested without pytest.
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 
@@ -82,6 +83,10 @@ def pytest_configure(config):
         raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION_KEY] = session
     worker = getattr(config, "workerinput", None)
+    # Every record says which command made it; an xdist worker's is its controller's.
+    session.argv = list(worker["mainargv"]) if worker is not None else list(sys.argv)
+    if worker is not None:
+        session.run_id = worker["testrunuid"]
     if worker is not None and worker.get("prunebench_cuda_device") is not None:
         # One GPU per xdist worker; set before anything in this process initialises CUDA.
         os.environ["CUDA_VISIBLE_DEVICES"] = worker["prunebench_cuda_device"]
@@ -91,6 +96,7 @@ def pytest_configure(config):
 def pytest_configure_node(node):
     """xdist controller, per worker: pin the worker to one GPU when several are visible."""
     session = node.config.stash[SESSION_KEY]
+    session.run_id = node.workerinput["testrunuid"]  # one id for the controller and its workers
     index = int(str(node.workerinput.get("workerid", "gw0")).lstrip("gw") or 0)
     node.workerinput["prunebench_cuda_device"] = session.worker_cuda_device(index)
 
@@ -110,12 +116,21 @@ def pytest_xdist_node_collection_finished(node, ids):
         pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
 
 
-@pytest.hookimpl(optionalhook=True)
-def pytest_testnodedown(node, error):
-    """xdist controller: collect what each worker ran; the controller fits and reports once."""
-    output = getattr(node, "workeroutput", {}).get("prunebench")
-    if output:
-        node.config.stash[SESSION_KEY].add_worker_output(output)
+OUTCOME_PROPERTY = "prunebench_outcome"
+
+
+def pytest_runtest_logreport(report):
+    """xdist controller: collect each case's outcome as its worker reports it.
+
+    Outcomes travel in the test report's user_properties, one report at a time, so the
+    cases a worker finished before it crashed still count; the controller then fits and
+    reports once, from the records on disk.
+    """
+    if getattr(report, "node", None) is None or report.when != "call":
+        return  # not a report relayed from an xdist worker
+    outcomes = [value for name, value in report.user_properties if name == OUTCOME_PROPERTY]
+    if outcomes:
+        report.node.config.stash[SESSION_KEY].add_worker_outcomes(outcomes)
 
 
 def pytest_generate_tests(metafunc):
@@ -153,14 +168,18 @@ def bench_session(request):
 
 
 @pytest.fixture
-def run_case(bench_session):
+def run_case(request, bench_session):
     """Run a case through the session; a user error fails the case with its one-line message."""
 
     def _run(case):
+        before = len(bench_session.outcomes)
         try:
             return bench_session.run_case(case)
         except UsageError as exc:
             pytest.fail(f"{case.id}: {exc}", pytrace=False)
+        finally:
+            for outcome in bench_session.outcomes[before:]:  # for an xdist controller
+                request.node.user_properties.append((OUTCOME_PROPERTY, bench_session.outcome_summary(outcome)))
 
     return _run
 
@@ -170,9 +189,7 @@ def pytest_sessionfinish(session, exitstatus):
     if bench is None:
         return
     if getattr(session.config, "workerinput", None) is not None:
-        # An xdist worker: hand the controller its outcomes; the controller reports once.
-        session.config.workeroutput["prunebench"] = bench.worker_output()
-        return
+        return  # an xdist worker: its outcomes went to the controller with each test report
     try:
         if bench.outcomes:
             fin = bench.finish()

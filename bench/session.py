@@ -82,6 +82,7 @@ class BenchSession:
     _provenance: dict = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)  # unusable records met by the report step
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    argv: list[str] = field(default_factory=list)  # the command line of the run, for the records
     _lock: RunLock | None = None
 
     # ------------------------------------------------------------------ setup
@@ -192,7 +193,8 @@ class BenchSession:
         self.prepare(case)
         provenance = self.provenance(case)
         fields = self.runner.run(case)
-        rec = rec_mod.new_record(case.id, provenance=provenance, **fields)
+        rec = rec_mod.new_record(case.id, provenance=provenance,
+                                 invocation={"argv": self.argv, "run_id": self.run_id}, **fields)
         if stale is not None:
             # What --resume compared and why it ran the case again, for the user to inspect.
             rec["resume"] = {"rerun_because": stale}
@@ -259,14 +261,14 @@ class BenchSession:
 
     # ------------------------------------------------------------------ xdist
 
-    def worker_output(self) -> dict:
-        """What an xdist worker hands its controller: which cases it ran or resumed, and why."""
-        return {"outcomes": [{"case_id": o.record["case_id"], "resumed": o.resumed, "stale": o.stale}
-                             for o in self.outcomes]}
+    @staticmethod
+    def outcome_summary(outcome: CaseOutcome) -> dict:
+        """What an xdist worker tells its controller about one case (plain JSON)."""
+        return {"case_id": outcome.record["case_id"], "resumed": outcome.resumed, "stale": outcome.stale}
 
-    def add_worker_output(self, output: dict) -> None:
+    def add_worker_outcomes(self, items: list[dict]) -> None:
         """On the controller: take a worker's outcomes, reading their records from disk."""
-        for item in output.get("outcomes", []):
+        for item in items:
             path = rec_mod.record_path(self.results_dir, item["case_id"])
             try:
                 rec = rec_mod.read_record(path)

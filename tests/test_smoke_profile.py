@@ -65,3 +65,42 @@ def test_smoke_resume_recomputes_nothing(smoke_run):
     assert again.returncode == 0, again.stdout[-3000:]
     assert again.stdout.count("resumed") >= 8
     assert {p.name: p.stat().st_mtime_ns for p in (results / "records").glob("*.json")} == before
+
+
+STRICT_GATE = "--max-extrapolation-error=0.000001%"
+VOLATILE = {"created", "timings", "machine", "invocation", "wall_s", "tokens_per_s", "train_s", "wall_time_s",
+            "peak_memory_bytes", "peak_memory_mb", "code"}
+
+
+def _stable(obj):
+    """A record without what differs between two runs of the same computation: times, memory,
+    the machine block, and the code identity (another session may commit in between)."""
+    if isinstance(obj, dict):
+        return {k: _stable(v) for k, v in obj.items() if k not in VOLATILE}
+    if isinstance(obj, list):
+        return [_stable(v) for v in obj]
+    return obj
+
+
+def _gates_cut(report: str) -> str:
+    return report.split("## Gates")[0]
+
+
+def test_smoke_under_xdist_gives_the_same_records_report_and_gate_verdicts(smoke_run):
+    """`-n 2`: the controller fits and reports once, from both workers' records; a strict gate
+    fails the xdist run and the single-process run alike (issue 9)."""
+    run, results, env = smoke_run
+    assert run.returncode == 0
+    dist = results.parent / "results-xdist"
+    xrun = _pytest_bench("--profile", "smoke", f"--results-dir={dist}", "-n", "2", STRICT_GATE, env=env)
+    assert xrun.returncode == 1, xrun.stdout[-3000:] + xrun.stderr[-3000:]
+    assert xrun.stdout.count("prunebench summary") == 1
+    assert "GATE FAILED max-extrapolation-error" in xrun.stdout
+    single = {p.name: _stable(json.loads(p.read_text())) for p in (results / "records").glob("*.json")}
+    spread = {p.name: _stable(json.loads(p.read_text())) for p in (dist / "records").glob("*.json")}
+    assert spread == single
+    assert _gates_cut((dist / "report.md").read_text()) == _gates_cut((results / "report.md").read_text())
+    assert json.loads((dist / "fit.json").read_text()) == json.loads((results / "fit.json").read_text())
+    # The same strict gate fails the single-process run (resumed: nothing is recomputed).
+    again = _pytest_bench("--profile", "smoke", f"--results-dir={results}", "--resume", STRICT_GATE, env=env)
+    assert again.returncode == 1 and "GATE FAILED max-extrapolation-error" in again.stdout

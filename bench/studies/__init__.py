@@ -1,0 +1,11 @@
+"""Studies as data: TOML files that declare a benchmark matrix (DESIGN.md section 2).
+
+The built-in profiles are the study files in this folder; a user copies one, edits it and
+runs it with ``pytest bench --study FILE``. `schema` reads and validates a file, `expand`
+turns it into cases, `params` counts each case's parameters on the meta device.
+"""
+
+from bench.studies.expand import study_cases
+from bench.studies.schema import Study, builtin_names, load_study, resolve_path
+
+__all__ = ["Study", "builtin_names", "load_study", "resolve_path", "study_cases"]

@@ -21,6 +21,9 @@ def pytest_addoption(parser):
     group = parser.getgroup("prunebench", "prunebench benchmark suite")
     group.addoption("--profile", default=os.environ.get("PRUNEBENCH_PROFILE", DEFAULT_PROFILE),
                     help=f"which benchmark matrix to run (default {DEFAULT_PROFILE}). {profile_help()}")
+    group.addoption("--study", default=None, metavar="FILE",
+                    help="run the matrix a study file declares instead of a built-in profile (TOML; copy one "
+                         "from `prunebench studies list`); its law, held-out sizes and gates are the defaults")
     group.addoption("--data-dir", default=None,
                     help="local data directory laid out like shared/data (default $PRUNEBENCH_DATA_DIR, else the HF hub)")
     group.addoption("--results-dir", default=None,
@@ -35,7 +38,8 @@ def pytest_addoption(parser):
     group.addoption("--threads", type=int, default=os.environ.get("PRUNEBENCH_THREADS") or None,
                     help="torch CPU threads for the run (default $PRUNEBENCH_THREADS, else one per core); "
                          "use 1 on a machine shared with other jobs, where idle-spinning threads stall")
-    group.addoption("--law", default="p2", help="scaling law fitted at the end (chinchilla, p2, p2-n, p2-nm; default p2)")
+    group.addoption("--law", default=None,
+                    help="scaling law fitted at the end (chinchilla, p2, p2-n, p2-nm; default: the study's, p2)")
     group.addoption("--holdout", action="append", default=None, metavar="SIZE",
                     help="model size key to hold out for extrapolation (repeatable; default: the largest per family)")
     group.addoption("--max-extrapolation-error", action="append", default=None, metavar="[TEST][:GROUP][:MEASURE]=PCT",
@@ -58,11 +62,18 @@ def pytest_configure(config):
     from bench.session import BenchSession, SessionOptions
 
     from bench.gates import build_gates
-    from bench.profiles import get_cases
+    from bench.profiles import get_cases, option_defaults
 
-    opt = config.getoption
+    def opt(name):
+        value = config.getoption(name)
+        return defaults.get(name) if value is None else value
+
+    defaults: dict = {}
     try:
-        cases = get_cases(opt("--profile"))  # an unknown profile is a usage error, before collection
+        profile = _matrix(config)
+        # The study's law, held-out sizes and gates, wherever the command line sets none.
+        defaults = option_defaults(profile)
+        cases = get_cases(profile)  # an unknown profile or a bad study file is a usage error, before collection
         # A law-gate scope must name a group this run can fit: checked here, before any case runs
         # (a profile without post-training leaves it to the end, against the stored records' groups).
         from bench.study import case_group_names
@@ -73,9 +84,9 @@ def pytest_configure(config):
         raise pytest.UsageError(str(exc)) from None
     holdout = tuple(opt("--holdout")) if opt("--holdout") else None
     session = BenchSession(SessionOptions(
-        profile=opt("--profile"), data_dir=opt("--data-dir"), results_dir=opt("--results-dir"),
+        profile=profile, data_dir=opt("--data-dir"), results_dir=opt("--results-dir"),
         cache_dir=opt("--cache-dir"), device=opt("--device"), full_eval=opt("--full-eval"),
-        resume=opt("--resume"), threads=opt("--threads"), law=opt("--law"), holdout=holdout, gates=tuple(gates),
+        resume=opt("--resume"), threads=opt("--threads"), law=opt("--law") or "p2", holdout=holdout, gates=tuple(gates),
         report=not opt("--no-report")))
     try:
         session.validate()  # the law and held-out sizes, before any case spends compute
@@ -90,6 +101,22 @@ def pytest_configure(config):
     if worker is not None and worker.get("prunebench_cuda_device") is not None:
         # One GPU per xdist worker; set before anything in this process initialises CUDA.
         os.environ["CUDA_VISIBLE_DEVICES"] = worker["prunebench_cuda_device"]
+
+
+def _matrix(config) -> str:
+    """--study FILE (as an absolute path, the same for xdist workers), else --profile NAME."""
+    from pathlib import Path
+
+    study = config.getoption("--study")
+    if study is None:
+        return config.getoption("--profile")
+    if any(a == "--profile" or a.startswith("--profile=") for a in config.invocation_params.args):
+        raise UsageError("--study and --profile both name the matrix to run; give one of them")
+    path = Path(study).expanduser()
+    if not path.is_file():
+        raise UsageError(f"--study {study}: no such file; pass the path of a study file (TOML), e.g. a copy of "
+                         f"bench/studies/nano.toml")
+    return str(path.resolve())
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -91,6 +91,21 @@ def get_cases(name: str, options: ProfileOptions | None = None) -> list[Case]:
     return study_cases(get_study(name), full_eval=options.full_eval)
 
 
+def option_defaults(name: str) -> dict:
+    """What a study sets for the run-wide options, keyed by option name: its law, held-out
+    sizes and default gates (a profile defined in Python sets none). An option given on the
+    command line replaces its default."""
+    if name in _PROFILES and not is_study_path(name):
+        return {}
+    study = get_study(name)
+    gates = study.gates
+    found = {"--law": study.law, "--holdout": list(study.holdout) or None,
+             "--max-extrapolation-error": list(gates.max_extrapolation_error) or None,
+             "--baseline": gates.baseline, "--max-ppl-regression": gates.max_ppl_regression,
+             "--max-control-improvement": gates.max_control_improvement}
+    return {k: v for k, v in found.items() if v is not None}
+
+
 def __getattr__(name: str):
     # The nano study's ratios, for callers of the former Python profile's constant.
     if name == "NANO_RATIOS":

@@ -1,0 +1,103 @@
+"""`pytest bench --study FILE`: a user's own study file runs like a built-in profile (pytester)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+MATRIX = (Path(__file__).resolve().parents[1] / "bench" / "test_matrix.py").read_text()
+
+USER_STUDY = """
+[study]
+name = "mine"
+description = "a user's study: a tiny Llama, dense and block-wise L2"
+
+[[models]]
+spec = "tiny-llama"
+key = "tl"
+family = "tiny"
+
+[[methods]]
+method = "dense"
+
+[[methods]]
+method = "blockwise"
+label = "l2"
+ratios = [0.25, 0.5]
+options = { importance = "l2", layers = [1, 3] }
+
+[evaluation]
+datasets = ["ptb"]
+seq_lens = [64]
+max_windows = 2
+"""
+
+
+@pytest.fixture
+def suite(pytester, data_dir, monkeypatch):
+    """A directory that looks like the repo (the plugin, the matrix test) plus a study file."""
+    monkeypatch.setenv("PRUNEBENCH_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    pytester.makeconftest('pytest_plugins = ["bench.plugin"]')
+    pytester.makepyfile(test_matrix=MATRIX)
+    (pytester.path / "studies").mkdir()
+    (pytester.path / "studies" / "mine.toml").write_text(USER_STUDY)
+    return pytester
+
+
+def records(results: Path) -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in sorted((results / "records").glob("*.json"))}
+
+
+def test_user_study_runs_slices_resumes_and_reports(suite, tmp_path):
+    results = tmp_path / "r"
+    run = suite.runpytest_subprocess("--study", "studies/mine.toml", f"--results-dir={results}", "-p", "no:cacheprovider",
+                                     "-k", "dense or 0.25")
+    run.assert_outcomes(passed=2)
+    recs = records(results)
+    assert set(recs) == {"mine-tl-dense", "mine-tl-l2-0.25"}
+    l2 = recs["mine-tl-l2-0.25"]
+    assert l2["profile"] == "mine" and l2["config"]["prune"] == {"importance": "l2", "layers": [1, 3]}
+    assert l2["params"]["after"] < l2["params"]["before"] and l2["ppl"]["ptb:64"]["windows"] == 2
+    report = (results / "report.md").read_text()
+    assert "### tiny tl" in report and "| l2 " in report
+
+    # --resume reuses both records and runs only the new case; the report then has all three.
+    run = suite.runpytest_subprocess("--study", "studies/mine.toml", f"--results-dir={results}", "-p", "no:cacheprovider",
+                                     "--resume")
+    run.assert_outcomes(passed=3)
+    run.stdout.fnmatch_lines(["*mine-tl-dense*resumed*"])
+    assert records(results)["mine-tl-dense"]["created"] == recs["mine-tl-dense"]["created"]
+    assert set(records(results)) == {"mine-tl-dense", "mine-tl-l2-0.25", "mine-tl-l2-0.5"}
+
+
+def test_collect_only_lists_the_study_ids(suite):
+    run = suite.runpytest_subprocess("--study", "studies/mine.toml", "--collect-only", "-q")
+    run.stdout.fnmatch_lines(["*test_case[[]mine-tl-dense[]]", "*test_case[[]mine-tl-l2-0.25[]]",
+                              "*test_case[[]mine-tl-l2-0.5[]]"])
+
+
+@pytest.mark.parametrize("edit,message", [
+    (("max_windows = 2", "max_window = 2"), "*mine.toml: evaluation.max_window: unknown key (did you mean 'max_windows'?)*"),
+    (("ratios = [0.25, 0.5]", "ratios = [0.25, 1.5]"), "*mine.toml: methods[[]1[]] (blockwise).ratios: ratio 1.5 is outside (0, 1)*"),
+    (('key = "tl"', 'key = 3'), "*mine.toml: models[[]0[]].key: must be a string, got 3*"),
+])
+def test_bad_study_file_is_a_usage_error_and_writes_nothing(suite, tmp_path, edit, message):
+    path = suite.path / "studies" / "mine.toml"
+    path.write_text(USER_STUDY.replace(*edit))
+    results = tmp_path / "r"
+    run = suite.runpytest_subprocess("--study", str(path), f"--results-dir={results}")
+    assert run.ret == pytest.ExitCode.USAGE_ERROR
+    run.stderr.fnmatch_lines([message])
+    assert not results.exists()
+
+
+def test_missing_study_file_and_both_options_are_usage_errors(suite):
+    run = suite.runpytest_subprocess("--study", "nope.toml")
+    assert run.ret == pytest.ExitCode.USAGE_ERROR
+    run.stderr.fnmatch_lines(["*--study nope.toml: no such file*"])
+    run = suite.runpytest_subprocess("--study", "studies/mine.toml", "--profile", "tiny")
+    assert run.ret == pytest.ExitCode.USAGE_ERROR
+    run.stderr.fnmatch_lines(["*--study and --profile both name the matrix*"])

@@ -325,12 +325,14 @@ def study_group(family: str, method: str, runs: list, config: StudyConfig, recip
         return g
     # Each later step can fail on its own (a bootstrap resample or the 80% within-run split
     # may have fewer points than parameters); that is recorded, and the rest still runs.
+    boot_error = None
     try:
         if config.bootstrap:
             g.bootstrap = bootstrap(fit_runs, law, n=config.bootstrap, seed=config.seed, **search)
     except UsageError as exc:
+        boot_error = str(exc)
         g.notes.append(f"bootstrap: {exc}")
-    g.identifiability = identifiability(fit_runs, law, g.bootstrap)
+    g.identifiability = identifiability(fit_runs, law, g.bootstrap, boot_error=boot_error)
 
     d = larger_d(fit_runs, law, **search)
     if d["error"] is not None:

@@ -61,8 +61,9 @@ def structural_reasons(runs: Sequence[Run], law) -> list[tuple[str, tuple[str, .
         if levels <= len(params):
             word = _LEVEL_WORD.get(name, f"values of {name}")
             what = {"N0": "size", "rho": "ratio", "D": "token"}.get(name, name)
-            reasons.append((f"{levels} {word if levels != 1 else word.rstrip('s')} for {len(params)} "
-                            f"{what} parameters ({', '.join(params)})", tuple(params)))
+            noun = word if levels != 1 else word.rstrip("s")
+            reasons.append((f"{levels} {noun} for {len(params)} {what} parameter{'s' if len(params) != 1 else ''} "
+                            f"({', '.join(params)})", tuple(params)))
     return reasons
 
 
@@ -72,7 +73,7 @@ def _constant_names(law) -> dict[str, str]:
     return dict(zip(law.params, names))
 
 
-def identifiability(runs: Sequence[Run], law, boot=None, factor: float = FACTOR) -> dict:
+def identifiability(runs: Sequence[Run], law, boot=None, factor: float = FACTOR, boot_error: str | None = None) -> dict:
     """Verdicts per constant and for the fit as a whole.
 
     Args:
@@ -80,6 +81,7 @@ def identifiability(runs: Sequence[Run], law, boot=None, factor: float = FACTOR)
         law: the law form.
         boot: the `BootstrapResult` of the fit, or None (then no constant can be judged).
         factor: the allowed factor of change over the data.
+        boot_error: why there is no bootstrap, when it could not run (said in the reasons).
 
     Returns:
         {"identified": bool, "verdict": "identified" | "not identified", "reasons": [...],
@@ -93,7 +95,7 @@ def identifiability(runs: Sequence[Run], law, boot=None, factor: float = FACTOR)
     unshaped = {p: r for r, ps in structural for p in ps}
     constants = {}
     if boot is None:
-        reasons.append("no bootstrap intervals (bootstrap off or not computable)")
+        reasons.append(f"no bootstrap intervals ({boot_error or 'bootstrap off'})")
     else:
         if boot.n_failed > MAX_FAILED_SHARE * boot.n:
             reasons.append(f"{boot.n_failed} of {boot.n} bootstrap replicates could not be fitted")

@@ -246,6 +246,8 @@ def _figure(m: dict, key: str) -> str:
     if m.get("runaway"):
         return "run-away"
     v = m.get(key)
+    if v is None and key.startswith("gap") and m.get("gap_nonpositive"):
+        return "– (L ≤ L0)"  # no gap to be relative to at the checkpoints concerned
     return "–" if v is None else fmt_pct(v / 100)
 
 
@@ -283,7 +285,8 @@ def tests_table(fit: dict) -> str:
     return _table(rows, ["group", "test", "fitted on", "predicted", "MAPE on L ↓", "gap error, mean ↓",
                          "gap error, final ↓", "gap error, final (worst run) ↓"]) + "\n" + (
         "\nGap error: |predicted - measured| / (measured - L0) at each checkpoint, L0 the unpruned loss; "
-        "'final' is the mean over the predicted runs of their last checkpoint. 'run-away' marks a prediction "
+        "'final' is the mean over the predicted runs of their last checkpoint; checkpoints at or below L0 "
+        "(L ≤ L0) have no gap and are left out. 'run-away' marks a prediction "
         "off by more than a factor "
         f"{fit.get('runaway_factor', 10):g} somewhere, which is not a measured error.\n")
 

@@ -8,7 +8,8 @@ import pytest
 
 from bench.cli import main
 from bench.records import write_record
-from synthetic_records import synthetic_records
+from bench.study import recipe_label
+from synthetic_records import RECIPE, synthetic_records
 
 
 @pytest.fixture
@@ -21,7 +22,8 @@ def results(tmp_path):
 def test_json_has_constants_metrics_and_extrapolation(results, capsys):
     assert main(["fit", "--results-dir", str(results), "--law", "p2", "--holdout", "s4", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out["extrapolation_error"]) == {"synth-llama/depth/s4", "synth-llama/nm/s4"}
+    full = recipe_label(RECIPE)
+    assert set(out["extrapolation_error"]) == {f"synth-llama/depth@{full}/s4", f"synth-llama/nm@{full}/s4"}
     assert all(v < 1.0 for v in out["extrapolation_error"].values())
     depth = next(g for g in out["groups"] if g["method"] == "depth")
     assert set(depth["fit"]["constants"]) == {"N_C", "D_C", "E", "alpha", "beta", "gamma", "delta"}
@@ -45,6 +47,15 @@ def test_single_group_has_top_level_constants(tmp_path, capsys):
 def test_bad_input(results, capsys, args, message):
     assert main(["fit", "--results-dir", str(results), *args]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_human_output_shows_verdicts_and_recipes(results, capsys):
+    """Without a bootstrap nothing can be judged: every constant says so instead of a bare number."""
+    assert main(["fit", "--results-dir", str(results)]) == 0
+    out = capsys.readouterr().out
+    assert "synth-llama/depth@full-" in out and "recipe full, lr 0.0005 constant" in out
+    assert "not identified: 3 sizes for 3 size parameters (n_c, alpha, delta)" in out
+    assert "(not assessed: no bootstrap; pass --bootstrap N)" in out and "gap error at the final checkpoint" in out
 
 
 def test_no_posttraining_records(tmp_path, capsys):

@@ -59,7 +59,7 @@ def test_run_column_and_bootstrap(points_csv, capsys):
     code, out, err = run_cli(
         capsys, "--points", str(points_csv), "--law", "chinchilla", "--columns",
         "Model Size,[Training FLOP]/(6*[Model Size]),loss", "--exclude-top-loss", "1",
-        "--run-column", "model", "--bootstrap", "20", "--seed", "3", "--units", "D=1e6", "--json",
+        "--run-column", "model", "--bootstrap", "20", "--seed", "3", "--units", "D=1e6", "--search", "coarse", "--json",
     )
     assert code == 0, err
     d = json.loads(out)
@@ -67,6 +67,9 @@ def test_run_column_and_bootstrap(points_csv, capsys):
     assert d["metrics"]["slope_difference"] is not None
     boot = d["bootstrap"]
     assert boot["n"] == 20 and boot["seed"] == 3 and boot["resampled"] == "runs"
+    # The fit and every replicate searched the same 32 starts: no warm start from the optimum.
+    assert d["n_starts"] == 32 and boot["search"] == {"starts": 32, "n_polish": 5, "warm_start": False}
+    assert set(d["identifiability"]["constants"]) == set(d["constants"])
     lo, hi = boot["intervals"]["beta"]
     assert lo <= d["constants"]["beta"] <= hi
 

@@ -37,6 +37,9 @@ def add_parser(p) -> None:
     p.add_argument("--units", default=None, metavar="NAME=SCALE,...",
                    help="override the law's unit scales, e.g. 'N=1,D=1' for raw counts")
     p.add_argument("--bootstrap", type=int, default=0, metavar="N", help="N bootstrap replicates over runs (default 0: none)")
+    p.add_argument("--search", choices=("full", "coarse"), default=None,
+                   help="starts of the multistart search, used for the fit and for every bootstrap replicate alike: "
+                        "the law's full grid (default for --points) or its coarse grid (default for --results-dir)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--level", type=float, default=0.95, help="bootstrap interval coverage (default 0.95)")
     p.add_argument("--holdout", action="append", default=None, metavar="SIZE",
@@ -85,22 +88,29 @@ def fit_table(args) -> dict:
         cols["_run"] = table[args.run_column][keep]
     runs = runs_from_table(cols, {k: k for k in law.inputs}, "L", "_run" if args.run_column else None)
 
-    result = fit(runs, law, units=_parse_units(args.units))
+    units = _parse_units(args.units)
+    search = dict(units=units, starts=law.search_grid(args.search or "full"))
+    result = fit(runs, law, **search)
     out = result.to_dict()
     out["metrics"] = evaluate_fit(result, runs)
     out["excluded_points"] = int((~keep).sum())
     if args.bootstrap:
-        boot = bootstrap(runs, law, n=args.bootstrap, seed=args.seed, level=args.level, estimate=result)
+        # Every replicate is searched exactly as the main fit was (the law's grid), not warm-started.
+        boot = bootstrap(runs, law, n=args.bootstrap, seed=args.seed, level=args.level, **search)
         out["bootstrap"] = boot.to_dict()
+        from fitting.identify import identifiability
+
+        out["identifiability"] = identifiability(runs, law, boot)
     return out
 
 
 def fit_records(args) -> dict:
     """The --results-dir mode: the study of `bench.study` over every post-training record.
 
-    Returns one dict with every (family, method) group's fit, metrics and extrapolation, plus
-    top-level shortcuts: `extrapolation_error` keyed 'family/method/size', and `constants` and
-    `metrics` when there is exactly one group.
+    Returns one dict with every (family, method, recipe) group's fit, identifiability,
+    generalisation tests and candidate forms, plus top-level shortcuts: `extrapolation_error`
+    keyed 'family/method@recipe/size', and `constants` and `metrics` when there is exactly
+    one group.
     """
     from pathlib import Path
 
@@ -113,7 +123,7 @@ def fit_records(args) -> dict:
         raise UsageError(f"results directory {root} does not exist; pass the --results-dir of an earlier run")
     records = load_records(root)
     study = run_study(records, StudyConfig(law=args.law, holdout=tuple(args.holdout) if args.holdout else None,
-                                           bootstrap=args.bootstrap, seed=args.seed))
+                                           bootstrap=args.bootstrap, seed=args.seed, search=args.search or "coarse"))
     if not study.groups:
         raise UsageError(f"{root} holds no post-training records to fit; run a profile that post-trains (nano, smoke)")
     out = study.to_dict()
@@ -131,8 +141,12 @@ def fit_records(args) -> dict:
 def _print_human(out: dict) -> None:
     print(f"law {out['law']}: {out['formula']}")
     boot = out.get("bootstrap", {})
+    verdicts = (out.get("identifiability") or {}).get("constants") or {}
     for name, value in out["constants"].items():
         ci = boot.get("intervals", {}).get(name)
+        if name in verdicts and not verdicts[name]["identified"]:
+            print(f"  {name:>6}: not identified ({verdicts[name]['reason']})")
+            continue
         ci = f"  {100 * boot['level']:g}% CI [{ci[0]:.6g}, {ci[1]:.6g}]" if ci else ""
         print(f"  {name:>6} = {value!r}{ci}")
     print("  units: " + ", ".join(f"{k} in {u['label']}" for k, u in out["units"].items()))
@@ -145,14 +159,28 @@ def _print_human(out: dict) -> None:
 
 def _print_groups(out: dict) -> None:
     for g in out["groups"]:
-        print(f"{g['family']}/{g['method']} (law {g['law']}; fit on {', '.join(g['fit_sizes'])}):")
+        print(f"{g['key']} (law {g['law']}; recipe {g['recipe_summary']}; fit on {', '.join(g['fit_sizes'])}):")
         if g["fit"] is None:
             print(f"  not fitted: {g['error']}")
             continue
+        ident = g.get("identifiability") or {}
+        print(f"  {'identified' if ident.get('identified') else 'not identified: ' + '; '.join(ident.get('reasons') or [])}")
+        verdicts = ident.get("constants") or {}
         for name, value in g["fit"]["constants"].items():
-            print(f"  {name:>6} = {value!r}")
+            c = verdicts.get(name)
+            if c is None:
+                print(f"  {name:>6} = {value!r} (not assessed: no bootstrap; pass --bootstrap N)")
+            elif c["identified"]:
+                print(f"  {name:>6} = {value!r}  CI [{c['interval'][0]:.6g}, {c['interval'][1]:.6g}]")
+            else:
+                print(f"  {name:>6}: not identified ({c['reason']})")
         for size, m in g["extrapolation"].items():
-            print(f"  held-out {size}: extrapolation error (MAPE) {m['extrapolation_error']:.4f}%, R^2 {m['r2']:.4f}")
+            if m.get("runaway"):
+                print(f"  held-out {size}: {m['runaway']}")
+                continue
+            gap = m.get("gap_final_worst")
+            print(f"  held-out {size}: extrapolation error (MAPE) {m['extrapolation_error']:.4f}%, gap error at the final "
+                  f"checkpoint {'n/a' if gap is None else f'{gap:.2f}%'}, R^2 {m['r2']:.4f}")
 
 
 def run(args) -> int:

@@ -27,6 +27,9 @@ class Chinchilla(Law):
         "alpha": (0.0, 0.5, 1.0, 1.5, 2.0),
         "beta": (0.0, 0.5, 1.0, 1.5, 2.0),
     }
+    # Two values per parameter (32 starts), for searches repeated many times (bootstrap
+    # replicates); the full grid remains the default of a single fit.
+    coarse_grid = {"a": (5.0, 20.0), "b": (5.0, 20.0), "e": (-0.5, 0.5), "alpha": (0.3, 1.0), "beta": (0.3, 1.0)}
     axes = {"a": "log", "b": "log", "e": "log", "alpha": "N", "beta": "D"}
     axis_params = {"N": ("a", "alpha"), "D": ("b", "beta")}
 

@@ -23,6 +23,7 @@ COMMANDS = {
     "predict": ("bench.commands.predict", "predict a pruned model's post-training curve and token budget from a fit.json"),
     "tables": ("bench.commands.tables", "the README's measured tables (zoo, recovery, extrapolation) from a results directory"),
     "eval": ("bench.commands.eval", "zero-shot tasks through lm-eval on a model in memory"),
+    "studies": ("bench.commands.studies", "list the built-in studies, or expand one into its cases with exact parameter counts"),
 }
 
 

@@ -1,0 +1,123 @@
+"""Exact parameter counts of a study's cases from model configs alone (meta device, no weights).
+
+For `prunebench studies expand`: each case's model is built on the meta device from its
+config and pruned by the method's own surgery (`pruners.registry.prune`), which on the meta
+device chooses arbitrary channels or layers but removes exactly as many as a real run. So the
+counts are the real code's, without a download or a calibration pass.
+
+A config is reachable from (first that applies):
+
+* a directory of public configs named ``<org>--<name>.json`` (``--configs DIR``; the layout of
+  ``tests/configs``) for hub ids;
+* the nano zoo's family definitions, and the tiny test models;
+* a local ``save_pretrained`` directory's ``config.json``;
+* the cached conversion of a GGUF file, else the GGUF file's own metadata;
+* the Hugging Face cache (never the network).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.cases import Case
+from bench.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Counted:
+    """A case's parameter counts, or why there are none."""
+
+    before: int | None = None
+    after: int | None = None
+    source: str | None = None  # where the config came from
+    missing: str | None = None  # why no config was found
+
+    @property
+    def achieved(self) -> float | None:
+        return None if self.before is None else 1 - self.after / self.before
+
+
+def config_file_name(spec: str) -> str:
+    """``meta-llama/Llama-3.2-1B`` -> ``meta-llama--Llama-3.2-1B.json``."""
+    return spec.replace("/", "--") + ".json"
+
+
+def find_config(spec: str, configs_dir: Path | None = None, cache_dir=None):
+    """(transformers config, where it came from), or (None, why not)."""
+    from transformers import AutoConfig
+
+    from bench import models, zoo
+
+    if configs_dir is not None and (configs_dir / config_file_name(spec)).is_file():
+        path = configs_dir / config_file_name(spec)
+        return AutoConfig.for_model(**json.loads(path.read_text())), str(path)
+    if zoo.is_nano(spec):
+        fam, size = zoo.parse_spec(spec)
+        return fam.model_config(size), f"zoo family {fam.name}"
+    if spec in ("tiny-llama", "tiny-qwen2"):
+        return models.tiny_config(spec.split("-", 1)[1]), "bench.models.tiny_config"
+    path = Path(spec).expanduser()
+    if path.is_dir() and (path / "config.json").is_file():
+        return AutoConfig.from_pretrained(path), str(path / "config.json")
+    gguf = models.smollm2_gguf_path() if spec == "smollm2-135m" else (path if path.suffix == ".gguf" else None)
+    if gguf is not None and gguf.is_file():
+        converted = models.resolve_cache_dir(cache_dir) / "models" / f"gguf-{gguf.stem}-{models._file_key(gguf)}"
+        if (converted / "config.json").is_file():
+            return AutoConfig.from_pretrained(converted), str(converted / "config.json")
+        return AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name), f"{gguf} (GGUF metadata)"
+    if models._looks_like_hub_id(spec):
+        try:
+            return AutoConfig.from_pretrained(spec, local_files_only=True), "Hugging Face cache"
+        except (OSError, ValueError):
+            where = f"no {config_file_name(spec)} in {configs_dir}" if configs_dir else "no --configs DIR given"
+            return None, f"not in the HF cache and {where}"
+    return None, "not a hub id, zoo model, local directory or GGUF file"
+
+
+def meta_model(config):
+    """A weightless model of `config` (a copy: surgery rewrites its model's config in place)."""
+    import copy
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(copy.deepcopy(config))
+
+
+def count_cases(cases: list[Case], configs_dir: Path | None = None, cache_dir=None) -> dict[str, Counted]:
+    """case id -> its counts, pruning each distinct (model, method, ratio, options) once."""
+    from bench.models import count_params
+    from bench.runner import CALIB_KEYS
+    from pruners.registry import make_config, prune
+
+    import copy
+
+    configs: dict[str, tuple] = {}
+    built: dict[str, object] = {}  # spec -> its meta model (copied for each surgery: ~50x cheaper)
+    by_prune: dict[tuple, Counted] = {}
+    out = {}
+    for case in cases:
+        if case.model not in configs:
+            configs[case.model] = find_config(case.model, configs_dir, cache_dir)
+        config, source = configs[case.model]
+        if config is None:
+            out[case.id] = Counted(missing=source)
+            continue
+        if case.prune_key not in by_prune:
+            if case.model not in built:
+                built[case.model] = meta_model(config)
+            model = copy.deepcopy(built[case.model])
+            before = count_params(model)
+            after = before
+            if case.method not in ("dense", "control"):
+                fields = {k: v for k, v in case.prune_options.items() if k not in CALIB_KEYS}
+                try:
+                    after = prune(model, None, make_config(case.method, ratio=case.ratio, **fields)).params_after
+                except UsageError as exc:
+                    raise UsageError(f"case {case.id}: {exc}") from None
+            by_prune[case.prune_key] = Counted(before, after, source)
+        out[case.id] = by_prune[case.prune_key]
+    return out

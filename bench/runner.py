@@ -9,6 +9,10 @@ A case with a post-training recipe (the nano profile) measures perplexity after 
 (``ppl``); the unpruned model's perplexity (``ppl_dense``) and held-out loss (``L0``) are measured
 once per model per session. Its record's ``posttrain`` entry carries what the scaling-law fit
 needs: N0, N, rho, L0 and the trajectory of (tokens D, training loss, held-out loss).
+
+A case with zero-shot tasks (``Case.zeroshot``) runs them through lm-eval on the in-memory model
+(`bench.zeroshot`) into ``zeroshot``; a post-trained case also before post-training, into
+``zeroshot_pruned``.
 """
 
 from __future__ import annotations

@@ -5,6 +5,10 @@
   sizes are titled as such: their lines are predictions, not fits.
 * `predicted_vs_actual`: held-out checkpoints, predicted against measured loss, with y = x.
 
+Axes are set by the measured losses, never by the law: a fit that ran away (a prediction of
+8e6 nats for a loss of 4) is drawn off the axes and named in the title as run-away, and a
+fit that is not identified says so in the title, so no figure passes off either as a result.
+
 The Agg backend is forced: reports are rendered on headless CI machines.
 """
 
@@ -23,10 +27,35 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-." else "_" for c in text)
 
 
-def loss_curves(group, out_dir: Path) -> Path | None:
-    """Loss against tokens for every run of a `bench.study.GroupStudy`, with the fitted law."""
+
+def _verdict(group) -> str:
+    ident = group.identifiability or {}
+    return "identified" if ident.get("identified") else "fit NOT identified"
+
+
+def _ylim(runs, fit=None, pad: float = 0.15) -> tuple[float, float]:
+    """Limits covering the measured losses, L0, and the law's predictions where they stay
+    within a factor 2 of the measurements (farther than that, a line is run-away)."""
+    vals = [v for r in runs for v in (float(r.loss.min()), float(r.loss.max()), float(r.inputs["L0"]))]
+    data_lo, data_hi = min(vals), max(vals)
+    if fit is not None:
+        for r in runs:
+            with np.errstate(all="ignore"):
+                pred = np.asarray(fit.predict_run(r), dtype=float)
+            ok = np.isfinite(pred) & (pred > 0.5 * data_lo) & (pred < 2 * data_hi)
+            vals += [float(v) for v in pred[ok]]
+    lo, hi = min(vals), max(vals)
+    span = max(hi - lo, 1e-3)
+    return lo - pad * span, hi + pad * span
+
+
+def loss_curves(group, out_dir: Path, tag: str = "") -> Path | None:
+    """Loss against tokens for every run of a `bench.study.GroupStudy`, with the fitted law.
+
+    `tag` is appended to the file name (the recipe, when one family and method has several)."""
     if not group.runs:
         return None
+    ylim = _ylim(group.runs, group.fit)
     sizes = sorted({r.group for r in group.runs}, key=lambda s: min(r.inputs["N0"] for r in group.runs if r.group == s))
     fig, axes = plt.subplots(1, len(sizes), figsize=(4 * len(sizes), 3.4), squeeze=False, sharey=True)
     cmap = plt.get_cmap("viridis")
@@ -42,39 +71,48 @@ def loss_curves(group, out_dir: Path) -> Path | None:
                 ax.plot(dense, group.fit.predict(x), "-", color=color, lw=1.2)
         ax.axhline(runs[0].inputs["L0"], color="grey", ls=":", lw=1, label="L0 (unpruned)")
         role = "held out (predicted)" if size in group.heldout_sizes else "fitted"
+        runaway = (group.extrapolation.get(size) or {}).get("runaway") if size in group.heldout_sizes else None
+        if runaway:
+            role += ": run-away, off the axes"
         ax.set_title(f"{size}: N0={runs[0].inputs['N0']:,.0f}\n{role}", fontsize=9)
+        ax.set_ylim(*ylim)
         ax.set_xscale("log")
         ax.set_xlabel("post-training tokens")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("held-out loss (nats)")
     axes[0][-1].legend(fontsize=7)
-    fig.suptitle(f"{group.family} / {group.method}: law {group.law}", fontsize=10)
+    fig.suptitle(f"{group.family} / {group.method} ({group.recipe}): law {group.law}, {_verdict(group)}", fontsize=10)
     fig.tight_layout()
-    path = Path(out_dir) / f"loss_{_slug(group.family)}_{_slug(group.method)}.png"
+    path = Path(out_dir) / f"loss_{_slug(group.family)}_{_slug(group.method)}{_slug(tag)}.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 
 
-def predicted_vs_actual(group, out_dir: Path) -> Path | None:
+def predicted_vs_actual(group, out_dir: Path, tag: str = "") -> Path | None:
     """Scatter of predicted against measured loss on the held-out sizes' checkpoints."""
     held = [r for r in group.runs if r.group in group.heldout_sizes]
     if group.fit is None or not held:
         return None
     fig, ax = plt.subplots(figsize=(4, 4))
-    lo, hi = np.inf, -np.inf
+    lo, hi = _ylim(held, group.fit, pad=0.1)
+    off = 0
     for r in held:
-        pred = group.fit.predict_run(r)
+        with np.errstate(all="ignore"):
+            pred = group.fit.predict_run(r)
+        off += int(np.sum(~np.isfinite(pred) | (pred < lo) | (pred > hi)))
         ax.plot(r.loss, pred, "o", ms=3, label=f"{r.group} ρ={r.inputs['rho']:.3f}")
-        lo, hi = min(lo, r.loss.min(), pred.min()), max(hi, r.loss.max(), pred.max())
     ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="y = x")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
     ax.set_xlabel("measured held-out loss")
     ax.set_ylabel("predicted by the law")
-    ax.set_title(f"{group.family} / {group.method}: extrapolation", fontsize=9)
+    note = f"\n{off} prediction(s) off the axes (run-away)" if off else ""
+    ax.set_title(f"{group.family} / {group.method}: extrapolation, {_verdict(group)}{note}", fontsize=8)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    path = Path(out_dir) / f"heldout_{_slug(group.family)}_{_slug(group.method)}.png"
+    path = Path(out_dir) / f"heldout_{_slug(group.family)}_{_slug(group.method)}{_slug(tag)}.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

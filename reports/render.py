@@ -32,9 +32,13 @@ def write_report(records: list[dict], study, verdicts: list[dict], out_dir: str 
     written: dict[str, Path] = {}
     fit = study.to_dict() if study is not None else None
     pngs = []
-    for group in (study.groups if study is not None else []):
+    groups = study.groups if study is not None else []
+    pairs = [(g.family, g.method) for g in groups]
+    for group in groups:
+        # One file per group: the recipe joins the name when a family and method has several.
+        tag = f"_{group.recipe}" if pairs.count((group.family, group.method)) > 1 else ""
         for make in (plots.loss_curves, plots.predicted_vs_actual):
-            path = make(group, out)
+            path = make(group, out, tag)
             if path is not None:
                 pngs.append(path.name)
                 written[path.name] = path

@@ -12,7 +12,12 @@ def add_parser(p) -> None:
     p.add_argument("--law", default="p2", help="scaling law to fit (chinchilla, p2, p2-n, p2-nm; default p2)")
     p.add_argument("--holdout", action="append", default=None, metavar="SIZE",
                    help="model size key to hold out (repeatable; default: the largest per family)")
-    p.add_argument("--bootstrap", type=int, default=100, help="bootstrap replicates for the intervals (0: none)")
+    p.add_argument("--bootstrap", type=int, default=None,
+                   help="bootstrap replicates for the intervals and identifiability verdicts (default "
+                        "$PRUNEBENCH_BOOTSTRAP, else 100; 0: none, and then no fit is identified)")
+    p.add_argument("--search", choices=("coarse", "full"), default="coarse",
+                   help="multistart grid of each law, for the main fit and every bootstrap replicate alike "
+                        "(default coarse: 128 starts for p2; full: 2,187)")
 
 
 def run(args) -> int:
@@ -29,10 +34,12 @@ def run(args) -> int:
     records = load_records(root)
     if not records:
         raise UsageError(f"{root} holds no records (looked in {root / 'records'}); run `pytest bench --results-dir={root}` first")
-    if args.bootstrap < 0:
+    if args.bootstrap is not None and args.bootstrap < 0:
         raise UsageError(f"--bootstrap must be >= 0, got {args.bootstrap}")
-    study = run_study(records, StudyConfig(law=args.law, holdout=tuple(args.holdout) if args.holdout else None,
-                                           bootstrap=args.bootstrap))
+    config = StudyConfig(law=args.law, holdout=tuple(args.holdout) if args.holdout else None, search=args.search)
+    if args.bootstrap is not None:
+        config.bootstrap = args.bootstrap
+    study = run_study(records, config)
     files = write_report(records, study if study.groups else None, [], args.out or root)
     for name in sorted(files):
         print(files[name])

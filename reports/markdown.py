@@ -77,11 +77,41 @@ def _pre_posttrain_ppl(rec: dict) -> dict:
 # ----------------------------------------------------------------------------- seed table
 
 
+# A perplexity measured on a subset of the windows (a --max-windows cap). Not "*": a note
+# line starting with "* " renders as a bullet in markdown.
+CAPPED_MARK = "†"
+
+
+def _cap_of(v: dict) -> tuple | None:
+    """(windows, of windows, tokens, of tokens) of a capped measurement; None for the full protocol."""
+    windows, total, seq_len = v.get("windows"), v.get("windows_total"), v.get("seq_len")
+    if windows is None or total is None or windows >= total:
+        return None
+    return windows, total, v.get("tokens", windows * (seq_len - 1)), total * (seq_len - 1)
+
+
+def _cap_note(caps: dict) -> str:
+    """The footnote of a table's capped figures: windows and predicted tokens per measurement."""
+    parts = []
+    order = list(DATASET_TITLE)  # the table's row order, then its column order
+    for key in sorted(caps, key=lambda k: (order.index(k.split(":")[0]) if k.split(":")[0] in order else len(order),
+                                           SEQ_ORDER.index(int(k.split(":")[1])) if int(k.split(":")[1]) in SEQ_ORDER
+                                           else -1)):
+        dataset, seq = key.split(":")
+        for w, wt, t, tt in sorted(caps[key]):
+            parts.append(f"{DATASET_TITLE.get(dataset, dataset)} at {seq}: {w:,} of {wt:,} windows "
+                         f"({t:,} of {tt:,} predicted tokens)")
+    return (f"{CAPPED_MARK} capped evaluation (--max-windows; --full-eval measures every window): "
+            f"{'; '.join(parts)}; not comparable to full-protocol figures, which appear bare.")
+
+
 def seed_tables(records: list[dict]) -> str:
     """One table per model in the layout of LLM-Pruner's results (no post-training).
 
     Columns are methods at each sequence length, rows are datasets; below each table the
-    parameter counts before and after and the remaining ratio, per method.
+    parameter counts before and after and the remaining ratio, per method. A figure measured
+    on a subset of the windows carries `CAPPED_MARK`, and the note under its table gives the
+    windows and tokens it saw: users paste these tables into papers.
     """
     by_model: OrderedDict[str, OrderedDict[str, dict]] = OrderedDict()
     for rec in sorted(records, key=lambda r: r["case_id"]):
@@ -90,9 +120,11 @@ def seed_tables(records: list[dict]) -> str:
         model = rec.get("model", {}).get("family") or rec.get("model", {}).get("spec", "?")
         key = rec.get("model", {}).get("key") or ""
         title = f"{model} {key}".strip()
-        cell = by_model.setdefault(title, OrderedDict()).setdefault(_label(rec), {"ppl": {}, "params": rec.get("params")})
+        cell = by_model.setdefault(title, OrderedDict()).setdefault(
+            _label(rec), {"ppl": {}, "params": rec.get("params"), "caps": {}})
         for k, v in _pre_posttrain_ppl(rec).items():
             cell["ppl"][k] = v["ppl"]
+            cell["caps"][k] = _cap_of(v)
     out = []
     for title, methods in by_model.items():
         labels = sorted(methods, key=lambda m: (m != "dense", m))
@@ -103,10 +135,20 @@ def seed_tables(records: list[dict]) -> str:
             continue
         headers = ["Method"] + [lab for _ in seqs for lab in labels]
         rows = [["Sequence Length"] + [str(s) for s in seqs for _ in labels]]
+        caps: dict[str, set] = {}
+
+        def figure(lab: str, key: str) -> str:
+            cap = methods[lab]["caps"].get(key)
+            if cap is None:
+                return fmt_num(methods[lab]["ppl"].get(key))
+            caps.setdefault(key, set()).add(cap)
+            return fmt_num(methods[lab]["ppl"][key]) + CAPPED_MARK
+
         for d in datasets:
-            rows.append([f"{DATASET_TITLE[d]} (PPL) ↓"] + [fmt_num(methods[lab]["ppl"].get(f"{d}:{s}"))
-                                                            for s in seqs for lab in labels])
+            rows.append([f"{DATASET_TITLE[d]} (PPL) ↓"] + [figure(lab, f"{d}:{s}") for s in seqs for lab in labels])
         out.append(f"### {title}\n\n{_table(rows, headers)}\n")
+        if caps:
+            out.append(_cap_note(caps) + "\n")
         for lab in labels:
             p = methods[lab]["params"] or {}
             if p.get("before"):

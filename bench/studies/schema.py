@@ -59,16 +59,22 @@ budget; ``--full-eval`` lifts them. Case options are what the file declares (val
 filled with defaults), so a case's fingerprint changes only when its file does.
 
 Room for what comes next (issue 10 items 4-7): ``[posttrain] corpus`` names a corpus of
-`bench.corpus.CORPORA`; a model's ``revision`` key is reserved for pinning a hub revision, and
-refused until model loading can honour it.
+`bench.corpus.CORPORA` (``slimpajama`` is accepted before it lands, see `PENDING_CORPORA`); a
+model's ``revision`` key is reserved for pinning a hub revision, and refused until model
+loading can honour it; a memory estimate per case can start from `bench.studies.params`, whose
+meta-device models give each case's exact parameter count before anything is loaded.
 """
 
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, as the tomli package
+    import tomli as tomllib
 
 from bench.errors import UsageError, did_you_mean
 
@@ -463,6 +469,13 @@ def _methods(w: _Where, value, calibration: tuple, models) -> tuple[MethodEntry,
         raise w.error("methods", "must be a non-empty array of tables ([[methods]])")
     known = list(UNPRUNED) + known_methods()
     keys = [m.key for m in models]
+    used = sorted({e.get("method") for e in value if isinstance(e, dict) and e.get("method") not in UNPRUNED} - {None})
+    for model in models:
+        for method, _ in model.options:
+            if method not in used:
+                raise w.error(f"{model.where}.options.{method}",
+                              f"no [[methods]] entry uses method {method!r}{did_you_mean(method, used)}; the "
+                              f"study's pruning methods are {', '.join(used) or 'none'}")
     out = []
     for i, entry in enumerate(value):
         where = f"methods[{i}]"
@@ -499,8 +512,9 @@ def _methods(w: _Where, value, calibration: tuple, models) -> tuple[MethodEntry,
                 try:
                     config = make_config(method, ratio=ratio, **merged)
                 except UsageError as exc:
-                    raise w.error(f"{where}.options" if ratio in all_ratios else where,
-                                  f"{exc} (model {model.key or model.spec}, ratio {ratio:g})") from None
+                    key = f"{where}.options" + (f" with {model.where}.options.{method}"
+                                                if model.options_for(method) else "")
+                    raise w.error(key, f"{exc} (model {model.key or model.spec}, ratio {ratio:g})") from None
                 except TypeError as exc:
                     raise w.error(f"{where}.options", " ".join(str(exc).split())) from None
         if "calibration" not in entry:

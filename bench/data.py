@@ -147,12 +147,17 @@ def _sha256(path: str, mtime_ns: int, size: int) -> str:
     return digest.hexdigest()
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a file, hashed once per (path, mtime, size) in a process."""
+    st = Path(path).stat()
+    return _sha256(str(Path(path).resolve()), st.st_mtime_ns, st.st_size)
+
+
 def verify_file(path: Path, expected: str | None) -> None:
     """Refuse a file whose sha256 differs from the published one."""
     if expected is None:
         return
-    st = path.stat()
-    actual = _sha256(str(path), st.st_mtime_ns, st.st_size)
+    actual = file_sha256(path)
     if actual != expected:
         raise UsageError(
             f"checksum mismatch for {path}: sha256 {actual[:16]}... but the published value is "

@@ -24,6 +24,7 @@ from importlib import metadata
 from pathlib import Path
 
 from bench.cases import Case
+from bench.data import file_sha256  # memoised: a session hashes a GGUF file once
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 # The fields `--resume` compares, in the order a stale line names them.
@@ -70,21 +71,6 @@ def code_label(code: dict | None) -> str:
         return f"v{code.get('prunebench')}"
     label = code["commit"][:7]
     return f"{label}+dirty.{(code.get('diff_sha256') or '')[:4]}" if code.get("dirty") else label
-
-
-@functools.lru_cache(maxsize=64)
-def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file, memoised per (path, size, mtime) so a session hashes a GGUF once."""
-    st = Path(path).stat()
-    return _file_sha256(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
 
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")

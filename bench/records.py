@@ -147,3 +147,18 @@ def load_records(results_dir: Path, problems: list[str] | None = None) -> list[d
                 raise
             problems.append(f"skipped {exc}")
     return out
+
+
+def load_run(results_dir: str | os.PathLike) -> tuple[Path, list[dict]]:
+    """(directory, records) of an earlier run, for the commands that only read results.
+
+    Refuses, in one line each, a directory that does not exist or holds no records.
+    """
+    root = Path(results_dir)
+    if not root.is_dir():
+        raise UsageError(f"results directory {root} does not exist; pass the --results-dir of an earlier run")
+    records = load_records(root)
+    if not records:
+        raise UsageError(f"{root} holds no records (looked in {root / 'records'}); "
+                         f"run `pytest bench --results-dir={root}` first")
+    return root, records

@@ -21,19 +21,13 @@ def add_parser(p) -> None:
 
 
 def run(args) -> int:
-    from pathlib import Path
 
     from bench.errors import UsageError
-    from bench.records import load_records
+    from bench.records import load_run
     from bench.study import StudyConfig, run_study
     from reports.render import write_report
 
-    root = Path(args.results_dir)
-    if not root.is_dir():
-        raise UsageError(f"results directory {root} does not exist; pass the --results-dir of an earlier run")
-    records = load_records(root)
-    if not records:
-        raise UsageError(f"{root} holds no records (looked in {root / 'records'}); run `pytest bench --results-dir={root}` first")
+    root, records = load_run(args.results_dir)
     if args.bootstrap is not None and args.bootstrap < 0:
         raise UsageError(f"--bootstrap must be >= 0, got {args.bootstrap}")
     config = StudyConfig(law=args.law, holdout=tuple(args.holdout) if args.holdout else None, search=args.search)

@@ -18,15 +18,10 @@ def run(args) -> int:
     from pathlib import Path
 
     from bench.errors import UsageError
-    from bench.records import load_records
+    from bench.records import load_run
     from reports.readme_tables import render_tables
 
-    root = Path(args.results_dir)
-    if not root.is_dir():
-        raise UsageError(f"results directory {root} does not exist; pass the --results-dir of a run")
-    records = load_records(root)
-    if not records:
-        raise UsageError(f"{root} holds no records (looked in {root / 'records'}); run `pytest bench --results-dir={root}` first")
+    root, records = load_run(args.results_dir)
     fit_file = root / "fit.json"
     try:
         fit = json.loads(fit_file.read_text()) if fit_file.is_file() else None

@@ -101,3 +101,26 @@ def test_missing_study_file_and_both_options_are_usage_errors(suite):
     run = suite.runpytest_subprocess("--study", "studies/mine.toml", "--profile", "tiny")
     assert run.ret == pytest.ExitCode.USAGE_ERROR
     run.stderr.fnmatch_lines(["*--study and --profile both name the matrix*"])
+
+
+def test_the_studys_law_holdout_and_gates_are_the_option_defaults(tmp_path):
+    from bench.profiles import option_defaults
+
+    recipe = ("\n[posttrain]\ntokens = 1024\ncheckpoint_every = 256\nbatch_tokens = 256\nmicro_batch_tokens = 256\n"
+              "seq_len = 32\n")
+    text = USER_STUDY.replace('description', 'law = "chinchilla"\nholdout = ["tl"]\ndescription') + recipe + (
+        '\n[gates]\nmax_extrapolation_error = ["larger-n0=5%"]\nbaseline = "base"\nmax_ppl_regression = "2%"\n')
+    path = tmp_path / "s.toml"
+    path.write_text(text)
+    assert option_defaults(str(path)) == {
+        "--law": "chinchilla", "--holdout": ["tl"], "--max-extrapolation-error": ["larger-n0=5%"],
+        "--baseline": str(tmp_path / "base"), "--max-ppl-regression": "2%"}  # baseline: relative to the file
+    assert option_defaults("nano") == {"--law": "p2"}
+
+
+def test_a_studys_default_gate_is_built_before_any_case(suite, tmp_path):
+    path = suite.path / "studies" / "mine.toml"
+    path.write_text(USER_STUDY + '\n[gates]\nbaseline = "no-such-run"\nmax_ppl_regression = "2%"\n')
+    run = suite.runpytest_subprocess("--study", str(path), f"--results-dir={tmp_path / 'r'}")
+    assert run.ret == pytest.ExitCode.USAGE_ERROR
+    run.stderr.fnmatch_lines([f"*{suite.path / 'studies' / 'no-such-run'}*"])  # the study's baseline reached the gate

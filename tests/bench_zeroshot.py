@@ -32,7 +32,7 @@ from bench.tasks import LOCAL_TASKS  # noqa: E402
 from test_cli_ppl import _entry_point  # noqa: E402
 from test_zeroshot_exactness import BATCH, MAX_LENGTH, lm_eval_cli  # noqa: E402
 
-LIMIT, ROUNDS = 2, 3
+LIMIT, ROUNDS = 2, 2
 
 
 @pytest.fixture(scope="module")

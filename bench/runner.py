@@ -45,7 +45,7 @@ class _Memo:
     dense_spec: str | None = None
     dense: LoadedModel | None = None
     pruned_key: tuple | None = None
-    pruned: tuple | None = None  # (LoadedModel, prune report dict, N:M masks or None)
+    pruned: tuple | None = None  # (LoadedModel, prune report dict, keep-masks or None)
     dense_ppl: dict = field(default_factory=dict)  # (spec, evals) -> ppl dict
     dense_heldout: dict = field(default_factory=dict)  # (spec, slice/eval key) -> held-out loss
     zeroshot_tasks: dict = field(default_factory=dict)  # ZeroShotSpec -> validated lm-eval tasks
@@ -149,11 +149,12 @@ class CaseRunner:
         base = self.dense(case.model)
         params_before = count_params(base.model)
         loaded, report, masks = self._pruned(case)
-        # N:M keeps dense tensors; its report counts the zeroed weights as removed.
         params_after = report["params_after"] if report and "params_after" in report else count_params(loaded.model)
-        removed = params_before - params_after
         ne_before = non_embedding_params(base.model)
-        ne_after = non_embedding_params(loaded.model) - (removed if case.method == "nm" else 0)
+        # A method that masks in place (N:M) keeps dense tensors and counts the zeroed weights as
+        # removed; they lie inside the decoder layers, so they leave the non-embedding count too.
+        masked = count_params(loaded.model) - params_after
+        ne_after = non_embedding_params(loaded.model) - masked
         fields = {
             "profile": case.profile,
             "model": {"spec": case.model, "key": case.model_key, "family": case.family,
@@ -209,7 +210,9 @@ class CaseRunner:
                 # training; recovery of a pruned model is only meaningful when this is small.
                 pt["control_improvement"] = plateau_figure(l0, final)
         if masks:
-            pt["mask_violations"] = _mask_violations(model, masks)
+            from pruners.masks import mask_violations
+
+            pt["mask_violations"] = mask_violations(model, masks)
         fields["posttrain"] = pt
         if pt["diverged"]:
             fields["status"] = "diverged"
@@ -226,14 +229,13 @@ def _model_meta(loaded: LoadedModel) -> dict:
             "hidden_size": getattr(cfg, "hidden_size", None), "info": loaded.info}
 
 
-def _mask_violations(model, masks: dict) -> int:
-    """How many weights the masks prune are not exactly zero (0 when the pattern held)."""
-    params = dict(model.named_parameters())
-    return int(sum(int((params[n].detach()[~m.to(params[n].device)] != 0).sum()) for n, m in masks.items()))
-
-
 def prune_model(model, tokenizer, case: Case, ctx: RunContext) -> tuple[dict, dict | None]:
-    """Prune `model` in place as `case` says; returns (the report as a dict, N:M masks or None)."""
+    """Prune `model` in place as `case` says.
+
+    Returns:
+        (the report as a dict, the keep-masks post-training must hold, or None when the
+        method's report declares none: `PruneReport.keeps_masks`).
+    """
     from pruners.calibration import CalibrationSpec, build_calibration
     from pruners.registry import make_config, prune
 
@@ -246,5 +248,5 @@ def prune_model(model, tokenizer, case: Case, ctx: RunContext) -> tuple[dict, di
         spec = CalibrationSpec(data_dir=ctx.data_dir, **calib_fields)
         calibration = build_calibration(spec, tokenizer)
     report = prune(model, calibration, config)
-    return report.to_dict(), getattr(report, "masks", None)
+    return report.to_dict(), (report.masks if report.keeps_masks else None)
 

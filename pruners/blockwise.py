@@ -37,6 +37,7 @@ remove every group, head or channel of a layer is refused.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -45,6 +46,7 @@ from bench.errors import UsageError
 from pruners.adapter import Adapter
 from pruners.calibration import as_calibration, require
 from pruners.common import check_choice, check_range_in_model, check_ratio, parse_range
+from pruners.options import option
 from pruners.registry import register
 from pruners.report import PruneReport, count_params, eval_mode, measure, start_report
 
@@ -58,16 +60,34 @@ ATTENTION = ("auto", "require", "off")
 class BlockwiseConfig:
     """LLM-Pruner block-wise options."""
 
-    ratio: float  # per-layer channel ratio (LLM-Pruner's pruning_ratio), in [0, 1)
-    importance: str = "l2"  # random | l1 | l2 | taylor
-    taylor: str = "param_first"  # vectorize | param_first | param_second | param_mix
-    layers: tuple[int, int] | str | None = None  # [start, end) for attention and MLP; None: all
-    attn_layers: tuple[int, int] | str | None = None  # overrides `layers` for attention
-    mlp_layers: tuple[int, int] | str | None = None  # overrides `layers` for the MLP
-    granularity: str = "kv-group"  # kv-group | query-head
-    faithful: bool = False  # reproduce LLM-Pruner's interleaved GQA group scoring
-    attention: str = "auto"  # auto | require | off (see the module docstring, "Small ratios")
-    seed: int = 0  # for importance="random"
+    ratio: float = option(help="fraction of each root layer's channels to remove (LLM-Pruner's "
+                               "pruning_ratio), in [0, 1)")
+    importance: str = option("l2", "channel importance", choices=IMPORTANCE)
+    taylor: str = option("param_first", "Taylor variant, with importance taylor", choices=TAYLOR)
+    layers: tuple[int, int] | str | None = option(None, "layer range [start, end) for attention and MLP; "
+                                                        "default all", metavar="START:END")
+    attn_layers: tuple[int, int] | str | None = option(
+        None, "attention range (overrides layers; on the command line implies --attention require)",
+        metavar="START:END")
+    mlp_layers: tuple[int, int] | str | None = option(None, "MLP range (overrides layers)", metavar="START:END")
+    granularity: str = option("kv-group", "what attention pruning removes", choices=GRANULARITY)
+    faithful: bool = option(False, "score KV groups like LLM-Pruner (interleaved query heads)")
+    attention: str = option("auto", "auto: skip attention when the ratio removes less than a head; "
+                                    "require: refuse instead; off: MLP only", choices=ATTENTION)
+    seed: int = option(0, "seed of importance random")
+
+    # LLM-Pruner: 10 random 64-token samples, one backward (Taylor importance only).
+    calibration_shape: ClassVar[tuple[int, int]] = (10, 64)
+
+    @classmethod
+    def from_cli(cls, given: dict) -> dict:
+        """--attn-layers asks for attention pruning explicitly, so its default rule is require."""
+        if given.get("attn_layers") is not None and given.get("attention") is None:
+            given["attention"] = "require"
+        return given
+
+    def needs_calibration(self) -> bool:
+        return self.importance == "taylor" and self.ratio > 0
 
     def __post_init__(self):
         self.ratio = check_ratio(self.ratio)

@@ -13,8 +13,9 @@ the first N x L tokens of that stream into N rows. Samples never overlap, the re
 only on (source, N, L, seed, tokenizer), and asking for more tokens than the corpus holds is
 a `UsageError` rather than a silent repeat.
 
-Defaults follow the reference for each method (`default_shape`): 128 x 2048 for Wanda and
-SparseGPT, 10 x 64 for LLM-Pruner's Taylor importance, 128 x 512 for depth and width.
+Defaults follow the reference for each method (`default_shape`, declared by each config's
+``calibration_shape``): 128 x 2048 for Wanda and SparseGPT, 10 x 64 for LLM-Pruner's Taylor
+importance, 128 x 512 for depth and width.
 """
 
 from __future__ import annotations
@@ -74,13 +75,11 @@ class Calibration:
             yield self.input_ids[s:s + batch_size].to(device)
 
 
-def default_shape(method: str, importance: str | None = None, nm_method: str | None = None) -> tuple[int, int]:
-    """(samples, seq_len) the reference implementations use for a method."""
-    if method == "blockwise":
-        return (10, 64)  # LLM-Pruner: 10 random 64-token samples, one backward (Taylor only)
-    if method == "nm":
-        return (128, 2048)  # Wanda / SparseGPT: 128 x seqlen
-    return (128, 512)
+def default_shape(method: str) -> tuple[int, int]:
+    """(samples, seq_len) the method's reference implementation uses, as its config declares."""
+    from pruners.registry import get_method
+
+    return get_method(method).calibration_shape
 
 
 def as_calibration(data) -> Calibration | None:

@@ -18,6 +18,7 @@ ratio: k = round(ratio * params / mean params per layer). Variants:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +27,7 @@ from bench.errors import UsageError
 from pruners.adapter import Adapter
 from pruners.calibration import as_calibration, require
 from pruners.common import check_choice, check_positive_int, check_ratio
+from pruners.options import option
 from pruners.registry import register
 from pruners.report import PruneReport, count_params, eval_mode, measure, start_report
 
@@ -36,9 +38,16 @@ VARIANTS = ("oneshot", "block", "iterative")
 class DepthConfig:
     """Depth pruning options."""
 
-    ratio: float  # target fraction of parameters to remove, in [0, 1)
-    variant: str = "oneshot"  # oneshot | block (LLM-Streamline) | iterative
-    batch_size: int = 4  # calibration samples per forward pass
+    ratio: float = option(help="target fraction of parameters to remove, in [0, 1)")
+    variant: str = option("oneshot", "which layers go: the k most similar (oneshot), the most similar run of k "
+                                     "(block, LLM-Streamline), or one at a time with re-scoring (iterative)",
+                          choices=VARIANTS)
+    batch_size: int = option(4, "calibration samples per forward pass")
+
+    calibration_shape: ClassVar[tuple[int, int]] = (128, 512)
+
+    def needs_calibration(self) -> bool:
+        return self.ratio > 0
 
     def __post_init__(self):
         self.ratio = check_ratio(self.ratio)

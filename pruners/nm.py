@@ -17,10 +17,11 @@ is pruned, and the pruned layer's outputs feed the next layer. Projections that 
 same input (q/k/v; gate/up) share one statistic, one Hessian inverse and one OBS sweep over
 their stacked rows.
 
-Masks (True = kept) are returned on the report, keyed by parameter name. To keep the pattern
-during post-training, call `apply_masks(model, masks)` after each optimizer step, or
-`keep_masks(optimizer, model, masks)` once to do it automatically; `masks_from_model`
-recovers the masks of a saved model from its exact zeros, and `check_pattern` verifies it.
+Masks (True = kept) are returned on the report, keyed by parameter name, with
+``keeps_masks`` set, so post-training holds the pattern (`pruners.masks`: `apply_masks` after
+each optimizer step, or `keep_masks(optimizer, model, masks)` once to do it automatically);
+`masks_from_model` recovers the masks of a saved model from its exact zeros, and
+`check_pattern` verifies it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from __future__ import annotations
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -36,6 +38,8 @@ from bench.errors import UsageError
 from pruners.adapter import Adapter
 from pruners.calibration import as_calibration, require
 from pruners.common import check_choice, check_positive_int
+from pruners.masks import apply_masks, keep_masks  # noqa: F401  (re-exported: the N:M API)
+from pruners.options import option
 from pruners.registry import register
 from pruners.report import PruneReport, count_params, eval_mode, measure, start_report
 
@@ -64,15 +68,29 @@ def parse_nm(text: str) -> tuple[int, int]:
 class NMConfig:
     """N:M sparsity options."""
 
-    n: int = 2  # weights kept per group
-    m: int = 4  # group size (consecutive input weights of a row)
-    nm_method: str = "magnitude"  # magnitude | wanda | sparsegpt
-    ratio: float | None = None  # optional; must equal the pattern's sparsity 1 - n/m
-    blocksize: int = 128  # SparseGPT column block
-    percdamp: float = 0.01  # SparseGPT damping, fraction of the Hessian's mean diagonal
-    batch_size: int = 8  # calibration samples per layer call
-    keep_masks: bool = True  # return the masks on the report
-    measure_speedup: bool = True  # on CUDA (SM80+), time 2:4 sparse vs dense Linears
+    n: int = option(2, "weights kept per group", cli=False)  # the CLI sets n and m with --nm N:M
+    m: int = option(4, "group size (consecutive input weights of a row)", cli=False)
+    nm_method: str = option("magnitude", "which weights of a group to keep", choices=METHODS)
+    ratio: float | None = option(None, "optional; must equal the pattern's sparsity 1 - N/M")
+    blocksize: int = option(128, "SparseGPT column block")
+    percdamp: float = option(0.01, "SparseGPT damping, fraction of the Hessian's mean diagonal")
+    batch_size: int = option(8, "calibration samples per layer call")
+    keep_masks: bool = option(True, "return the masks on the report, so post-training keeps the pattern",
+                              cli=False)
+    measure_speedup: bool = option(True, "on CUDA (SM80+), time 2:4 sparse vs dense Linears")
+
+    calibration_shape: ClassVar[tuple[int, int]] = (128, 2048)  # Wanda / SparseGPT: 128 x seqlen
+    cli_extra: ClassVar[dict] = {"nm": {"metavar": "N:M", "help": "pattern; default 2:4"}}
+
+    @classmethod
+    def from_cli(cls, given: dict) -> dict:
+        """``--nm N:M`` sets the fields n and m."""
+        if "nm" in given:
+            given["n"], given["m"] = parse_nm(given.pop("nm"))
+        return given
+
+    def needs_calibration(self) -> bool:
+        return self.nm_method != "magnitude"
 
     def __post_init__(self):
         check_choice(self.nm_method, METHODS, "N:M method")
@@ -110,20 +128,6 @@ def nm_mask(score: torch.Tensor, n: int, m: int) -> torch.Tensor:
     mask = torch.ones_like(groups, dtype=torch.bool)
     mask.scatter_(-1, drop, False)
     return mask.reshape(rows, cols)
-
-
-@torch.no_grad()
-def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
-    """Zero every weight whose mask entry is False (call after each optimizer step)."""
-    params = dict(model.named_parameters())
-    for name, mask in masks.items():
-        p = params[name]
-        p.mul_(mask.to(device=p.device, dtype=p.dtype))
-
-
-def keep_masks(optimizer: torch.optim.Optimizer, model: nn.Module, masks: dict[str, torch.Tensor]):
-    """Re-apply `masks` after every `optimizer.step()`; returns the hook handle (``.remove()``)."""
-    return optimizer.register_step_post_hook(lambda *_: apply_masks(model, masks))
 
 
 def decoder_linear_names(model: nn.Module) -> list[str]:
@@ -311,7 +315,7 @@ def prune_nm(model: nn.Module, calibration, config: NMConfig) -> PruneReport:
     check_nm(model, config)
     ad = Adapter(model)
     cal = as_calibration(calibration)
-    needs_data = config.nm_method != "magnitude" and not ad.is_meta
+    needs_data = config.needs_calibration() and not ad.is_meta
     if needs_data:
         cal = require(cal, f"{config.nm_method} N:M pruning")
     report = start_report("nm", model, config, cal if needs_data else None)
@@ -335,6 +339,7 @@ def prune_nm(model: nn.Module, calibration, config: NMConfig) -> PruneReport:
                       "sparsity_of_pruned_linears": removed / max(1, sum(t for _, t in zeroed.values()))}
     report.layer_sizes = ad.layer_sizes()
     report.masks = masks if config.keep_masks else None
+    report.keeps_masks = bool(report.masks)  # post-training must hold the zeros (paper Eq. 4)
     if config.measure_speedup and (config.n, config.m) == (2, 4) and ad.device.type == "cuda":
         report.speed = semi_structured_speedup(model)
     setattr(model.config, NM_KEY, {"n": config.n, "m": config.m, "method": config.nm_method})

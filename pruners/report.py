@@ -1,7 +1,9 @@
 """What every surgery returns: exact counts, what was removed, and what it cost.
 
-`PruneReport.to_dict()` is the JSON record the CLI prints and the benchmark stores. Masks
-(2:4) are kept on the report as tensors for post-training but are not part of the dict.
+`PruneReport.to_dict()` is the JSON record the CLI prints and the benchmark stores. A method
+that zeroes weights in place (N:M) puts keep-masks on the report and sets `keeps_masks`; the
+harness then holds those weights at zero during post-training. The masks are tensors and not
+part of the dict; `keeps_masks` is.
 """
 
 from __future__ import annotations
@@ -47,7 +49,9 @@ class PruneReport:
     dtype: str = ""
     dry_run: bool = False
     speed: dict = field(default_factory=dict)  # e.g. 2:4 sparse vs dense matmul timings (CUDA)
+    # parameter name -> keep-mask (True = kept); with keeps_masks, post-training keeps the rest at 0
     masks: dict[str, torch.Tensor] | None = field(default=None, repr=False)
+    keeps_masks: bool = False
 
     @property
     def ratio(self) -> float:

@@ -21,6 +21,7 @@ Llama config whose hidden size is not such a multiple. The report states the exa
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -28,6 +29,7 @@ from bench.errors import UsageError
 from pruners.adapter import Adapter
 from pruners.calibration import as_calibration, require
 from pruners.common import check_choice, check_positive_int, check_ratio
+from pruners.options import option
 from pruners.registry import register
 from pruners.report import PruneReport, count_params, eval_mode, measure, start_report
 
@@ -40,11 +42,16 @@ NORM_AGG = ("sum", "mean", "max")
 class WidthConfig:
     """Hidden-channel (width) pruning options."""
 
-    ratio: float  # target fraction of parameters to remove, in [0, 1)
-    seq_agg: str = "mean"  # over tokens of one sample
-    batch_agg: str = "l2"  # over samples
-    norm_agg: str = "sum"  # over norm layers
-    batch_size: int = 4
+    ratio: float = option(help="target fraction of parameters to remove, in [0, 1)")
+    seq_agg: str = option("mean", "aggregation over the tokens of a sample", choices=SEQ_AGG)
+    batch_agg: str = option("l2", "aggregation over samples", choices=BATCH_AGG)
+    norm_agg: str = option("sum", "aggregation over norm layers", choices=NORM_AGG)
+    batch_size: int = option(4, "calibration samples per forward pass")
+
+    calibration_shape: ClassVar[tuple[int, int]] = (128, 512)
+
+    def needs_calibration(self) -> bool:
+        return self.ratio > 0
 
     def __post_init__(self):
         self.ratio = check_ratio(self.ratio)

@@ -14,50 +14,50 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 
-METHOD_OPTIONS = {
-    # option dest -> methods it applies to
-    "importance": {"blockwise"}, "taylor": {"blockwise"}, "layers": {"blockwise"},
-    "attn_layers": {"blockwise"}, "mlp_layers": {"blockwise"}, "granularity": {"blockwise"},
-    "faithful": {"blockwise"}, "attention": {"blockwise"}, "variant": {"depth"},
-    "seq_agg": {"width"}, "batch_agg": {"width"}, "norm_agg": {"width"},
-    "nm": {"nm"}, "nm_method": {"nm"},
-}
+SHARED = {"ratio": "--ratio", "seed": "--seed", "batch_size": "--batch-size"}  # config field -> flag
+
+
+@dataclass(frozen=True)
+class MethodFlag:
+    """One generated flag: a config field of one method (or one of its `cli_extra` flags)."""
+
+    method: str
+    name: str  # the config field, or the `cli_extra` key
+    flag: str  # e.g. "--layers"; "--<method>-<name>" when another method or option took the plain one
+    option: object | None  # pruners.options.Option; None for a `cli_extra` flag
+
+    @property
+    def dest(self) -> str:
+        return f"method__{self.method}__{self.name}"
+
+
+def _builtin_first(methods):
+    return sorted(methods, key=lambda m: (not m.module.startswith("pruners."), m.name))
 
 
 def add_parser(p) -> None:
+    from bench.errors import UsageError
+    from pruners.registry import methods
+
+    try:
+        registered = _builtin_first(methods())
+    except UsageError as exc:  # a broken plugin: one line, exit 2
+        p.error(str(exc))
+    names = [m.name for m in registered]
+    with_batch = [m.name for m in registered if any(o.name == "batch_size" for o in m.options)]
     p.add_argument("--model", help="alias (smollm2-135m, tiny-llama, ...), save_pretrained dir, .gguf file or hub id")
-    p.add_argument("--method", required=True, help="depth, width, blockwise or nm")
+    p.add_argument("--method", required=True, help=f"one of {', '.join(sorted(names))}")
     p.add_argument("--ratio", type=float, default=None,
-                   help="fraction to remove in [0, 1): of parameters (depth, width), of each root layer's "
-                        "channels (blockwise); for nm, optional and must equal 1 - N/M")
-    g = p.add_argument_group("block-wise (LLM-Pruner)")
-    g.add_argument("--importance", default=None, help="random, l1, l2 (default) or taylor")
-    g.add_argument("--taylor", default=None, help="vectorize, param_first (default), param_second or param_mix")
-    g.add_argument("--layers", default=None, metavar="START:END", help="layer range, end exclusive (default: all)")
-    g.add_argument("--attn-layers", default=None, metavar="START:END",
-                   help="attention range (overrides --layers; implies --attention require)")
-    g.add_argument("--mlp-layers", default=None, metavar="START:END", help="MLP range (overrides --layers)")
-    g.add_argument("--granularity", default=None, help="kv-group (default) or query-head")
-    g.add_argument("--faithful", action="store_true", default=None,
-                   help="score KV groups like LLM-Pruner (interleaved query heads)")
-    g.add_argument("--attention", default=None,
-                   help="auto (default): skip attention when the ratio removes less than a head; "
-                        "require: refuse instead; off: MLP only")
-    g = p.add_argument_group("depth / width")
-    g.add_argument("--variant", default=None, help="depth: oneshot (default), block (LLM-Streamline) or iterative")
-    g.add_argument("--seq-agg", default=None, help="width: aggregation over tokens, mean (default), sum or l2")
-    g.add_argument("--batch-agg", default=None, help="width: aggregation over samples, l2 (default), mean or sum")
-    g.add_argument("--norm-agg", default=None, help="width: aggregation over norm layers, sum (default), mean or max")
-    g = p.add_argument_group("N:M sparsity")
-    g.add_argument("--nm", default=None, metavar="N:M", help="pattern (default 2:4)")
-    g.add_argument("--nm-method", default=None, help="magnitude (default), wanda or sparsegpt")
+                   help="the pruning ratio, in [0, 1); what it is a fraction of depends on the method (below)")
     g = p.add_argument_group("calibration")
     g.add_argument("--calibration", default="c4", help="c4 (default), wikitext2 or slimpajama (online)")
     g.add_argument("--samples", type=int, default=None, help="calibration samples (default per method)")
     g.add_argument("--seq-len", type=int, default=None, help="calibration tokens per sample (default per method)")
     g.add_argument("--seed", type=int, default=0, help="calibration and random-importance seed")
-    g.add_argument("--batch-size", type=int, default=None, help="calibration samples per forward pass")
+    g.add_argument("--batch-size", type=int, default=None,
+                   help=f"calibration samples per forward pass ({', '.join(sorted(with_batch))})")
     g = p.add_argument_group("output")
     g.add_argument("--out", default=None, help="save the pruned model (and tokenizer, report) to this new directory")
     g.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
@@ -70,6 +70,35 @@ def add_parser(p) -> None:
     g.add_argument("--cache-dir", default=None, help="prunebench cache (GGUF conversions)")
     g.add_argument("--device", default=None, help="torch device (default cuda when available, else cpu)")
     g.add_argument("--dtype", default=None, help="float32, bf16 or fp16 (default float32 on CPU, bf16 on CUDA)")
+    flags = []
+    for m in registered:
+        ratio = next(o for o in m.options if o.name == "ratio")
+        g = p.add_argument_group(f"--method {m.name}", f"{m.summary} --ratio: {ratio.help}.".strip())
+        for opt in m.options:
+            if opt.cli and opt.name not in SHARED:
+                flags.append(_add_flag(g, m.name, opt.name, opt.flag, opt, help=opt.describe(), metavar=opt.metavar))
+        for name, spec in getattr(m.config_cls, "cli_extra", {}).items():
+            flags.append(_add_flag(g, m.name, name, name, None, help=spec["help"], metavar=spec.get("metavar")))
+    p.set_defaults(_method_flags=tuple(flags))
+
+
+def _add_flag(group, method: str, name: str, flag: str, opt, help: str, metavar: str | None) -> MethodFlag:
+    """Add one method's flag; a name another method (or a common option) holds gets the method prefix."""
+    import argparse
+
+    for candidate in (f"--{flag}", f"--{method}-{flag}"):
+        mf = MethodFlag(method, name, candidate, opt)
+        try:
+            if opt is not None and opt.kind is bool:
+                group.add_argument(candidate, dest=mf.dest, action=argparse.BooleanOptionalAction, default=None,
+                                   help=help)
+            else:
+                group.add_argument(candidate, dest=mf.dest, default=None, help=help,
+                                   metavar=metavar or name.upper())
+            return mf
+        except argparse.ArgumentError:
+            continue
+    raise TypeError(f"method {method!r}: no free flag for option {name!r}")
 
 
 def build_config(args):
@@ -77,47 +106,46 @@ def build_config(args):
     from bench.errors import UsageError
     from pruners import get_method, make_config
 
-    method = get_method(args.method).name
-    for dest, methods in METHOD_OPTIONS.items():
-        if getattr(args, dest, None) is not None and method not in methods:
-            flag = "--" + dest.replace("_", "-")
-            raise UsageError(f"{flag} applies to {'/'.join(sorted(methods))} pruning, not {method}; drop it")
+    m = get_method(args.method)
+    method = m.name
+    flags = getattr(args, "_method_flags", ())
+    for mf in flags:
+        if mf.method != method and getattr(args, mf.dest, None) is not None:
+            raise UsageError(f"{mf.flag} applies to {mf.method} pruning, not {method}; drop it")
     fields = {}
-    if method == "nm":
-        from pruners.nm import parse_nm
-
-        fields["n"], fields["m"] = parse_nm(args.nm or "2:4")
-        fields["nm_method"] = args.nm_method or "magnitude"
+    for mf in flags:
+        value = getattr(args, mf.dest, None) if mf.method == method else None
+        if value is not None:
+            fields[mf.name] = value if mf.option is None or isinstance(value, bool) else mf.option.parse(value, mf.flag)
+    from_cli = getattr(m.config_cls, "from_cli", None)
+    if from_cli is not None:
+        fields = from_cli(fields)
+    declared = {o.name: o for o in m.options}
+    if args.ratio is None and declared["ratio"].required:
+        raise UsageError(f"{method} pruning needs --ratio R with R in [0, 1)")
+    if args.ratio is not None:
         fields["ratio"] = args.ratio
-    else:
-        if args.ratio is None:
-            raise UsageError(f"{method} pruning needs --ratio R with R in [0, 1)")
-        fields["ratio"] = args.ratio
-    if method == "blockwise":
-        opt = {"importance": args.importance, "taylor": args.taylor, "layers": args.layers,
-               "attn_layers": args.attn_layers, "mlp_layers": args.mlp_layers,
-               "granularity": args.granularity, "faithful": args.faithful, "attention": args.attention}
-        if args.attn_layers is not None and args.attention is None:
-            opt["attention"] = "require"  # the user asked for attention pruning explicitly
-        fields.update({k: v for k, v in opt.items() if v is not None})
+    if "seed" in declared:
         fields["seed"] = args.seed
-    elif method == "depth":
-        if args.variant is not None:
-            fields["variant"] = args.variant
-    elif method == "width":
-        fields.update({k: getattr(args, k) for k in ("seq_agg", "batch_agg", "norm_agg") if getattr(args, k)})
-    if args.batch_size is not None and method in ("depth", "width", "nm"):
+    if args.batch_size is not None:
+        if "batch_size" not in declared:
+            users = sorted(x.name for x in _methods_with("batch_size"))
+            raise UsageError(f"--batch-size applies to {'/'.join(users)} pruning, not {method}; drop it")
         fields["batch_size"] = args.batch_size
     return make_config(method, **fields)
 
 
+def _methods_with(field_name: str):
+    from pruners.registry import methods
+
+    return [m for m in methods() if any(o.name == field_name for o in m.options)]
+
+
 def needs_calibration(config) -> bool:
-    method = type(config).method_name
-    if method in ("depth", "width"):
-        return config.ratio > 0
-    if method == "blockwise":
-        return config.importance == "taylor" and config.ratio > 0
-    return config.nm_method != "magnitude"
+    """Whether `config` draws calibration data, as its method declares (`needs_calibration`)."""
+    from pruners.registry import needs_calibration as declared
+
+    return declared(config)
 
 
 def parse_ppl(specs: list[str]) -> list[tuple[str, int]]:

@@ -349,6 +349,9 @@ def study_group(family: str, method: str, runs: list, config: StudyConfig, recip
     if config.forms:
         g.forms = compare_forms(fit_runs, held_runs, search=config.search, units=_units_for(runs),
                                 n_polish=config.n_polish)
+        for f in g.forms:
+            if f.get("heldout"):
+                f["heldout"]["runaway"] = runaway(f["heldout"])
     for r in runs:
         point = {k: r.inputs[k] for k in ("N0", "N", "rho", "L0")}
         g.optimal.append({

@@ -8,7 +8,9 @@ Data model (`fitting.data`):
     protocol selects on. Data without time structure (Chinchilla's final losses) make one run
     per point: `runs_from_table(columns, inputs, loss, run_column=None)`.
 
-Laws (`fitting.laws`): one module per form, registered by name: chinchilla, p2, p2-n, p2-nm.
+Laws (`fitting.laws`): one module per form, registered by name: chinchilla, p2, p2-n, p2-nm,
+    and the candidates p2-no-n0 (no size prefactor), gap-chinchilla (Chinchilla on L - L0 in
+    the pruned size N) and p2-l0d (the control curve L0(D) in place of the constant L0).
     get_law(name) -> Law, available_laws() -> list[str]. A Law declares its params (fit
     parameterisation, amplitudes as logs), inputs (in `--columns` order), default units and
     initial grid, and predicts log L for a batch of parameter vectors.
@@ -19,8 +21,18 @@ Fitting (`fitting.fitter`, `fitting.intervals`):
         batched Levenberg-Marquardt pass, the best polished with scipy L-BFGS-B.
     FitResult: .params, .constants, .objective, .units, .n_points, .n_runs, .converged,
         .predict(x), .predict_run(run), .to_dict()
-    bootstrap(runs, law, *, n=200, seed=0, level=0.95, estimate=None) -> BootstrapResult
-        Percentile intervals from refits on whole runs drawn with replacement.
+    bootstrap(runs, law, *, n=200, seed=0, level=0.95, **fit_kwargs) -> BootstrapResult
+        Percentile intervals from refits on whole runs drawn with replacement; every replicate
+        is searched exactly as the main fit (same grid or starts, same polish), never
+        warm-started from its optimum. Law.search_grid("coarse") gives the small grid the
+        study uses for both.
+
+Judging a fit (`fitting.identify`, `fitting.conditions`, `fitting.forms`, `fitting.generalise`):
+    identifiability(runs, law, boot) -> per-constant and overall verdicts with reasons
+    check_conditions(result, runs) -> the four conditions of a law, met / not / n/a
+    compare_forms(fit_runs, heldout_runs) -> every candidate form fitted and scored
+    larger_d / larger_n0 / higher_rho -> the paper's three generalisation tests, scored on L
+        and on the gap L - L0 (`fitting.metrics.gap_errors`)
 
 Validation (`fitting.metrics`, `fitting.protocols`):
     evaluate(pred, actual, tokens, run) / evaluate_fit(result, runs) -> {r2, huber, mape,

@@ -32,3 +32,21 @@ def test_bad_bootstrap_and_missing_dir(tmp_path, capsys):
     assert "--bootstrap must be >= 0" in capsys.readouterr().err
     assert main(["report", "--results-dir", str(tmp_path / "nope")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_control_column_is_keyed_by_family_size_and_recipe():
+    """nano-llama s1 and nano-qwen2 s1 (and a LoRA recipe of the first) each show their own control."""
+    from reports.markdown import posttrain_table
+    from synthetic_records import SIZES, control_record
+
+    recs = []
+    for family, recipe, profile, figure in (("fam-a", None, "synth", 0.001), ("fam-b", None, "synth-b", 0.004),
+                                            ("fam-a", LORA_RECIPE, "synth-lora", 0.009)):
+        recs += [r for r in synthetic_records(family=family, recipe=recipe, profile=profile, nm=False)
+                 if r["model"]["key"] == "s1" and abs(r["ratio"] - 0.25) < 1e-9]
+        recs.append(control_record("s1", SIZES[0], family=family, recipe=recipe, profile=profile, improvement=figure))
+    rows = [line for line in posttrain_table(recs).splitlines() if "| depth" in line]
+    by = {(line.split("|")[1].strip(), line.split("|")[3].strip()[:4]): line for line in rows}
+    assert len(by) == 3
+    assert "| 0.10%" in by[("fam-a s1", "full")] and "| 0.40%" in by[("fam-b s1", "full")]
+    assert "| 0.90%" in by[("fam-a s1", "lora")]

@@ -109,3 +109,8 @@ def test_runaway_and_unidentified_figures_are_never_bare_numbers():
     assert "run-away" in table and "e+35" not in table and "e+36" not in table
     consts = markdown.fit_table(fit)
     assert "E: not identified (CI [1e-20, 3e+11])" in consts and "E=0.5" not in consts
+    fit["groups"][0]["forms"] = [{"law": "p2-nm", "note": "", "status": "ok",
+                                  "metrics": {"r2": 0.9, "huber": 1e-4, "mape": 0.5, "slope_difference": 0.1},
+                                  "heldout": {"mape": 1.7e35, "gap_final_worst": 4e36, "runaway": "run-away ..."}}]
+    forms = markdown.forms_table(fit)
+    assert "run-away" in forms and "e+35" not in forms

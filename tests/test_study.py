@@ -218,3 +218,16 @@ def test_a_form_that_cannot_be_fitted_is_reported_failed_not_dropped():
     assert [f["law"] for f in failed] == ["p2-l0d"]
     assert "no control run of the same family, size and recipe" in failed[0]["error"]
     assert len(g.forms) == 6
+
+
+def test_heldout_lines_never_show_a_runaway_or_unverdicted_figure_bare(study):
+    import copy
+
+    lines = study.heldout_lines()
+    assert len(lines) == 2 and all("fit not identified: 3 sizes for 3 size parameters" in line for line in lines)
+    assert all("MAPE" in line and "gap error at the final checkpoint" in line for line in lines)
+    s = copy.deepcopy(study)
+    m = s.groups[0].extrapolation["s4"]
+    m.update(mape=1.7e35, runaway="run-away prediction (off by a factor 1.7e+33 at some checkpoint; limit 10)")
+    line = s.heldout_lines()[0]
+    assert "run-away prediction" in line and "e+35" not in line

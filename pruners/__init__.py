@@ -7,8 +7,12 @@ the model in place::
     from pruners import make_config, prune
     report = prune(model, calibration_ids, make_config("blockwise", ratio=0.25, layers=(4, 28)))
 
-Architecture access lives in `pruners.adapter`, calibration data in `pruners.calibration`,
-saving and loading (per-layer widths, N:M checks) in `pruners.saving`.
+A new method is one module: a config dataclass whose fields carry their help text
+(`pruners.options`; the CLI flags and study-file keys are generated from it) and one
+``@register`` line. Methods are discovered from this package, the ``prunebench.pruners`` entry
+points and ``$PRUNEBENCH_PLUGINS`` (`pruners.registry`). Architecture access lives in
+`pruners.adapter`, calibration data in `pruners.calibration`, masks that post-training keeps in
+`pruners.masks`, saving and loading (per-layer widths, N:M checks) in `pruners.saving`.
 """
 
 from pruners.registry import get_method, known_methods, make_config, prune, register

@@ -38,10 +38,10 @@ from bench.errors import UsageError
 from pruners.adapter import Adapter
 from pruners.calibration import as_calibration, require
 from pruners.common import check_choice, check_positive_int
-from pruners.masks import apply_masks, keep_masks  # noqa: F401  (re-exported: the N:M API)
 from pruners.options import option
 from pruners.registry import register
 from pruners.report import PruneReport, count_params, eval_mode, measure, start_report
+from pruners.speed import semi_structured_speedup
 
 METHODS = ("magnitude", "wanda", "sparsegpt")
 NM_KEY = "prunebench_nm"  # config field recording the pattern of a saved model
@@ -75,8 +75,7 @@ class NMConfig:
     blocksize: int = option(128, "SparseGPT column block")
     percdamp: float = option(0.01, "SparseGPT damping, fraction of the Hessian's mean diagonal")
     batch_size: int = option(8, "calibration samples per layer call")
-    keep_masks: bool = option(True, "return the masks on the report, so post-training keeps the pattern",
-                              cli=False)
+    keep_masks: bool = option(True, "return the masks on the report (post-training keeps them)", cli=False)
     measure_speedup: bool = option(True, "on CUDA (SM80+), time 2:4 sparse vs dense Linears")
 
     calibration_shape: ClassVar[tuple[int, int]] = (128, 2048)  # Wanda / SparseGPT: 128 x seqlen
@@ -153,56 +152,6 @@ def check_pattern(model: nn.Module, n: int, m: int) -> list[str]:
         if w.shape[1] % m or bool(((w != 0).reshape(w.shape[0], -1, m).sum(-1) > n).any()):
             bad.append(name)
     return bad
-
-
-@torch.no_grad()
-def semi_structured_speedup(model: nn.Module, tokens: int = 4096, repeats: int = 20) -> dict:
-    """Time layer 0's 2:4 Linears as dense and as `torch.sparse.to_sparse_semi_structured`.
-
-    Needs CUDA with compute capability >= 8.0 and fp16/bf16 weights; otherwise the result
-    says why it was skipped. Every layer has the same shapes, so layer 0 stands for all.
-
-    Returns:
-        {"shapes": {name: {"dense_ms", "sparse_ms", "speedup"}}, "speedup": total dense / total sparse,
-        "tokens": tokens} or {"skipped": reason}.
-    """
-    import torch.nn.functional as F
-
-    ad = Adapter(model)
-    dev = ad.device
-    if dev.type != "cuda" or torch.cuda.get_device_capability(dev)[0] < 8:
-        return {"skipped": "needs a CUDA device with compute capability >= 8.0"}
-    from torch.sparse import to_sparse_semi_structured
-
-    def timed(fn) -> float:
-        for _ in range(3):
-            fn()
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(repeats):
-            fn()
-        end.record()
-        torch.cuda.synchronize(dev)
-        return start.elapsed_time(end) / repeats
-
-    out, dense_total, sparse_total = {}, 0.0, 0.0
-    for name, lin in ad.layer_linears(0).items():
-        w = lin.weight.detach()
-        if w.dtype not in (torch.float16, torch.bfloat16):
-            return {"skipped": f"semi-structured kernels need fp16/bf16 weights, not {w.dtype}"}
-        x = torch.randn(tokens, w.shape[1], device=dev, dtype=w.dtype)
-        try:
-            ws = to_sparse_semi_structured(w)
-        except (RuntimeError, ValueError) as exc:  # shape or kernel not supported: record why
-            out[name] = {"skipped": " ".join(str(exc).split())[:200]}
-            continue
-        dense = timed(lambda: F.linear(x, w))
-        sparse = timed(lambda: F.linear(x, ws))
-        out[name] = {"dense_ms": dense, "sparse_ms": sparse, "speedup": dense / sparse}
-        dense_total += dense
-        sparse_total += sparse
-    return {"shapes": out, "tokens": tokens,
-            "speedup": dense_total / sparse_total if sparse_total else None}
 
 
 # --------------------------------------------------------------------------- SparseGPT

@@ -133,8 +133,9 @@ def options(config_cls: type) -> list[Option]:
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         default = None if required else (f.default if f.default is not dataclasses.MISSING else f.default_factory())
         choices = tuple(meta["choices"]) if meta.get("choices") else None
-        out.append(Option(name=f.name, help=meta["help"], kind=kind, optional=optional or (not required and default is None),
-                          required=required, default=default, choices=choices,
+        optional = optional or (not required and default is None)
+        out.append(Option(name=f.name, help=meta["help"], kind=kind, optional=optional, required=required,
+                          default=default, choices=choices,
                           flag=meta.get("flag", f.name.replace("_", "-")), metavar=meta.get("metavar"),
                           cli=bool(meta.get("cli", True))))
     return out

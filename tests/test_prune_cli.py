@@ -155,3 +155,41 @@ def test_slimpajama_offline_is_one_line(capsys, tmp_path, fake_corpus, monkeypat
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "'slimpajama' streams from the Hugging Face hub" in lines[0]
     assert "use --calibration c4 or wikitext2" in lines[0]
+
+
+# The hand-written options of `prunebench prune` before they were generated from the configs.
+FLAGS_BEFORE = {
+    "--model", "--method", "--ratio", "--importance", "--taylor", "--layers", "--attn-layers", "--mlp-layers",
+    "--granularity", "--faithful", "--attention", "--variant", "--seq-agg", "--batch-agg", "--norm-agg", "--nm",
+    "--nm-method", "--calibration", "--samples", "--seq-len", "--seed", "--batch-size", "--out", "--json",
+    "--dry-run", "--model-config", "--ppl", "--max-windows", "--data-dir", "--cache-dir", "--device", "--dtype",
+}
+
+
+def test_generated_options_keep_every_flag():
+    """Flags come from the method configs now; every earlier flag keeps its name, and each
+    method's options sit in its own help group."""
+    from bench.cli import build_parser
+
+    parser = build_parser("prune")
+    prune = parser._subparsers._group_actions[0].choices["prune"]
+    flags = {s for a in prune._actions for s in a.option_strings}
+    assert FLAGS_BEFORE <= flags
+    assert {"--blocksize", "--percdamp", "--no-measure-speedup"} <= flags  # nm fields that had no flag
+    groups = {g.title: {s for a in g._group_actions for s in a.option_strings} for g in prune._action_groups}
+    assert groups["--method blockwise"] >= {"--importance", "--layers", "--faithful", "--attention"}
+    assert groups["--method depth"] == {"--variant"}
+    assert groups["--method width"] == {"--seq-agg", "--batch-agg", "--norm-agg"}
+    assert {"--nm", "--nm-method"} <= groups["--method nm"]
+
+
+def test_batch_size_for_a_method_without_it(capsys):
+    rc, out, err = _run(capsys, ["prune", "--model", "tiny-llama", "--method", "blockwise", "--ratio", "0.2",
+                                 "--batch-size", "2"])
+    assert rc == 2 and err.strip() == ("prunebench: error: --batch-size applies to depth/nm/width pruning, "
+                                       "not blockwise; drop it")
+
+
+def test_value_of_wrong_type_is_one_line(capsys):
+    rc, out, err = _run(capsys, ["prune", "--model", "tiny-llama", "--method", "nm", "--percdamp", "lots"])
+    assert rc == 2 and err.strip() == "prunebench: error: --percdamp must be a number, got 'lots'"

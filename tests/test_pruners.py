@@ -347,7 +347,8 @@ def test_llama_uniform_heads_not_dividing_hidden_use_layer_sizes(tmp_path):
 
 
 def test_nm_masks_survive_training_steps():
-    from pruners.nm import apply_masks, keep_masks, masks_from_model
+    from pruners.masks import apply_masks, keep_masks
+    from pruners.nm import masks_from_model
 
     model, report = _prune("llama", "nm", dict(nm_method="wanda"))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)

@@ -8,6 +8,12 @@ Examples::
         --layers 4:30 --json
 
 Every input error is a one-line message and exit code 2, raised before anything is written.
+
+The method options are not written here: each registered method's config fields become the
+flags of its own help group (`pruners.options`), a field named like another method's flag gets
+the method as prefix (``--toy-variant``), and ``--ratio``, ``--seed`` and ``--batch-size`` go to
+every method that declares the field. Whether calibration is drawn, and its default shape, is
+what the method's config declares.
 """
 
 from __future__ import annotations

@@ -194,7 +194,8 @@ def _worker(rank: int, job: str, port: int, world: int, backend: str, device_typ
         mesh = init_device_mesh(device_type, (world,))
         spec = torch.load(Path(job) / "job.pt", map_location="cpu", weights_only=False, mmap=True)
         recipe: Recipe = spec["recipe"]
-        model = spec["model"].to(device)
+        # FSDP moves each layer to the device as it shards it, so no rank holds the whole model there.
+        model = spec["model"] if recipe.engine == "fsdp" else spec["model"].to(device)
         engine = ENGINES[recipe.engine](mesh, device, recipe, state_dir)
         result = train(model, spec["windows"], recipe, heldout=spec["heldout"], masks=spec["masks"],
                        progress=progress and rank == 0, desc=f"post-train ({recipe.engine} x{world})",
@@ -211,18 +212,20 @@ def _worker(rank: int, job: str, port: int, world: int, backend: str, device_typ
 
 def run(model, windows: torch.Tensor, recipe: Recipe, *, heldout: torch.Tensor | None = None,
         masks: dict | None = None, state_dir: str | os.PathLike | None = None,
-        progress: bool = False) -> TrainResult:
+        progress: bool = False, device: torch.device | str | None = None) -> TrainResult:
     """Train `model` in `recipe.processes` spawned processes; its weights are replaced by the result.
 
     Args:
-        model: float32 master weights, on the device the ranks use (CPU, or any CUDA device).
+        model: float32 master weights (best on the CPU: the ranks read their copies from a file).
         state_dir: where each checkpoint's sharded state goes (None: not saved).
+        device: the device type the ranks train on (default: the model's); on CUDA, rank r
+            uses cuda:r.
     Returns:
         Rank 0's `TrainResult` (the trajectory of the whole run).
     """
     import torch.multiprocessing as mp
 
-    device = next(model.parameters()).device
+    device = torch.device(device) if device is not None else next(model.parameters()).device
     backend = resolve_backend(recipe, device)
     if state_dir is not None:
         Path(state_dir).mkdir(parents=True, exist_ok=True)

@@ -52,10 +52,20 @@ class LoadedModel:
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """The requested device, else CUDA when present, else CPU."""
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """The requested device, else CUDA when present, else CPU; a CUDA device this machine lacks is refused."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise UsageError(f"unknown device {str(device)!r}; use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        have = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if have == 0:
+            raise UsageError(f"device {str(device)!r} asked for, but this machine has no CUDA device; use --device cpu")
+        if dev.index is not None and dev.index >= have:
+            raise UsageError(f"device {str(device)!r} asked for, but only {have} CUDA device(s) are visible")
+    return dev
 
 
 def default_dtype(device: torch.device) -> torch.dtype:

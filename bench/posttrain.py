@@ -404,7 +404,6 @@ def train(model, windows: torch.Tensor, recipe: Recipe, *, heldout: torch.Tensor
 
     if windows.dim() != 2 or windows.shape[1] != recipe.seq_len:
         raise ValueError(f"windows must be (n, {recipe.seq_len}), got {tuple(windows.shape)}")
-    device = _device(model)
     mb = recipe.micro_batch_tokens // recipe.seq_len  # sequences per micro-batch
     accum = recipe.accumulation
     per_ckpt = recipe.checkpoint_every // recipe.batch_tokens
@@ -422,8 +421,9 @@ def train(model, windows: torch.Tensor, recipe: Recipe, *, heldout: torch.Tensor
     res = TrainResult(trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad))
     if recipe.grad_checkpointing:
         _checkpointing(model, True)
-    model = par.wrap(model)
+    model = par.wrap(model)  # FSDP moves each shard to its rank's device as it shards
     base = par.inner(model)
+    device = _device(base)
     params = [p for p in base.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(_param_groups(base, recipe.weight_decay), lr=recipe.lr,
                             betas=(recipe.beta1, recipe.beta2), eps=recipe.eps)
@@ -576,19 +576,22 @@ def posttrain(model, tokenizer, recipe: Recipe, *, data_dir=None, masks: dict | 
     win = training_windows(tokenizer, recipe, data_dir)
     held = heldout_windows(tokenizer, recipe, data_dir)
     dtype = next(model.parameters()).dtype
+    home = _device(model)
+    if recipe.processes > 1:
+        model.to("cpu")  # the ranks get their copies from here; the parent keeps no GPU memory
     if dtype != MASTER_DTYPE:
         model.to(MASTER_DTYPE)  # float32 master weights; bf16 comes from autocast on CUDA
     if recipe.lora:
         model = add_lora(model, recipe)
     if recipe.processes > 1:
         result = distributed.run(model, win, recipe, heldout=held, masks=masks, state_dir=state_dir,
-                                 progress=progress)
+                                 progress=progress, device=home)
     else:
         result = train(model, win, recipe, heldout=held, masks=masks, checkpoint_eval=checkpoint_eval,
                        progress=progress)
     if recipe.lora:
         model = model.merge_and_unload()
-    model.to(dtype)
+    model.to(device=home, dtype=dtype)
     out = {"recipe": recipe.to_dict(), "slices": corpus_mod.slice_info(recipe.slices, data_dir),
            "eval_tokens": int(held.numel()), **result.to_dict()}
     if recipe.processes > 1:

@@ -238,3 +238,13 @@ def test_cuda_device_map_on_a_cpu_only_machine(tmp_path):
 
     with pytest.raises(UsageError, match="device_map places modules on cuda:1, but this machine has no CUDA device"):
         load_model(str(tmp_path / "never-read"), device="cpu", device_map={"model": "cpu", "lm_head": "cuda:1"})
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal is for machines without CUDA")
+def test_device_cuda_on_a_cpu_only_machine():
+    from bench.models import resolve_device
+
+    with pytest.raises(UsageError, match="device 'cuda' asked for, but this machine has no CUDA device"):
+        resolve_device("cuda")
+    with pytest.raises(UsageError, match="unknown device 'gpu'"):
+        resolve_device("gpu")

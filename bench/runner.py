@@ -81,7 +81,8 @@ class CaseRunner:
         loaded = zoo.load(spec, cache_dir=self.ctx.cache_dir, data_dir=self.ctx.data_dir, progress=self.ctx.progress)
         dev = resolve_device(self.ctx.device)
         loaded.model.to(device=dev, dtype=default_dtype(dev))
-        loaded.info.update({"device": str(dev), "dtype": str(next(loaded.model.parameters()).dtype).replace("torch.", "")})
+        loaded.info.update({"device": str(dev), "dtype": str(next(loaded.model.parameters()).dtype).replace("torch.", ""),
+                            "placement": {"device_map": None, "devices": [str(dev)]}})
         return loaded
 
     def pruned(self, case: Case) -> tuple[LoadedModel, dict | None]:

@@ -218,3 +218,23 @@ def test_study_file_runs_the_plugin_method(pytester, data_dir, monkeypatch, tmp_
     assert record["params"]["after"] < record["params"]["before"]
     assert record["params"]["non_embedding_before"] - record["params"]["non_embedding_after"] == \
         record["prune_report"]["removed"]["zeroed_weights"]
+
+
+def test_study_file_keys_are_the_config_fields(clean_registry, monkeypatch, tmp_path):
+    """A study names the plugin's fields as options; a wrong key or type is one line naming it."""
+    from bench.studies.schema import load_study
+
+    monkeypatch.syspath_prepend(str(TESTS))
+    monkeypatch.setenv(registry.PLUGINS_ENV, "toy_method")
+    path = tmp_path / "plug.toml"
+    path.write_text(TOY_STUDY.replace('projection = "down_proj"', 'projektion = "down_proj"'))
+    with pytest.raises(UsageError, match=r"methods\[0\] \(toy\)\.options: .*no option 'projektion' "
+                                         r"\(did you mean 'projection'"):
+        load_study(path)
+    path.write_text(TOY_STUDY.replace('projection = "down_proj"', "hold_zeros = 1"))
+    with pytest.raises(UsageError, match="option 'hold_zeros' must be true or false, got 1"):
+        load_study(path)
+    # Without a [calibration] table the study is refused: the toy config says activation scoring needs data.
+    path.write_text(TOY_STUDY.split("[calibration]")[0])
+    with pytest.raises(UsageError, match=r"methods\[0\] \(toy\): needs calibration data"):
+        load_study(path)

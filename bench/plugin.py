@@ -71,9 +71,11 @@ def pytest_configure(config):
     defaults: dict = {}
     try:
         profile = _matrix(config)
+        eager = _may_collect_cases(config)
         # The study's law, held-out sizes and gates, wherever the command line sets none.
-        defaults = option_defaults(profile)
-        cases = get_cases(profile)  # an unknown profile or a bad study file is a usage error, before collection
+        defaults = option_defaults(profile) if eager else {}
+        # An unknown profile or a bad study file is a usage error, before collection.
+        cases = get_cases(profile) if eager else []
         # A law-gate scope must name a group this run can fit: checked here, before any case runs
         # (a profile without post-training leaves it to the end, against the stored records' groups).
         from bench.study import case_group_names
@@ -89,7 +91,8 @@ def pytest_configure(config):
         resume=opt("--resume"), threads=opt("--threads"), law=opt("--law") or "p2", holdout=holdout, gates=tuple(gates),
         report=not opt("--no-report")))
     try:
-        session.validate()  # the law and held-out sizes, before any case spends compute
+        if eager:
+            session.validate()  # the law and held-out sizes, before any case spends compute
     except UsageError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION_KEY] = session
@@ -101,6 +104,21 @@ def pytest_configure(config):
     if worker is not None and worker.get("prunebench_cuda_device") is not None:
         # One GPU per xdist worker; set before anything in this process initialises CUDA.
         os.environ["CUDA_VISIBLE_DEVICES"] = worker["prunebench_cuda_device"]
+
+
+def _may_collect_cases(config) -> bool:
+    """Whether this run can collect benchmark cases: a matrix named (command line or
+    $PRUNEBENCH_PROFILE), or a path to collect in or above bench/. `pytest tests/x.py` skips
+    loading the study, which imports every pruning method (about 5 CPU seconds at each start);
+    a case collected anyway still loads it, in pytest_generate_tests."""
+    from pathlib import Path
+
+    if os.environ.get("PRUNEBENCH_PROFILE") or any(
+            a.split("=")[0] in ("--profile", "--study") for a in config.invocation_params.args):
+        return True
+    bench_dir = Path(__file__).resolve().parent
+    paths = [Path(str(a).split("::")[0]).resolve() for a in config.args]
+    return not paths or any(p == bench_dir or bench_dir in p.parents or p in bench_dir.parents for p in paths)
 
 
 def _matrix(config) -> str:

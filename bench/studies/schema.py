@@ -536,8 +536,7 @@ def _methods(w: _Where, value, calibration: tuple, models) -> tuple[MethodEntry,
 
 def _needs_calibration(method: str, options: dict, ratios) -> bool:
     """Whether the method draws calibration data with these options (as `prunebench prune` decides)."""
-    from bench.commands.prune import needs_calibration
-    from pruners.registry import make_config
+    from pruners.registry import make_config, needs_calibration
 
     return any(needs_calibration(make_config(method, ratio=r, **options)) for r in ratios or (0.0,))
 

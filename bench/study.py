@@ -72,6 +72,9 @@ class StudyConfig:
     search: str = "coarse"  # which grid of each law starts the search: "coarse" or "full"
     n_polish: int = 2
     forms: bool = True  # fit and compare every candidate form
+    # Refit the main fit once from the full grid, to see the coarse search suffices (about 12
+    # replicates' worth of time per group; `prunebench report --check-search` turns it on).
+    check_search: bool = False
 
 
 # ----------------------------------------------------------------------------- recipes
@@ -323,6 +326,21 @@ def study_group(family: str, method: str, runs: list, config: StudyConfig, recip
                              "constants": {}}
         g.tests = {"larger-n0": larger_n0(None, held_runs, fit_sizes, error=f"the fit failed: {exc}")}
         return g
+    if config.check_search and config.search == "coarse":
+        # The coarse grid is what makes 100 searched replicates affordable; one fit from the
+        # full grid says whether it finds this group's optimum (fit.json and the report say
+        # when it does not, and the intervals then come from a search that is too small).
+        try:
+            full = fit(fit_runs, law, units=units, starts=get_law(law).search_grid("full"), n_polish=config.n_polish)
+            better = full.objective < g.fit.objective * (1 - 1e-6)
+            g.search.update(full_grid_objective=full.objective, coarse_objective=g.fit.objective,
+                            coarse_reaches_full=not better)
+            if better:
+                g.notes.append(f"search: the full grid ({full.n_starts} starts) found a lower objective "
+                               f"({full.objective:.6g} < {g.fit.objective:.6g}); the coarse search misses this "
+                               "group's optimum: re-render with --search full")
+        except UsageError as exc:
+            g.notes.append(f"search check: {exc}")
     # Each later step can fail on its own (a bootstrap resample or the 80% within-run split
     # may have fewer points than parameters); that is recorded, and the rest still runs.
     boot_error = None

@@ -280,6 +280,12 @@ def fit_table(fit: dict) -> str:
         notes.append(f"Search: {search['starts']} starts ({search['grid']} grid), {search['n_polish']} polished; "
                      f"each of the {search['bootstrap_replicates']} bootstrap replicates is searched the same way "
                      "(no warm start).")
+        checked = [g for g in fit.get("groups", []) if "coarse_reaches_full" in (g.get("search") or {})]
+        missed = [g.get("key", g["family"]) for g in checked if not g["search"]["coarse_reaches_full"]]
+        if checked:
+            notes.append("The full grid, tried once per group, found no better optimum." if not missed else
+                         f"The full grid found a better optimum than the coarse search for {', '.join(missed)}: "
+                         "their intervals come from a search that is too small (re-render with --search full).")
     return text + ("\n" + " ".join(notes) + "\n" if notes else "")
 
 

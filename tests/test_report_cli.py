@@ -14,7 +14,7 @@ def test_mixed_recipes_render_separate_groups_and_plots(tmp_path, capsys):
                                                                              profile="synth-lora"):
         write_record(tmp_path, rec)
     out = tmp_path / "out"
-    assert main(["report", "--results-dir", str(tmp_path), "--out", str(out), "--bootstrap", "3"]) == 0
+    assert main(["report", "--results-dir", str(tmp_path), "--out", str(out), "--bootstrap", "3", "--check-search"]) == 0
     fit = json.loads((out / "fit.json").read_text())
     assert fit["schema"] == "prunebench.fit/2" and len(fit["groups"]) == 2
     recipes = {g["recipe"] for g in fit["groups"]}
@@ -24,6 +24,8 @@ def test_mixed_recipes_render_separate_groups_and_plots(tmp_path, capsys):
     report = (out / "report.md").read_text()
     assert "- `lora-" in report and "LoRA r=8, lr 0.005 constant" in report and "full, lr 0.0005 constant" in report
     assert fit["groups"][0]["bootstrap"]["n"] == 3
+    assert all(g["search"]["coarse_reaches_full"] for g in fit["groups"])
+    assert "The full grid, tried once per group, found no better optimum." in report
 
 
 def test_bad_bootstrap_and_missing_dir(tmp_path, capsys):

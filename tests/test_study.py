@@ -151,7 +151,7 @@ def test_within_run_failure_does_not_hide_the_extrapolation():
 def identified():
     """Five sizes (4 fitted) of curves from constants they identify, 0.05% noise."""
     recs = synthetic_records(noise=0.0005, sizes=SIZES5, nm=False, true_p2=IDENTIFIABLE_P2, controls=True)
-    (g,) = run_study(recs, StudyConfig(bootstrap=20)).groups
+    (g,) = run_study(recs, StudyConfig(bootstrap=20, check_search=True)).groups
     return g
 
 
@@ -162,6 +162,8 @@ def test_identified_fit_has_every_constant_identified(identified):
     assert set(ident["constants"]) == set(d["fit"]["constants"])
     assert all(c["identified"] and c["spread"] <= 10 for c in ident["constants"].values())
     assert d["bootstrap"]["search"] == {"starts": 128, "n_polish": 2, "warm_start": False}
+    # One fit from the full grid (2,187 starts) finds no better optimum than the coarse search.
+    assert d["search"]["coarse_reaches_full"] and d["search"]["full_grid_objective"] >= d["fit"]["objective"] * (1 - 1e-6)
     assert len(d["bootstrap"]["replicates"]["alpha"]) == 20
 
 

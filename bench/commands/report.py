@@ -18,6 +18,9 @@ def add_parser(p) -> None:
     p.add_argument("--search", choices=("coarse", "full"), default="coarse",
                    help="multistart grid of each law, for the main fit and every bootstrap replicate alike "
                         "(default coarse: 128 starts for p2; full: 2,187)")
+    p.add_argument("--check-search", action="store_true",
+                   help="also fit each group once from the full grid and say whether the coarse search reaches "
+                        "its optimum (costs about one full-grid fit per group)")
 
 
 def run(args) -> int:
@@ -30,7 +33,8 @@ def run(args) -> int:
     root, records = load_run(args.results_dir)
     if args.bootstrap is not None and args.bootstrap < 0:
         raise UsageError(f"--bootstrap must be >= 0, got {args.bootstrap}")
-    config = StudyConfig(law=args.law, holdout=tuple(args.holdout) if args.holdout else None, search=args.search)
+    config = StudyConfig(law=args.law, holdout=tuple(args.holdout) if args.holdout else None, search=args.search,
+                         check_search=args.check_search)
     if args.bootstrap is not None:
         config.bootstrap = args.bootstrap
     study = run_study(records, config)

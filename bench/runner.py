@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 
 from bench import perplexity
 from bench.cases import Case
-from bench.models import LoadedModel, count_params, default_dtype, load_model, resolve_device
+from bench.models import LoadedModel, count_params, default_dtype, load_model, resolve_cache_dir, resolve_device
 
 CALIB_KEYS = {"calibration": "source", "samples": "samples", "calib_seq_len": "seq_len", "seed": "seed"}
 
@@ -196,8 +196,12 @@ class CaseRunner:
         l0 = self.dense_heldout(case, recipe)
         checkpoint_eval = (lambda m: self.measure(loaded, case, model=m)) if recipe.ppl_at_checkpoints else None
         t0 = time.perf_counter()
+        # A distributed case keeps its sharded per-checkpoint state (DCP) under the cache, by case.
+        state_dir = (resolve_cache_dir(self.ctx.cache_dir) / "posttrain-state" / case.fingerprint()
+                     if recipe.processes > 1 else None)
         model, pt = posttrain(copy.deepcopy(loaded.model), loaded.tokenizer, recipe, data_dir=self.ctx.data_dir,
-                              masks=masks, checkpoint_eval=checkpoint_eval, progress=self.ctx.progress)
+                              masks=masks, checkpoint_eval=checkpoint_eval, progress=self.ctx.progress,
+                              state_dir=state_dir)
         fields["timings"]["posttrain_s"] = time.perf_counter() - t0
         params = fields["params"]
         pt.update({"L0": l0, "N0": params["before"], "N": params["after"], "rho": params["achieved_ratio"],

@@ -167,3 +167,26 @@ def test_posttrain_refuses_before_reading_data(tmp_path):
 
     with pytest.raises(UsageError, match="CPU core"):  # refused before the (missing) data is looked for
         posttrain(model(), byte_tokenizer(), _many(2 * (os.cpu_count() or 1)), data_dir=tmp_path / "nowhere")
+
+
+def test_the_runner_spawns_a_distributed_case(data_dir, tmp_path):
+    """A case whose recipe asks for 2 FSDP processes: the runner's record, masks and sharded state."""
+    from bench.cases import Case, EvalSpec, opts
+    from bench.runner import CaseRunner, RunContext
+
+    pt_opts = dict(tokens=256, checkpoint_every=128, batch_tokens=128, micro_batch_tokens=32, seq_len=32, lr=3e-3,
+                   eval_windows=2, max_documents=4, processes=2, engine="fsdp")
+    case = Case(profile="unit", model="tiny-llama", model_key="tiny", method="nm", ratio=0.5, label="2of4",
+                prune=opts(n=2, m=4, nm_method="magnitude"), evals=(EvalSpec("wikitext2", 32, 2),),
+                posttrain=opts(**pt_opts), family="tiny")
+    runner = CaseRunner(RunContext(data_dir=str(data_dir), cache_dir=str(tmp_path / "cache"), device="cpu",
+                                   progress=False))
+    fields = runner.run(case)
+    pt = fields["posttrain"]
+    assert fields["status"] == "ok" and pt["distributed"]["engine"] == "fsdp" and pt["distributed"]["processes"] == 2
+    assert pt["masks_kept"] and pt["mask_violations"] == 0
+    assert [c["tokens"] for c in pt["trajectory"]] == [128, 256]
+    state = tmp_path / "cache" / "posttrain-state" / case.fingerprint()
+    assert pt["distributed"]["sharded_state"] == str(state)
+    assert sorted(p.name for p in state.iterdir()) == ["step-00000001", "step-00000002"]
+    assert (state / "step-00000002" / "train_state.pt").is_file()

@@ -45,7 +45,12 @@ def plugin_env(tmp_path, data_dir):
 
 @pytest.fixture
 def clean_registry(monkeypatch):
-    """Run discovery afresh in this process and put the registry back afterwards."""
+    """Run discovery afresh in this process and put the registry back afterwards.
+
+    The built-ins register when their modules are first imported, which happens once per
+    process, so the snapshot is taken after a full discovery and restored whole.
+    """
+    registry.known_methods()
     saved = dict(registry._METHODS)
     monkeypatch.setattr(registry, "_DISCOVERED", False)
     monkeypatch.delenv(registry.PLUGINS_ENV, raising=False)

@@ -466,3 +466,39 @@ def test_semi_structured_timing_skips_without_cuda():
     model, report = _prune("llama", "nm", dict(nm_method="magnitude"))
     assert report.speed == {}  # only measured on CUDA
     assert "skipped" in semi_structured_speedup(model)
+
+
+BUILTIN = ("blockwise", "depth", "nm", "width")
+WRONG = {bool: 1, int: "4", float: "0.1", str: 3}  # a value of the wrong type for each option kind
+
+
+@pytest.mark.parametrize("method", BUILTIN)
+def test_config_declares_options_calibration_and_masks(method):
+    """Every built-in config declares its options (with help), calibration needs and shape."""
+    from pruners.registry import get_method, needs_calibration
+
+    m = get_method(method)
+    assert m.module == f"pruners.{method}"
+    assert all(o.help for o in m.options) and "ratio" in {o.name for o in m.options}
+    ratio = 0.5 if method == "nm" else 0.25
+    for opt in m.options:
+        if opt.choices:  # every declared choice builds a config (so help never lists a dead value)
+            for choice in opt.choices:
+                make_config(method, ratio=ratio, **{opt.name: choice})
+        if opt.kind is not None and opt.name != "ratio":
+            with pytest.raises(UsageError, match=f"option '{opt.name}' must be"):
+                make_config(method, ratio=ratio, **{opt.name: WRONG[opt.kind]})
+    samples, seq_len = m.calibration_shape
+    assert samples >= 1 and seq_len >= 2
+    expected = {"blockwise": False, "depth": True, "nm": False, "width": True}[method]  # default options
+    assert needs_calibration(make_config(method, ratio=ratio)) is expected
+
+
+def test_only_masking_methods_leave_masks_to_keep():
+    for method, fields in [("depth", dict(ratio=0.3)), ("width", dict(ratio=0.3)),
+                           ("blockwise", dict(ratio=0.5, layers=(1, 3))), ("nm", {})]:
+        report = prune(tiny("llama"), ids(), make_config(method, **fields))
+        assert report.keeps_masks is (method == "nm") and bool(report.masks) is (method == "nm"), method
+        assert report.to_dict()["keeps_masks"] is (method == "nm")
+    report = prune(tiny("llama"), None, make_config("nm", keep_masks=False))
+    assert report.masks is None and not report.keeps_masks

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import records as rec_mod
-from reports.markdown import fmt_num, fmt_pct
+from reports.markdown import fmt_num
 from bench.cases import Case
 from bench.errors import UsageError, did_you_mean
 from bench.locks import RunLock
@@ -321,8 +321,8 @@ class BenchSession:
         fin = self.finished
         if fin is not None:
             if fin.study is not None:
-                for key, err in sorted(fin.study.heldout_errors().items()):
-                    lines.append(f"law {self.options.law}: extrapolation error on held-out {key}: {fmt_pct(err / 100)}")
+                # A run-away or unidentified fit is named as such, never printed as a measurement.
+                lines += [f"law {self.options.law}: extrapolation to {line}" for line in fin.study.heldout_lines()]
             for v in fin.verdicts:
                 lines.append(f"{'GATE PASSED' if v.passed else 'GATE FAILED'} {v.name}: {v.detail}")
             if fin.usage_error:

@@ -34,7 +34,7 @@ def test_report_plots_and_fit_json_are_written(seeded):
     pytester, results = seeded
     run = _run(pytester, results)
     run.assert_outcomes(passed=1)
-    run.stdout.fnmatch_lines(["*extrapolation error on held-out synth-llama/depth@full-*/s4:*%", "*report: *report.md"])
+    run.stdout.fnmatch_lines(["*extrapolation to held-out synth-llama/depth@full-*/s4: MAPE *%*", "*report: *report.md"])
     report = (results / "report.md").read_text()
     assert "## Scaling law fit (`p2`)" in report and "synth-llama/nm" in report and "tiny-llama" in report
     for heading in ("## Generalisation tests", "## Candidate forms", "## Conditions a law must meet"):

@@ -28,6 +28,7 @@ them to receive them.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import types
 import typing
 from dataclasses import dataclass
@@ -83,9 +84,9 @@ class Option:
         """Refuse a value of the wrong type (study files, Python callers) with one line."""
         if self.kind is None or (value is None and self.optional):
             return
-        ok = isinstance(value, self.kind) and not (self.kind is not bool and isinstance(value, bool))
-        if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
-            ok = True
+        # numbers.Real / Integral, so numpy scalars pass; a bool is never a number here
+        want = {float: numbers.Real, int: numbers.Integral}.get(self.kind, self.kind)
+        ok = isinstance(value, want) and (self.kind is bool or not isinstance(value, bool))
         if not ok:
             raise UsageError(f"{where} option {self.name!r} must be {_TYPE_WORDS[self.kind]}"
                              f"{' or absent' if self.optional else ''}, got {value!r}")

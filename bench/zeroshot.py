@@ -85,6 +85,10 @@ class ZeroShotSpec:
     bootstrap_iters: int = DEFAULT_BOOTSTRAP_ITERS
 
     def __post_init__(self):
+        # Tuples whatever the caller passed, so the spec stays hashable (cases are memo keys).
+        tasks = parse_tasks(self.tasks) if isinstance(self.tasks, str) else tuple(self.tasks)
+        object.__setattr__(self, "tasks", tasks)
+        object.__setattr__(self, "task_limits", tuple((t, k) for t, k in self.task_limits))
         if not self.tasks:
             raise UsageError("no zero-shot tasks given; name at least one, e.g. --tasks wikitext,wikitext_lastword")
         if len(set(self.tasks)) != len(self.tasks):

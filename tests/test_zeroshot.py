@@ -171,3 +171,28 @@ def test_post_trained_case_measures_before_and_after(data_dir):
     after = zeroshot.value_of(fields["zeroshot"], "wikitext_lastword", "perplexity")["value"]
     assert before != after  # post-training changed the model that was evaluated
     assert fields["config"]["zeroshot"]["limit"] == 3
+
+
+def test_one_wrapper_and_one_harness_call_for_all_tasks(data_dir, monkeypatch):
+    """All tasks of an evaluation share one HFLM around the in-memory model (no reload)."""
+    import lm_eval
+    from lm_eval.models.huggingface import HFLM
+
+    wrapped, calls = [], []
+    real_init, real_eval = HFLM.__init__, lm_eval.simple_evaluate
+
+    def counting_init(self, *args, **kwargs):  # a spy: the real constructor runs
+        wrapped.append(kwargs["pretrained"])
+        real_init(self, *args, **kwargs)
+
+    def counting_eval(*args, **kwargs):
+        calls.append(tuple(kwargs["tasks"]))
+        return real_eval(*args, **kwargs)
+
+    monkeypatch.setattr(HFLM, "__init__", counting_init)
+    monkeypatch.setattr(lm_eval, "simple_evaluate", counting_eval)
+    model = tiny_model("llama")
+    spec = zeroshot.ZeroShotSpec(LOCAL_TASKS, limit=1, max_length=64, bootstrap_iters=10)
+    zeroshot.evaluate(model, byte_tokenizer(), zeroshot.prepare(spec, data_dir))
+    assert len(wrapped) == 1 and wrapped[0] is model  # the object itself, not a reloaded copy
+    assert calls == [LOCAL_TASKS]

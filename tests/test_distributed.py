@@ -57,14 +57,15 @@ def nm_case():
     return m, masks, ref, res
 
 
-@pytest.mark.parametrize("engine", ["ddp", "fsdp"])
-def test_two_process_trajectory_matches_one_process(engine, nm_case, tmp_path):
+@pytest.mark.parametrize("engine, checkpointing", [("ddp", False), ("fsdp", True)])
+def test_two_process_trajectory_matches_one_process(engine, checkpointing, nm_case, tmp_path):
+    """Activation checkpointing (the paper recipe's) only recomputes, so FSDP with it still matches."""
     from pruners.nm import check_pattern
 
     base, masks, ref, ref_res = nm_case
     m = copy.deepcopy(base)
-    res = distributed.run(m, windows(), recipe(processes=2, engine=engine), heldout=windows(4, seed=9),
-                          masks=masks, state_dir=tmp_path / "state")
+    r = recipe(processes=2, engine=engine, grad_checkpointing=checkpointing)
+    res = distributed.run(m, windows(), r, heldout=windows(4, seed=9), masks=masks, state_dir=tmp_path / "state")
     assert res.tokens == ref_res.tokens and res.micro_batches == ref_res.micro_batches
     assert res.initial_val_loss == pytest.approx(ref_res.initial_val_loss, rel=1e-5)
     for (t, tl, vl), (rt, rtl, rvl) in zip(_traj(res), _traj(ref_res), strict=True):

@@ -88,16 +88,27 @@ def recipe_config(rec: dict) -> dict:
     return dict(cfg or {})
 
 
+# Recipe fields that change how a run executes or what it records, not the loss curve it
+# traces: runs that differ only in these belong to one experiment.
+EXECUTION_ONLY = ("micro_batch_tokens", "grad_checkpointing", "ppl_at_checkpoints", "processes", "engine",
+                  "backend", "checkpoint_every")
+
+
 def recipe_label(cfg: dict) -> str:
     """A short, stable name of a recipe config: its kind and a digest ("full-3f2a1c").
 
     The digest is of the case's declared recipe, so the label stays the same across runs and
-    machines, and two profiles that post-train differently never share one.
+    machines, and two profiles that post-train differently never share one. Left out of it:
+    the execution-only fields, and the token budget under a constant schedule, where a shorter
+    run is a prefix of a longer one (the paper's 0.5B- and 1B-token models are one experiment).
     """
     if not cfg:
         return "unrecorded"
     kind = "lora" if cfg.get("lora") else "full"
-    digest = hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:6]
+    ident = {k: v for k, v in cfg.items() if k not in EXECUTION_ONLY}
+    if ident.get("schedule", "constant") == "constant":
+        ident.pop("tokens", None)
+    digest = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:6]
     return f"{kind}-{digest}"
 
 

@@ -233,3 +233,18 @@ def test_heldout_lines_never_show_a_runaway_or_unverdicted_figure_bare(study):
     m.update(mape=1.7e35, runaway="run-away prediction (off by a factor 1.7e+33 at some checkpoint; limit 10)")
     line = s.heldout_lines()[0]
     assert "run-away prediction" in line and "e+35" not in line
+
+
+def test_recipe_label_names_the_experiment_not_its_execution():
+    from bench.study import recipe_label
+
+    base = {"lr": 2e-5, "schedule": "constant", "tokens": 499_122_176, "batch_tokens": 262_144}
+    # The paper's 0.5B- and 1B-token runs at a constant lr are one experiment (a prefix), and
+    # how a run is spread over processes does not change its curve.
+    assert recipe_label(base) == recipe_label(dict(base, tokens=998_244_352))
+    assert recipe_label(base) == recipe_label(dict(base, processes=8, engine="fsdp", micro_batch_tokens=8192))
+    # Under a decaying schedule the budget shapes the whole curve; lr and LoRA always count.
+    cosine = dict(base, schedule="cosine")
+    assert recipe_label(cosine) != recipe_label(dict(cosine, tokens=998_244_352))
+    assert recipe_label(base) != recipe_label(dict(base, lr=5e-4))
+    assert recipe_label(dict(base, lora=True)).startswith("lora-")

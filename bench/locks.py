@@ -30,12 +30,20 @@ from bench.errors import UsageError
 RUN_LOCK_NAME = ".prunebench-run.json"
 
 
+LOCK_DIR = ".locks"
+
+
 @contextmanager
 def entry_lock(path: Path):
-    """Hold the build lock of the cache entry `path` (a sibling file ``.<name>.lock``)."""
+    """Hold the build lock of the cache entry `path`: ``<parent>/.locks/<name>.lock``.
+
+    The lock files stay (removing a lock file another process may be waiting on is a race),
+    in one folder of their own beside the entries, so listings of the cache stay entries only.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path.parent / f".{path.name}.lock")):
+    locks = path.parent / LOCK_DIR
+    locks.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(locks / f"{path.name}.lock")):
         yield
 
 

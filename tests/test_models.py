@@ -164,3 +164,37 @@ def test_a_killed_build_leaves_nothing_the_next_build_keeps(tmp_path):
     models.atomic_dir(final, lambda tmp: (tmp / "weights").write_text("whole"))
     assert sorted(p.name for p in final.parent.iterdir() if p.name != LOCK_DIR) == sorted(["entry", live.name])
     assert (final / "weights").read_text() == "whole"
+
+
+_COUNTED_BUILD = """
+import os, sys, time
+from pathlib import Path
+from bench.models import atomic_dir
+
+final, log = Path(sys.argv[1]), Path(sys.argv[2])
+
+def build(tmp):
+    with open(log, "a") as fh:
+        fh.write(f"{os.getpid()}\\n")
+    time.sleep(1.5)  # long enough for the other process to be waiting on the lock
+    (tmp / "weights").write_text(str(os.getpid()))
+
+atomic_dir(final, build, ready=lambda d: (d / "weights").is_file())
+print((final / "weights").read_text(), flush=True)
+"""
+
+
+def test_concurrent_builders_build_an_entry_once(tmp_path):
+    """Two processes (e.g. xdist workers) asking for one missing entry: one builds, the other waits
+    for the entry lock, finds the entry ready and uses it (issue 9)."""
+    import subprocess
+    import sys
+
+    final, log = tmp_path / "zoo" / "entry", tmp_path / "builds.log"
+    procs = [subprocess.Popen([sys.executable, "-c", _COUNTED_BUILD, str(final), str(log)],
+                              stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    builders = log.read_text().split()
+    assert len(builders) == 1  # built once
+    assert outs == [builders[0], builders[0]]  # both use the one build

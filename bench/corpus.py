@@ -1,7 +1,17 @@
 """Training corpora for the nano zoo and post-training, cut into disjoint slices.
 
 A corpus is a list of documents (WikiText-2 train: its 629 articles, each the rows between two
-level-1 headings). It is cut, by whole documents, into three disjoint slices:
+level-1 headings; C4 and SlimPajama: one record's ``text`` each). The corpora (`CORPORA`):
+
+* ``wikitext2``: WikiText-2 train from the data directory (`bench.data`);
+* ``c4``: the C4 sample of the data directory (1,000 documents locally);
+* ``slimpajama``: a local directory of ``.jsonl``, ``.jsonl.zst`` or ``.parquet`` files with a
+  ``text`` field (`bench.corpora_local`), named by the recipe's ``corpus_dir`` or, when that is
+  unset, ``$PRUNEBENCH_SLIMPAJAMA_DIR``; with neither, and only when the hub is reachable, the
+  first ``$PRUNEBENCH_SLIMPAJAMA_DOCS`` (default 1,000,000) documents of SlimPajama-627B streamed
+  through ``datasets``.
+
+It is cut, by whole documents, into three disjoint slices:
 
 * ``heldout``: every checkpoint's held-out loss is measured on a fixed prefix of this slice,
   the same windows for every case; no model ever trains on it;
@@ -16,26 +26,45 @@ run measured drift towards whatever topics the training slice happened to hold.
 Cutting by documents (not tokens) makes the slices independent of the tokenizer, so a Llama and
 a Qwen2 family, or a real model with its own tokenizer, see the same text. A document's text
 is its rows joined with ``"\\n\\n"``, as the perplexity protocol joins evaluation rows, so the
-models learn the blank-line structure they are evaluated on.
+models learn the blank-line structure they are evaluated on; a C4 or SlimPajama document is its
+text followed by ``"\\n\\n"``, the same separator, so documents do not run into each other.
+
+Token streams are cached twice: per process, and on disk under
+``<cache>/corpora/<key>.pt`` (``$PRUNEBENCH_CACHE_DIR``, else ``~/.cache/prunebench``), where the
+key covers the data's identity (each file's sha256, or the hub coordinates), the cut, the slice,
+the document limit and the tokenizer's identity. So an xdist worker or the next run loads the
+stream instead of tokenising the corpus again; the file is written atomically under a lock.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import json
+import os
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 
 from bench import data as data_mod
 from bench.errors import UsageError, did_you_mean
 
-# corpus name -> (bench.data dataset, split). The raw WikiText-2 train split is not available
-# offline; the tokenized copy (with <unk>) is its stand-in, as DESIGN.md section 3 says.
+# corpus name -> (bench.data dataset, split), or None for a corpus read from its own directory
+# (or the hub). The raw WikiText-2 train split is not available offline; the tokenized copy
+# (with <unk>) is its stand-in, as DESIGN.md section 3 says.
 CORPORA = {
     "wikitext2": ("wikitext2-tokens", "train"),
+    "c4": ("c4", "train"),
+    "slimpajama": None,
 }
+DIRECTORY_CORPORA = ("slimpajama",)
+SLIMPAJAMA_DIR_ENV = "PRUNEBENCH_SLIMPAJAMA_DIR"
+SLIMPAJAMA_DOCS_ENV = "PRUNEBENCH_SLIMPAJAMA_DOCS"
+SLIMPAJAMA_HUB = "cerebras/SlimPajama-627B"
+SLIMPAJAMA_HUB_DOCS = 1_000_000
+STREAM_FORMAT = 1  # bump when the on-disk token-stream layout or tokenisation rule changes
 
 SLICES = ("pretrain", "posttrain", "heldout")
 _HEADING = re.compile(r"^ = [^=].* = \n$")  # " = Title = " starts a WikiText article
@@ -57,15 +86,26 @@ class SliceSpec:
         heldout_frac: fraction of documents held out for validation.
         posttrain_frac: fraction of documents kept out of pre-training for post-training.
         seed: seed of the document permutation that assigns documents to slices.
+        corpus_dir: directory corpora (slimpajama) only: where its files are; None:
+            ``$PRUNEBENCH_SLIMPAJAMA_DIR``, then the hub. Left out of the repr (and of `to_dict`
+            when None) so the cache keys of existing corpora stay what they were; the files'
+            contents enter every digest instead.
     """
 
     corpus: str = "wikitext2"
     heldout_frac: float = 0.04
     posttrain_frac: float = 0.10
     seed: int = 0  # the document permutation
+    corpus_dir: str | None = field(default=None, repr=False)
 
     def __post_init__(self):
         check_corpus(self.corpus)
+        if self.corpus_dir is not None:
+            if self.corpus not in DIRECTORY_CORPORA:
+                raise UsageError(f"corpus_dir applies to {', '.join(DIRECTORY_CORPORA)} only; corpus "
+                                 f"{self.corpus!r} is read from the data directory (--data-dir)")
+            if not isinstance(self.corpus_dir, str) or not self.corpus_dir:
+                raise UsageError(f"corpus_dir must be a directory path (a string), got {self.corpus_dir!r}")
         for name in ("heldout_frac", "posttrain_frac"):
             v = getattr(self, name)
             if not 0 < v < 1:
@@ -74,7 +114,10 @@ class SliceSpec:
             raise UsageError("heldout_frac + posttrain_frac must leave documents for pre-training")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if d["corpus_dir"] is None:
+            del d["corpus_dir"]
+        return d
 
 
 def split_documents(rows: list[str]) -> list[list[str]]:
@@ -105,26 +148,79 @@ def assignment(n_docs: int, spec: SliceSpec) -> dict[str, list[int]]:
             "pretrain": sorted(perm[n_held + n_post:])}
 
 
-def _documents(spec: SliceSpec, data_dir) -> list[list[str]]:
-    dataset, split = CORPORA[spec.corpus]
-    return split_documents(data_mod.load_rows(dataset, split, data_dir))
+def origin(spec: SliceSpec, data_dir=None) -> tuple:
+    """Where the corpus's documents come from, resolved now (part of every cache key).
+
+    Returns:
+        ``("data", root)`` (a `bench.data` corpus; root None: the hub), ``("dir", path)`` or
+        ``("hub", dataset id, documents)``.
+    """
+    if CORPORA[spec.corpus] is not None:
+        root = data_mod.resolve_data_dir(data_dir)
+        return ("data", None if root is None else str(root))
+    chosen = spec.corpus_dir or os.environ.get(SLIMPAJAMA_DIR_ENV) or None
+    if chosen is not None:
+        return ("dir", str(Path(chosen).expanduser().resolve()))
+    if data_mod.hub_reachable():
+        return ("hub", SLIMPAJAMA_HUB, _hub_documents_wanted())
+    raise UsageError(f"corpus {spec.corpus!r} needs a local directory offline: set the recipe's corpus_dir or "
+                     f"${SLIMPAJAMA_DIR_ENV} to a directory of .jsonl, .jsonl.zst or .parquet files with a "
+                     f"'text' field, or run online to stream it from the hub")
+
+
+@functools.lru_cache(maxsize=4)
+def _document_texts(corpus: str, where: tuple) -> tuple[str, ...]:
+    """Every document of the corpus, as the text it is trained on, in source order."""
+    if where[0] == "data":
+        dataset, split = CORPORA[corpus]
+        rows = data_mod.load_rows(dataset, split, where[1])
+        if corpus == "wikitext2":
+            return tuple(document_text(d) for d in split_documents(rows))
+        return tuple(row + "\n\n" for row in rows if row.strip())
+    if where[0] == "dir":
+        from bench import corpora_local
+
+        return tuple(t + "\n\n" for t in corpora_local.read_directory(where[1]))
+    return tuple(t + "\n\n" for t in _stream_hub(where[1], where[2]))
 
 
 def slice_texts(spec: SliceSpec, name: str, data_dir=None) -> list[str]:
     """The documents of one slice, as texts (see the module docstring)."""
     if name not in SLICES:
         raise UsageError(f"unknown corpus slice {name!r}{did_you_mean(name, SLICES)}; choose one of {', '.join(SLICES)}")
-    docs = _documents(spec, data_dir)
-    return [document_text(docs[i]) for i in assignment(len(docs), spec)[name]]
+    texts = _document_texts(spec.corpus, origin(spec, data_dir))
+    return [texts[i] for i in assignment(len(texts), spec)[name]]
+
+
+def source_identity(spec: SliceSpec, data_dir=None) -> dict:
+    """What the corpus's data is, without reading its documents: file digests or hub coordinates.
+
+    Directory corpora give a digest over every file's relative path, size and sha256 (the list
+    itself can run to thousands of files), so a copied directory keeps its identity.
+    """
+    where = origin(spec, data_dir)
+    if where[0] == "data":
+        dataset, split = CORPORA[spec.corpus]
+        out = data_mod.data_identity(dataset, split, where[1])
+        if where[1] is not None:  # the file's own digest, so an edited file never hits a stale cache
+            out["sha256"] = data_mod.file_sha256(Path(where[1]) / data_mod.get_source(dataset, split).relpath)
+        return out
+    if where[0] == "dir":
+        from bench import corpora_local
+
+        files = corpora_local.directory_identity(where[1])
+        digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+        return {"dataset": spec.corpus, "source": "local", "directory": where[1], "files": len(files),
+                "bytes": sum(f["bytes"] for f in files), "sha256": digest}
+    return {"dataset": spec.corpus, "source": "hub", "hub": where[1], "documents": where[2]}
 
 
 def slice_info(spec: SliceSpec, data_dir=None) -> dict:
     """What to record about the slices: the cut (documents per slice) and the data's identity."""
-    dataset, split = CORPORA[spec.corpus]
-    docs = _documents(spec, data_dir)
-    return {**spec.to_dict(), "documents": len(docs),
-            "documents_per_slice": {k: len(v) for k, v in assignment(len(docs), spec).items()},
-            "data": data_mod.data_identity(dataset, split, data_dir)}
+    n_docs = len(_document_texts(spec.corpus, origin(spec, data_dir)))
+    return {**spec.to_dict(), "documents": n_docs,
+            "documents_per_slice": {k: len(v) for k, v in assignment(n_docs, spec).items()},
+            "data": source_identity(spec, data_dir)}
 
 
 _STREAMS: dict[tuple, torch.Tensor] = {}
@@ -135,22 +231,60 @@ def token_stream(tokenizer, spec: SliceSpec, name: str, data_dir=None, max_docum
 
     Args:
         max_documents: only the slice's first this many documents (None: all).
-    Cached per process and (tokenizer, corpus, cut, slice, document limit, data directory).
+    Cached per process and (tokenizer, corpus, cut, slice, document limit, data source), and on
+    disk (see the module docstring) so that no other process tokenises the same slice again.
     """
     from bench.perplexity import tokenizer_key
 
-    root = data_mod.resolve_data_dir(data_dir)
-    key = (tokenizer_key(tokenizer), spec, name, max_documents, None if root is None else str(root))
+    if name not in SLICES:
+        raise UsageError(f"unknown corpus slice {name!r}{did_you_mean(name, SLICES)}; choose one of {', '.join(SLICES)}")
+    tok = tokenizer_key(tokenizer)
+    key = (tok, spec, name, max_documents, origin(spec, data_dir))
     if key not in _STREAMS:
         if len(_STREAMS) >= 16:
             _STREAMS.pop(next(iter(_STREAMS)))
-        texts = slice_texts(spec, name, data_dir)[:max_documents]
-        ids: list[int] = []
-        for s in range(0, len(texts), 64):
-            for row in tokenizer(texts[s:s + 64], add_special_tokens=False)["input_ids"]:
-                ids.extend(row)
-        _STREAMS[key] = torch.tensor(ids, dtype=torch.long)
+        inputs = {"format": STREAM_FORMAT, "data": source_identity(spec, data_dir), "slices": spec.to_dict(),
+                  "slice": name, "max_documents": max_documents, "tokenizer": tok}
+        inputs["slices"].pop("corpus_dir", None)  # where the files are is not what they are
+        inputs["data"].pop("directory", None)
+        _STREAMS[key] = _disk_cached(inputs, lambda: tokenize(tokenizer, slice_texts(spec, name, data_dir)[:max_documents]))
     return _STREAMS[key]
+
+
+def tokenize(tokenizer, texts: list[str]) -> torch.Tensor:
+    """Texts tokenised one by one (no special tokens), in batches of 64, concatenated. Shape (T,)."""
+    ids: list[int] = []
+    for s in range(0, len(texts), 64):
+        for row in tokenizer(texts[s:s + 64], add_special_tokens=False)["input_ids"]:
+            ids.extend(row)
+    return torch.tensor(ids, dtype=torch.long)
+
+
+def stream_path(inputs: dict, cache_dir=None) -> Path:
+    """Where the token stream of `inputs` lives on disk: ``<cache>/corpora/<key>.pt``."""
+    from bench.models import resolve_cache_dir
+
+    key = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:24]
+    return resolve_cache_dir(cache_dir) / "corpora" / f"{key}.pt"
+
+
+def _disk_cached(inputs: dict, build) -> torch.Tensor:
+    """Load the stream of `inputs` from disk, or `build()` it and write it atomically."""
+    from bench.locks import entry_lock
+
+    path = stream_path(inputs)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    want = json.dumps(inputs, sort_keys=True)
+    with entry_lock(path):  # xdist workers wait for the one tokenising instead of repeating it
+        if path.is_file():
+            blob = torch.load(path, weights_only=True)
+            if json.dumps(blob.get("inputs"), sort_keys=True) == want:
+                return blob["ids"]
+        ids = build()
+        tmp = path.with_name(f".tmp-{path.name}.{os.getpid()}")
+        torch.save({"inputs": inputs, "ids": ids}, tmp)
+        os.replace(tmp, path)
+    return ids
 
 
 def windows(stream: torch.Tensor, seq_len: int) -> torch.Tensor:
@@ -161,14 +295,39 @@ def windows(stream: torch.Tensor, seq_len: int) -> torch.Tensor:
 
 def corpus_hash(spec: SliceSpec, data_dir=None) -> str:
     """A digest of the text of every slice, for cache keys (changes when the data changes)."""
-    root = data_mod.resolve_data_dir(data_dir)
-    return _corpus_hash(spec, None if root is None else str(root))
+    return _corpus_hash(spec, origin(spec, data_dir))
 
 
 @functools.lru_cache(maxsize=8)
-def _corpus_hash(spec: SliceSpec, root: str | None) -> str:
+def _corpus_hash(spec: SliceSpec, where: tuple) -> str:
     h = hashlib.sha256(repr(spec).encode())
+    texts = _document_texts(spec.corpus, where)
+    slices = assignment(len(texts), spec)
     for name in SLICES:
-        for text in slice_texts(spec, name, root):
-            h.update(text.encode())
+        for i in slices[name]:
+            h.update(texts[i].encode())
     return h.hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- the hub (online only)
+# Untestable offline; kept to these two functions so the local path above is the tested one.
+
+
+def _hub_documents_wanted() -> int:
+    raw = os.environ.get(SLIMPAJAMA_DOCS_ENV) or str(SLIMPAJAMA_HUB_DOCS)
+    if not raw.isdigit() or int(raw) < 3:
+        raise UsageError(f"${SLIMPAJAMA_DOCS_ENV} must be a whole number of documents (at least 3), got {raw!r}")
+    return int(raw)
+
+
+def _stream_hub(dataset: str, documents: int) -> list[str]:
+    """The first `documents` non-blank texts of `dataset`'s train split, streamed."""
+    from datasets import load_dataset
+
+    texts = []
+    for row in load_dataset(dataset, split="train", streaming=True):
+        if row["text"].strip():
+            texts.append(row["text"])
+            if len(texts) >= documents:
+                break
+    return texts

@@ -60,7 +60,10 @@ class Recipe:
         weight_decay: AdamW decoupled weight decay (not applied to norms and biases).
         beta1, beta2, eps: AdamW.
         grad_clip: clip the global gradient norm to this (0 disables).
-        corpus: training corpus (`bench.corpus.CORPORA`).
+        corpus: training corpus (`bench.corpus.CORPORA`: wikitext2, c4 or slimpajama).
+        corpus_dir: slimpajama only: a directory of .jsonl/.jsonl.zst/.parquet files with a
+            ``text`` field; None: ``$PRUNEBENCH_SLIMPAJAMA_DIR``, then the hub (online). Left out
+            of `to_dict` when None, so existing recipes keep their cache keys.
         heldout_frac, posttrain_frac, slice_seed: how the corpus is cut (`bench.corpus.SliceSpec`).
         train_slice: which slice to train on: ``posttrain`` (documents no base saw) or
             ``pretrain`` (continue on the bases' own corpus; the zoo pre-trains on it).
@@ -120,6 +123,7 @@ class Recipe:
     engine: str = "ddp"
     backend: str = "auto"
     param_dtype: str = "float32"
+    corpus_dir: str | None = None
 
     def __post_init__(self):
         corpus_mod.check_corpus(self.corpus)
@@ -203,7 +207,8 @@ class Recipe:
 
     @property
     def slices(self) -> corpus_mod.SliceSpec:
-        return corpus_mod.SliceSpec(self.corpus, self.heldout_frac, self.posttrain_frac, self.slice_seed)
+        return corpus_mod.SliceSpec(self.corpus, self.heldout_frac, self.posttrain_frac, self.slice_seed,
+                                    self.corpus_dir)
 
     @property
     def steps(self) -> int:
@@ -232,7 +237,10 @@ class Recipe:
         return self.lr - (self.lr - lo) * min(progress, 1.0)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if d["corpus_dir"] is None:
+            del d["corpus_dir"]
+        return d
 
 
 @dataclass

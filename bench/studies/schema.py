@@ -59,7 +59,8 @@ budget; ``--full-eval`` lifts them. Case options are what the file declares (val
 filled with defaults), so a case's fingerprint changes only when its file does.
 
 Room for what comes next (issue 10 items 4-7): ``[posttrain] corpus`` names a corpus of
-`bench.corpus.CORPORA` (``slimpajama`` is accepted before it lands, see `PENDING_CORPORA`); a
+`bench.corpus.CORPORA` (wikitext2, c4, slimpajama; ``corpus_dir`` names slimpajama's local
+directory, else ``$PRUNEBENCH_SLIMPAJAMA_DIR``, which keeps machine paths out of a study); a
 model's ``revision`` key is reserved for pinning a hub revision, and refused until model
 loading can honour it; a memory estimate per case can start from `bench.studies.params`, whose
 meta-device models give each case's exact parameter count before anything is loaded.
@@ -448,10 +449,10 @@ def _recipe(w: _Where, options: dict, key: str):
         raise w.error(key, " ".join(str(exc).split())) from None
 
 
-# Corpora that issue 10 item 4 adds (SlimPajama from the hub or local .jsonl/.parquet files).
-# A study may name one before it lands: the rest of its recipe is validated, and a case that
-# post-trains on it fails when it runs with the corpus module's own error.
-PENDING_CORPORA = ("slimpajama",)
+# Corpora a study may name before this build has them: the rest of its recipe is validated, and
+# a case that post-trains on one fails when it runs with the corpus module's own error. Empty
+# since slimpajama landed (issue 10 item 4).
+PENDING_CORPORA: tuple[str, ...] = ()
 
 
 def pending_corpus(study: Study) -> str | None:

@@ -184,6 +184,14 @@ def _document_texts(corpus: str, where: tuple) -> tuple[str, ...]:
     return tuple(t + "\n\n" for t in _stream_hub(where[1], where[2]))
 
 
+def documents(spec: SliceSpec, data_dir=None) -> list[str]:
+    """Every document of the corpus as its training text, in source order (before the cut)."""
+    return list(_document_texts(spec.corpus, origin(spec, data_dir)))
+
+
+_documents = documents  # the earlier private name, which tests/test_zoo.py reads
+
+
 def slice_texts(spec: SliceSpec, name: str, data_dir=None) -> list[str]:
     """The documents of one slice, as texts (see the module docstring)."""
     if name not in SLICES:

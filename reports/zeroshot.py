@@ -71,7 +71,8 @@ def _cap_note(caps: dict) -> str:
     if not caps:
         return ""
     parts = [f"{task}: first {k} of {n} documents" for task, (k, n) in sorted(caps.items())]
-    return f"\n{CAP_MARK} capped: computed on a subset ({'; '.join(parts)}); not comparable to full-task figures.\n"
+    # Escaped: a line that starts with a bare "*" is a markdown list item.
+    return f"\n\\{CAP_MARK} capped: computed on a subset ({'; '.join(parts)}); not comparable to full-task figures.\n"
 
 
 def llm_pruner_table(records: list[dict]) -> str:

@@ -47,6 +47,7 @@ def test_capped_figures_are_marked_and_explained():
     table = offline_table([record("a", "dense", "dense", 0.0, results)])
     assert "| 20.76*" in table and "| 29.17*" in table
     assert "wikitext: first 1 of 62 documents" in table and "wikitext_lastword: first 24 of 1306 documents" in table
+    assert "\n\\* capped: computed on a subset" in table  # escaped, so markdown shows a note, not a list
 
 
 def test_post_trained_case_has_a_row_per_stage():

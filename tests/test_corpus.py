@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -283,3 +284,18 @@ def test_slimpajama_offline_without_a_directory_says_how_to_give_one(cache):
 def test_corpus_dir_belongs_to_directory_corpora_only():
     with pytest.raises(UsageError, match="corpus_dir applies to slimpajama only"):
         Recipe(corpus="wikitext2", corpus_dir="/data/x")
+
+
+def test_a_study_names_slimpajama_and_its_directory(tmp_path, sp_dir):
+    from bench.studies.schema import load_study, pending_corpus
+
+    head = (Path(__file__).parents[1] / "bench" / "studies" / "tiny.toml").read_text()
+    good = tmp_path / "mine.toml"
+    good.write_text(head + f'\n[posttrain]\ncorpus = "slimpajama"\ncorpus_dir = "{sp_dir}"\ntokens = 512\n'
+                           'checkpoint_every = 256\nbatch_tokens = 128\nmicro_batch_tokens = 128\nseq_len = 32\n')
+    study = load_study(good)
+    assert dict(study.posttrain)["corpus_dir"] == str(sp_dir) and pending_corpus(study) is None
+    bad = tmp_path / "typo.toml"
+    bad.write_text(head + '\n[posttrain]\ncorpus = "slimpajama"\ncorpus_dirs = "/x"\n')
+    with pytest.raises(UsageError, match="did you mean 'corpus_dir'"):
+        load_study(bad)

@@ -64,7 +64,7 @@ SLIMPAJAMA_DIR_ENV = "PRUNEBENCH_SLIMPAJAMA_DIR"
 SLIMPAJAMA_DOCS_ENV = "PRUNEBENCH_SLIMPAJAMA_DOCS"
 SLIMPAJAMA_HUB = "cerebras/SlimPajama-627B"
 SLIMPAJAMA_HUB_DOCS = 1_000_000
-STREAM_FORMAT = 1  # bump when the on-disk token-stream layout or tokenisation rule changes
+STREAM_FORMAT = 2  # bump when the on-disk token-stream layout or tokenisation rule changes
 
 SLICES = ("pretrain", "posttrain", "heldout")
 _HEADING = re.compile(r"^ = [^=].* = \n$")  # " = Title = " starts a WikiText article
@@ -225,13 +225,18 @@ def source_identity(spec: SliceSpec, data_dir=None) -> dict:
 
 def slice_info(spec: SliceSpec, data_dir=None) -> dict:
     """What to record about the slices: the cut (documents per slice) and the data's identity."""
-    n_docs = len(_document_texts(spec.corpus, origin(spec, data_dir)))
+    where = origin(spec, data_dir)
+    # A stream read from the disk cache brought the count along: no re-reading a large corpus.
+    n_docs = _COUNTS.get((spec.corpus, where))
+    if n_docs is None:
+        n_docs = len(_document_texts(spec.corpus, where))
     return {**spec.to_dict(), "documents": n_docs,
             "documents_per_slice": {k: len(v) for k, v in assignment(n_docs, spec).items()},
             "data": source_identity(spec, data_dir)}
 
 
 _STREAMS: dict[tuple, torch.Tensor] = {}
+_COUNTS: dict[tuple, int] = {}  # (corpus, origin) -> documents in the corpus, as cached streams record it
 
 
 def token_stream(tokenizer, spec: SliceSpec, name: str, data_dir=None, max_documents: int | None = None) -> torch.Tensor:
@@ -247,7 +252,8 @@ def token_stream(tokenizer, spec: SliceSpec, name: str, data_dir=None, max_docum
     if name not in SLICES:
         raise UsageError(f"unknown corpus slice {name!r}{did_you_mean(name, SLICES)}; choose one of {', '.join(SLICES)}")
     tok = tokenizer_key(tokenizer)
-    key = (tok, spec, name, max_documents, origin(spec, data_dir))
+    where = origin(spec, data_dir)
+    key = (tok, spec, name, max_documents, where)
     if key not in _STREAMS:
         if len(_STREAMS) >= 16:
             _STREAMS.pop(next(iter(_STREAMS)))
@@ -255,17 +261,23 @@ def token_stream(tokenizer, spec: SliceSpec, name: str, data_dir=None, max_docum
                   "slice": name, "max_documents": max_documents, "tokenizer": tok}
         inputs["slices"].pop("corpus_dir", None)  # where the files are is not what they are
         inputs["data"].pop("directory", None)
-        _STREAMS[key] = _disk_cached(inputs, lambda: tokenize(tokenizer, slice_texts(spec, name, data_dir)[:max_documents]))
+
+        def build():
+            texts = slice_texts(spec, name, data_dir)[:max_documents]
+            return tokenize(tokenizer, texts), len(_document_texts(spec.corpus, where))
+
+        _STREAMS[key], _COUNTS[(spec.corpus, where)] = _disk_cached(inputs, build)
     return _STREAMS[key]
 
 
 def tokenize(tokenizer, texts: list[str]) -> torch.Tensor:
     """Texts tokenised one by one (no special tokens), in batches of 64, concatenated. Shape (T,)."""
-    ids: list[int] = []
+    parts = [torch.zeros(0, dtype=torch.long)]
     for s in range(0, len(texts), 64):
-        for row in tokenizer(texts[s:s + 64], add_special_tokens=False)["input_ids"]:
-            ids.extend(row)
-    return torch.tensor(ids, dtype=torch.long)
+        rows = tokenizer(texts[s:s + 64], add_special_tokens=False)["input_ids"]
+        # One tensor per batch: a list of Python ints for a whole corpus costs ~36 bytes a token.
+        parts.append(torch.tensor([i for row in rows for i in row], dtype=torch.long))
+    return torch.cat(parts)
 
 
 def stream_path(inputs: dict, cache_dir=None) -> Path:
@@ -276,8 +288,8 @@ def stream_path(inputs: dict, cache_dir=None) -> Path:
     return resolve_cache_dir(cache_dir) / "corpora" / f"{key}.pt"
 
 
-def _disk_cached(inputs: dict, build) -> torch.Tensor:
-    """Load the stream of `inputs` from disk, or `build()` it and write it atomically."""
+def _disk_cached(inputs: dict, build) -> tuple[torch.Tensor, int]:
+    """Load (stream, corpus documents) of `inputs` from disk, or `build()` them and write them atomically."""
     from bench.locks import entry_lock
 
     path = stream_path(inputs)
@@ -287,12 +299,12 @@ def _disk_cached(inputs: dict, build) -> torch.Tensor:
         if path.is_file():
             blob = torch.load(path, weights_only=True)
             if json.dumps(blob.get("inputs"), sort_keys=True) == want:
-                return blob["ids"]
-        ids = build()
+                return blob["ids"], blob["documents"]
+        ids, n_docs = build()
         tmp = path.with_name(f".tmp-{path.name}.{os.getpid()}")
-        torch.save({"inputs": inputs, "ids": ids}, tmp)
+        torch.save({"inputs": inputs, "ids": ids, "documents": n_docs}, tmp)
         os.replace(tmp, path)
-    return ids
+    return ids, n_docs
 
 
 def windows(stream: torch.Tensor, seq_len: int) -> torch.Tensor:

@@ -202,8 +202,13 @@ def test_a_slice_is_tokenised_once_then_read_from_disk(sp_dir, cache):
     ids = corpus.token_stream(first, spec, "posttrain")
     assert first.calls == 1 and len(list((cache / "corpora").glob("*.pt"))) == 1
     corpus._STREAMS.clear()  # as a new process starts
+    corpus._COUNTS.clear()
+    corpus._document_texts.cache_clear()
     second = CountingTokenizer(byte_tokenizer())
     assert torch.equal(corpus.token_stream(second, spec, "posttrain"), ids) and second.calls == 0
+    # The record's document counts came with the entry: the corpus files were not read again.
+    assert corpus.slice_info(spec)["documents"] == N_DOCS
+    assert corpus._document_texts.cache_info().misses == 0
     # A copy of the directory elsewhere is the same data: the same entry.
     import shutil
 

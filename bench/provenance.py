@@ -130,8 +130,26 @@ def case_datasets(case: Case) -> list[tuple[str, str]]:
     if source is not None:  # None: no calibration, or a corpus streamed from the hub
         used.append(tuple(source))
     if case.posttrain:
-        used.append(corpus.CORPORA[case.posttrain_options.get("corpus", "wikitext2")])
+        source = corpus.CORPORA.get(case.posttrain_options.get("corpus", "wikitext2"))
+        if source is not None:  # None: a directory or hub corpus, identified by `corpus_identity`
+            used.append(source)
     return sorted(set(used))
+
+
+def corpus_identity(case: Case, data_dir=None) -> dict:
+    """``corpus:<name>`` -> digest of a post-training corpus that is not a data-directory file
+    (a SlimPajama directory: its files' digest; online: the hub coordinates)."""
+    from bench import corpus
+    from bench.posttrain import Recipe
+
+    if not case.posttrain:
+        return {}
+    recipe = Recipe.from_options(case.posttrain_options)
+    if corpus.CORPORA.get(recipe.corpus) is not None:
+        return {}
+    ident = corpus.source_identity(recipe.slices, data_dir)
+    value = ident.get("sha256") or f"hub:{ident.get('hub')}:{ident.get('documents')}"
+    return {f"corpus:{recipe.corpus}": value}
 
 
 def data_digests(datasets, data_dir=None) -> dict:
@@ -172,7 +190,9 @@ def provenance(model_spec: str, datasets, *, cache_dir=None, data_dir=None, devi
 
 def case_provenance(case: Case, *, cache_dir=None, data_dir=None, device=None) -> dict:
     """The provenance a record of `case` made now, by this code on this machine, would carry."""
-    return provenance(case.model, case_datasets(case), cache_dir=cache_dir, data_dir=data_dir, device=device)
+    prov = provenance(case.model, case_datasets(case), cache_dir=cache_dir, data_dir=data_dir, device=device)
+    prov["data"].update(corpus_identity(case, data_dir))
+    return prov
 
 
 def _short(value) -> str:

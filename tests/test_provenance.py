@@ -102,3 +102,23 @@ def test_resume_reuses_a_record_only_when_provenance_matches(tiny_session):
     assert session.summary_lines()[-1].startswith(f"stale: {case.id}: model 0123456789ab -> ")
     path.write_text(path.read_text()[:50])  # truncated
     assert session.check_stored(case).reason.startswith("unusable record (cannot read record")
+
+
+def test_a_directory_corpus_is_identified_by_its_files(tmp_path, monkeypatch, data_dir):
+    """A SlimPajama-format directory has no published checksum: its files' digest stands in."""
+    import dataclasses
+    import json as _json
+
+    case = next(c for c in get_cases("smoke") if c.method == "control")  # no calibration data
+    corpus_dir = tmp_path / "sp"
+    corpus_dir.mkdir()
+    (corpus_dir / "part-0.jsonl").write_text("\n".join(_json.dumps({"text": f"document {i} " * 50})
+                                                      for i in range(40)) + "\n")
+    options = dict(case.posttrain_options, corpus="slimpajama", corpus_dir=str(corpus_dir))
+    sp_case = dataclasses.replace(case, posttrain=tuple(sorted(options.items())))
+    first = provenance.case_provenance(sp_case, data_dir=data_dir)
+    assert set(first["data"]) == {"wikitext2/test", "ptb/validation", "corpus:slimpajama"}
+    (corpus_dir / "part-0.jsonl").write_text(_json.dumps({"text": "edited " * 60}) + "\n")
+    second = provenance.case_provenance(sp_case, data_dir=data_dir)
+    assert second["data"]["corpus:slimpajama"] != first["data"]["corpus:slimpajama"]
+    assert provenance.stale_reasons(first, second) == ["data corpus:slimpajama changed"]

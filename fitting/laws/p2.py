@@ -21,6 +21,7 @@ class P2(Law):
 
     params = core.CORE + ("gamma", "delta")
     inputs = ("N0", "D", "rho", "L0")
+    baseline = "L0"  # the input the bracket sits on (`p2-l0d` swaps in the control curve)
     units = {
         "N0": Unit("parameters", 1e9),
         "D": Unit("tokens", 1e6),
@@ -35,7 +36,7 @@ class P2(Law):
     def log_predict(self, theta, x, jac=False):
         log_n0 = np.log(x["N0"])
         cols = [-np.log(x["rho"]), -log_n0]  # (1/rho)^gamma * (1/N0)^delta
-        return core.log_predict(theta, log_n0, np.log(x["D"]), np.log(x["L0"]), cols, jac)
+        return core.log_predict(theta, log_n0, np.log(x["D"]), np.log(x[self.baseline]), cols, jac)
 
     def constants(self, params):
         return {**core.core_constants(params), "gamma": float(params["gamma"]),
@@ -49,4 +50,4 @@ class P2(Law):
         super().check_inputs(x)
         rho = np.asarray(x["rho"], dtype=float)
         if (rho >= 1).any():
-            raise UsageError(f"law 'p2' needs the pruning ratio rho < 1 (fraction removed); got {rho.max()!r}")
+            raise UsageError(f"law {self.name!r} needs the pruning ratio rho < 1 (fraction removed); got {rho.max()!r}")

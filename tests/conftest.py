@@ -56,3 +56,14 @@ def chinchilla_csv(data_dir) -> Path:
     if not path.is_file():
         missing_data(f"no Chinchilla points at {path}: set PRUNEBENCH_DATA_DIR to a copy of shared/data")
     return path
+
+
+@pytest.fixture
+def bench_repo(pytester, data_dir, monkeypatch):
+    """A pytester directory that looks like the repo: the plugin loaded by its conftest and the
+    benchmark matrix test, with the local data and no hub."""
+    monkeypatch.setenv("PRUNEBENCH_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    pytester.makeconftest('pytest_plugins = ["bench.plugin"]')
+    pytester.makepyfile(test_matrix=(REPO / "bench" / "test_matrix.py").read_text())
+    return pytester

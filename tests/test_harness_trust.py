@@ -19,7 +19,6 @@ import pytest
 from bench.locks import RUN_LOCK_NAME
 
 ROOT = Path(__file__).resolve().parents[1]
-MATRIX = (ROOT / "bench" / "test_matrix.py").read_text()
 TINY_IDS = {"tiny-llama-dense-wikitext2-128", "tiny-llama-dense-ptb-128",
             "tiny-qwen2-dense-wikitext2-128", "tiny-qwen2-dense-ptb-128"}
 VOLATILE = {"created", "timings", "machine", "invocation", "peak_memory_bytes", "wall_s", "tokens_per_s", "train_s",
@@ -27,13 +26,9 @@ VOLATILE = {"created", "timings", "machine", "invocation", "peak_memory_bytes", 
 
 
 @pytest.fixture
-def suite(pytester, data_dir, monkeypatch, tmp_path):
-    monkeypatch.setenv("PRUNEBENCH_DATA_DIR", str(data_dir))
+def suite(bench_repo, monkeypatch, tmp_path):
     monkeypatch.setenv("PRUNEBENCH_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    pytester.makeconftest('pytest_plugins = ["bench.plugin"]')
-    pytester.makepyfile(test_matrix=MATRIX)
-    return pytester
+    return bench_repo
 
 
 def stable(obj):

@@ -9,17 +9,11 @@ import pytest
 
 from bench.records import SCHEMA
 
-MATRIX = (Path(__file__).resolve().parents[1] / "bench" / "test_matrix.py").read_text()
 
 
 @pytest.fixture
-def suite(pytester, data_dir, monkeypatch):
-    """A directory that looks like the repo: the plugin loaded by conftest, the matrix test."""
-    monkeypatch.setenv("PRUNEBENCH_DATA_DIR", str(data_dir))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    pytester.makeconftest('pytest_plugins = ["bench.plugin"]')
-    pytester.makepyfile(test_matrix=MATRIX)
-    return pytester
+def suite(bench_repo):
+    return bench_repo
 
 
 def records(results: Path) -> dict[str, dict]:

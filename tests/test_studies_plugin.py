@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-MATRIX = (Path(__file__).resolve().parents[1] / "bench" / "test_matrix.py").read_text()
 
 USER_STUDY = """
 [study]
@@ -36,12 +35,9 @@ max_windows = 2
 
 
 @pytest.fixture
-def suite(pytester, data_dir, monkeypatch):
+def suite(bench_repo):
     """A directory that looks like the repo (the plugin, the matrix test) plus a study file."""
-    monkeypatch.setenv("PRUNEBENCH_DATA_DIR", str(data_dir))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    pytester.makeconftest('pytest_plugins = ["bench.plugin"]')
-    pytester.makepyfile(test_matrix=MATRIX)
+    pytester = bench_repo
     (pytester.path / "studies").mkdir()
     (pytester.path / "studies" / "mine.toml").write_text(USER_STUDY)
     return pytester

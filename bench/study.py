@@ -90,8 +90,9 @@ def recipe_config(rec: dict) -> dict:
 
 # Recipe fields that change how a run executes or what it records, not the loss curve it
 # traces: runs that differ only in these belong to one experiment.
+# corpus_dir is a machine path: the corpus's identity is in the record's data provenance instead.
 EXECUTION_ONLY = ("micro_batch_tokens", "grad_checkpointing", "ppl_at_checkpoints", "processes", "engine",
-                  "backend", "checkpoint_every")
+                  "backend", "checkpoint_every", "corpus_dir", "state_every")
 
 
 def recipe_label(cfg: dict) -> str:

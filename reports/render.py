@@ -7,6 +7,8 @@ half-written report that looks complete.
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import os
 import tempfile
 from pathlib import Path
@@ -23,6 +25,21 @@ def _atomic_write(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def strict_json(obj):
+    """NaN and infinities become null, so the file is strict JSON that any parser reads.
+
+    Where they arise: an unbounded bootstrap interval of an unidentified constant, or the R^2 of
+    a constant loss. The verdict next to such a value says why it is missing.
+    """
+    if isinstance(obj, dict):
+        return {k: strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(v) for v in obj]
+    if isinstance(obj, numbers.Real) and not isinstance(obj, numbers.Integral) and not math.isfinite(obj):
+        return None
+    return obj
 
 
 def write_report(records: list[dict], study, verdicts: list[dict], out_dir: str | Path) -> dict[str, Path]:
@@ -43,7 +60,7 @@ def write_report(records: list[dict], study, verdicts: list[dict], out_dir: str 
                 pngs.append(path.name)
                 written[path.name] = path
     if fit is not None:
-        _atomic_write(out / "fit.json", json.dumps(fit, indent=1, sort_keys=True, default=float))
+        _atomic_write(out / "fit.json", json.dumps(strict_json(fit), indent=1, sort_keys=True, allow_nan=False, default=float))
         written["fit.json"] = out / "fit.json"
     _atomic_write(out / "report.md", markdown.render_report(records, fit, verdicts, pngs))
     written["report.md"] = out / "report.md"

@@ -9,13 +9,31 @@ from bench.records import write_record
 from synthetic_records import LORA_RECIPE, synthetic_records
 
 
+def _reject_non_json(name):
+    raise AssertionError(f"fit.json holds {name}, which strict JSON parsers refuse")
+
+
+def test_strict_json_turns_non_finite_numbers_into_null():
+    import math
+
+    import numpy as np
+    from reports.render import strict_json
+
+    data = {"interval": [0.5, math.inf], "r2": float("nan"), "f32": np.float32("-inf"), "ok": np.float64(2.5),
+            "n": 3, "flag": True, "nested": ({"x": -math.inf},)}
+    out = strict_json(data)
+    assert out == {"interval": [0.5, None], "r2": None, "f32": None, "ok": 2.5, "n": 3, "flag": True,
+                   "nested": [{"x": None}]}
+    json.dumps(out, allow_nan=False, default=float)  # raises if anything non-finite is left
+
+
 def test_mixed_recipes_render_separate_groups_and_plots(tmp_path, capsys):
     for rec in synthetic_records(noise=0.001, nm=False) + synthetic_records(noise=0.001, nm=False, recipe=LORA_RECIPE,
                                                                              profile="synth-lora"):
         write_record(tmp_path, rec)
     out = tmp_path / "out"
     assert main(["report", "--results-dir", str(tmp_path), "--out", str(out), "--bootstrap", "3", "--check-search"]) == 0
-    fit = json.loads((out / "fit.json").read_text())
+    fit = json.loads((out / "fit.json").read_text(), parse_constant=_reject_non_json)
     assert fit["schema"] == "prunebench.fit/2" and len(fit["groups"]) == 2
     recipes = {g["recipe"] for g in fit["groups"]}
     assert {r.split("-")[0] for r in recipes} == {"full", "lora"}

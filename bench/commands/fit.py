@@ -6,8 +6,9 @@ Imports only numpy/scipy (through `fitting`), never torch.
 from __future__ import annotations
 
 import json
-import math
 import sys
+
+from reports.render import strict_json
 
 
 def _columns_help() -> str:
@@ -186,21 +187,10 @@ def _print_groups(out: dict) -> None:
 def run(args) -> int:
     out = fit_records(args) if args.results_dir else fit_table(args)
     if args.json:
-        json.dump(_finite(out), sys.stdout, sort_keys=True, allow_nan=False, default=float)
+        json.dump(strict_json(out), sys.stdout, sort_keys=True, allow_nan=False, default=float)
         sys.stdout.write("\n")
     elif args.results_dir:
         _print_groups(out)
     else:
         _print_human(out)
     return 0
-
-
-def _finite(obj):
-    """NaN/inf (e.g. R^2 of a constant loss) become null: strict JSON has no NaN."""
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj

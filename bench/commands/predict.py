@@ -212,12 +212,12 @@ def _fmt_band(band, fmt) -> str:
 
 
 def run(args) -> int:
-    from bench.commands.fit import _finite
+    from reports.render import strict_json
     from reports.markdown import fmt_tokens
 
     out = predict(args)
     if args.json:
-        json.dump(_finite(out), sys.stdout, sort_keys=True, allow_nan=False, default=float)
+        json.dump(strict_json(out), sys.stdout, sort_keys=True, allow_nan=False, default=float)
         sys.stdout.write("\n")
         return 0
     inputs = ", ".join(f"{k}={v:.6g}" for k, v in out["inputs"].items())

@@ -13,13 +13,23 @@ needs: N0, N, rho, L0 and the trajectory of (tokens D, training loss, held-out l
 A case with zero-shot tasks (``Case.zeroshot``) runs them through lm-eval on the in-memory model
 (`bench.zeroshot`) into ``zeroshot``; a post-trained case also before post-training, into
 ``zeroshot_pruned``.
+
+A recipe with ``state_every`` saves resumable training states (`bench.train_state`) in the
+case's working area, ``<results>/work/<case id>/train-state``. A killed case has no record, so
+the next run computes it again: with ``resume`` it continues from the newest state whose case
+fingerprint and provenance match this run's (any other is ignored with a printed reason);
+without, a leftover state is removed and the case starts fresh. Once the record is written the
+session calls `CaseRunner.case_done`, which removes the working area.
 """
 
 from __future__ import annotations
 
 import copy
+import json
+import shutil
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from bench import perplexity
 from bench.cases import Case
@@ -36,6 +46,8 @@ class RunContext:
     cache_dir: str | None = None
     device: str | None = None
     progress: bool = True
+    results_dir: str | None = None  # where a case's working area (training states) lives; None: none saved
+    resume: bool = False  # continue a killed case from its training state (else a leftover is removed)
 
 
 @dataclass
@@ -142,8 +154,12 @@ class CaseRunner:
             self.memo.dense_heldout[key] = initial_loss(base.model, base.tokenizer, recipe, self.ctx.data_dir)
         return self.memo.dense_heldout[key]
 
-    def run(self, case: Case) -> dict:
-        """Execute the case and return the fields of its record (without provenance)."""
+    def run(self, case: Case, provenance: dict | None = None) -> dict:
+        """Execute the case and return the fields of its record (without provenance).
+
+        `provenance` is what the record will carry; a training state is resumed only when it was
+        saved under the same one (None: computed here, as the session computes it).
+        """
         from bench.zoo import non_embedding_params
 
         t0 = time.perf_counter()
@@ -174,7 +190,7 @@ class CaseRunner:
             "timings": {"prune_s": (report or {}).get("wall_time_s")},
         }
         if case.posttrain:
-            self._posttrain(case, loaded, masks, fields)
+            self._posttrain(case, loaded, masks, fields, provenance)
         else:
             fields["ppl"] = self.measure(loaded, case)
             if case.zeroshot is not None:
@@ -182,7 +198,8 @@ class CaseRunner:
         fields["timings"]["case_s"] = time.perf_counter() - t0
         return fields
 
-    def _posttrain(self, case: Case, loaded: LoadedModel, masks: dict | None, fields: dict) -> None:
+    def _posttrain(self, case: Case, loaded: LoadedModel, masks: dict | None, fields: dict,
+                   provenance: dict | None = None) -> None:
         """Measure, post-train a copy, measure again; fills the record's post-training fields."""
         from bench.posttrain import Recipe, posttrain
         from bench.zoo import plateau_figure
@@ -196,12 +213,14 @@ class CaseRunner:
         l0 = self.dense_heldout(case, recipe)
         checkpoint_eval = (lambda m: self.measure(loaded, case, model=m)) if recipe.ppl_at_checkpoints else None
         t0 = time.perf_counter()
-        # A distributed case keeps its sharded per-checkpoint state (DCP) under the cache, by case.
+        state = self.checkpointer(case, recipe, provenance)
+        # Without state_every, a distributed case keeps every checkpoint's sharded state (DCP)
+        # under the cache, by case (the behaviour before resumable states).
         state_dir = (resolve_cache_dir(self.ctx.cache_dir) / "posttrain-state" / case.fingerprint()
-                     if recipe.processes > 1 else None)
+                     if recipe.processes > 1 and state is None else None)
         model, pt = posttrain(copy.deepcopy(loaded.model), loaded.tokenizer, recipe, data_dir=self.ctx.data_dir,
                               masks=masks, checkpoint_eval=checkpoint_eval, progress=self.ctx.progress,
-                              state_dir=state_dir)
+                              state_dir=state_dir, state=state)
         fields["timings"]["posttrain_s"] = time.perf_counter() - t0
         params = fields["params"]
         pt.update({"L0": l0, "N0": params["before"], "N": params["after"], "rho": params["achieved_ratio"],
@@ -226,6 +245,61 @@ class CaseRunner:
             fields["ppl"] = self.measure(loaded, case, model=model)
             if case.zeroshot is not None:
                 fields["zeroshot"] = self.zeroshot(loaded, case, model=model)
+
+
+    # ------------------------------------------------------------------ training states
+
+    def work_dir(self, case: Case) -> Path | None:
+        """The case's working area in the results directory (None: the run has none)."""
+        return None if self.ctx.results_dir is None else Path(self.ctx.results_dir) / "work" / case.id
+
+    def checkpointer(self, case: Case, recipe, provenance: dict | None = None):
+        """The case's `bench.train_state.Checkpointer`, holding the state to resume from if any."""
+        from bench.provenance import case_provenance, stale_reasons
+        from bench.train_state import Checkpointer, StateStore, say
+
+        if recipe.state_every is None:
+            return None
+        work = self.work_dir(case)
+        if work is None:
+            say(f"{case.id}: state_every is set but this run has no results directory; no training state is saved")
+            return None
+        if provenance is None:
+            provenance = case_provenance(case, cache_dir=self.ctx.cache_dir, data_dir=self.ctx.data_dir,
+                                         device=self.ctx.device)
+        provenance = json.loads(json.dumps(provenance, default=str))  # compared as a stored one reads back
+        store = StateStore(work / "train-state", recipe.state_every,
+                           identity={"case": case.id, "fingerprint": case.fingerprint(), "provenance": provenance})
+        if not store.leftovers():
+            return Checkpointer(store)
+        if not self.ctx.resume:
+            say(f"{case.id}: removed the training state a stopped run left in {store.root} "
+                f"(pass --resume to continue from it)")
+            store.clear()
+            return Checkpointer(store)
+        path, meta, why = store.latest()
+        if path is None and why is None:
+            why = "no complete state (a save was interrupted)"
+        if path is not None:
+            saved = meta.get("identity") or {}
+            if saved.get("fingerprint") != case.fingerprint():
+                why = f"config {saved.get('fingerprint')} -> {case.fingerprint()}"
+            else:
+                why = "; ".join(stale_reasons(saved.get("provenance"), provenance)) or None
+        if why is None:
+            return Checkpointer(store, resume_from=path)
+        state = Checkpointer(store)
+        state.ignore(f"{path.name if path else store.root.name}: {why}")
+        store.clear()
+        return state
+
+    def case_done(self, case: Case) -> None:
+        """The case's record is written: its working area (training states) is no longer needed."""
+        work = self.work_dir(case)
+        if work is not None and work.is_dir():
+            shutil.rmtree(work, ignore_errors=True)
+            if work.parent.is_dir() and not any(work.parent.iterdir()):
+                work.parent.rmdir()  # no empty "work" folder left beside the records
 
 
 def _model_meta(loaded: LoadedModel) -> dict:

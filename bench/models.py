@@ -8,7 +8,9 @@ A *spec* is what users type after ``--model``:
 * a path to a ``save_pretrained`` directory (pruned block-wise models with per-layer widths
   included, see `pruners.saving`);
 * a path to a ``.gguf`` file;
-* a Hugging Face hub id such as ``meta-llama/Llama-3.1-8B`` (needs the network or the HF cache).
+* a Hugging Face hub id such as ``meta-llama/Llama-3.1-8B``, optionally pinned
+  (``meta-llama/Llama-3.1-8B@<sha>``), resolved offline first: a models directory, the HF cache,
+  then the hub (`bench.hub`).
 
 GGUF models are dequantised once and cached as safetensors under the cache directory, because
 dequantising on every load costs ~25 s for a 135M model and the result never changes.
@@ -19,21 +21,19 @@ from __future__ import annotations
 import hashlib
 import json
 import importlib.util
-import os
-import re
-import shutil
-import socket
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import torch
 
+from bench import hub
 from bench.errors import UsageError, did_you_mean
-from bench.locks import entry_lock, pid_alive
+# The cache directory and atomic builds live in bench.cache; these names stay importable from here.
+from bench.cache import _HOST, CACHE_DIR_ENV, atomic_dir, resolve_cache_dir, sweep_stale_tmp  # noqa: F401
+# Placement lives in its own module; these names stay importable from here.
+from bench.placement import FIT_FRACTION, check_device_map, fits, meta_bytes, place, uses_disk  # noqa: F401
 
-CACHE_DIR_ENV = "PRUNEBENCH_CACHE_DIR"
 GGUF_MAGIC = b"GGUF"
 
 
@@ -83,83 +83,6 @@ def parse_dtype(name: str | torch.dtype | None) -> torch.dtype | None:
     if name not in table:
         raise UsageError(f"unknown dtype {name!r}{did_you_mean(name, table)}; use float32, bf16 or fp16")
     return table[name]
-
-
-# --------------------------------------------------------------------------- cache
-
-
-def resolve_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
-    """The explicit directory, else ``$PRUNEBENCH_CACHE_DIR``, else ``~/.cache/prunebench``.
-
-    Created if missing and checked for writability up front, so a long run never fails at
-    its very end because the cache cannot be written.
-    """
-    chosen = cache_dir or os.environ.get(CACHE_DIR_ENV) or "~/.cache/prunebench"
-    path = Path(chosen).expanduser()
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=path, prefix=".probe-", delete=True)
-        probe.close()
-    except OSError as exc:
-        raise UsageError(
-            f"cache directory {str(path)!r} is not writable ({exc.strerror or exc}); "
-            f"pass --cache-dir or set {CACHE_DIR_ENV} to a writable directory") from None
-    return path
-
-
-# Temporary build directories are named ``.tmp-<final>.<host>.<pid>-<random>`` so that a later
-# build can tell a dead builder's leftovers (killed with SIGKILL, or its machine rebooted)
-# from a build still running in another process that shares the cache.
-_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
-
-
-def sweep_stale_tmp(final: Path) -> list[Path]:
-    """Remove ``final``'s temporary build directories left by dead processes on this host.
-
-    Returns the directories removed. Builds of live processes, and those of other hosts
-    (whose pids mean nothing here), are left alone.
-    """
-    pattern = re.compile(re.escape(f".tmp-{final.name}.") + r"([0-9a-f]{8})\.(\d+)-")
-    removed = []
-    if not final.parent.is_dir():
-        return removed
-    for path in final.parent.iterdir():
-        match = pattern.match(path.name)
-        if match and match.group(1) == _HOST and not pid_alive(int(match.group(2))):
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
-    return removed
-
-
-def atomic_dir(final: Path, build: Callable[[Path], None], ready: Callable[[Path], bool] | None = None) -> Path:
-    """Build a directory in a temporary sibling, then rename it into place.
-
-    An exception removes the temporary directory; a process killed outright leaves it
-    behind, and the next build of the same entry removes it (`sweep_stale_tmp`). Either
-    way `final` is never partial.
-
-    The build runs under the entry's lock (`bench.locks.entry_lock`). With `ready`, a process
-    that waited for the lock first asks whether another one built the entry meanwhile, and
-    then uses it instead of building it again (pytest-xdist workers share one cache).
-    """
-    with entry_lock(final):
-        if ready is not None and ready(final):
-            return final
-        return _build_dir(final, build)
-
-
-def _build_dir(final: Path, build: Callable[[Path], None]) -> Path:
-    sweep_stale_tmp(final)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}.{_HOST}.{os.getpid()}-", dir=final.parent))
-    try:
-        build(tmp)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return final
 
 
 # --------------------------------------------------------------------------- tokenizers
@@ -389,8 +312,32 @@ def load_saved_tokenizer(path: Path):
 
 
 def _looks_like_hub_id(spec: str) -> bool:
-    parts = spec.split("/")
-    return len(parts) == 2 and all(parts) and not spec.startswith((".", "/", "~"))
+    return hub.parse(spec) is not None
+
+
+def load_hub(spec: str, dev: torch.device, dtype: torch.dtype, device_map=None) -> LoadedModel:
+    """A hub spec (``org/name[@revision]``), resolved offline first (`bench.hub`).
+
+    A local copy (models directory or HF cache snapshot) loads like any save_pretrained
+    directory; otherwise transformers downloads the pinned revision. ``info`` says where the
+    weights came from and their revision, for the record.
+    """
+    where = hub.resolve(spec)
+    info = {"hub_id": where.hub_id, "source": where.source, "revision": where.revision, "pinned": where.pin}
+    if where.path is not None:
+        loaded = load_local(where.path, dtype=dtype)
+        info["path"] = str(where.path)
+        return LoadedModel(loaded.model, loaded.tokenizer, spec, "hub", info)
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    hub_map = device_map
+    if hub_map is None and dev.type == "cuda":
+        config = AutoConfig.from_pretrained(where.hub_id, revision=where.pin)
+        hub_map = "auto" if not fits(meta_bytes(config, dtype), dev) else {"": str(dev)}
+    model = AutoModelForCausalLM.from_pretrained(where.hub_id, revision=where.pin, dtype=dtype, device_map=hub_map)
+    tokenizer = AutoTokenizer.from_pretrained(where.hub_id, revision=where.pin)
+    info["revision"] = getattr(model.config, "_commit_hash", None) or hub.hub_revision(where)
+    return LoadedModel(model.eval(), tokenizer, spec, "hub", info)
 
 
 def load_model(spec: str, *, cache_dir=None, device=None, dtype=None, device_map=None) -> LoadedModel:
@@ -423,85 +370,17 @@ def load_model(spec: str, *, cache_dir=None, device=None, dtype=None, device_map
         loaded = load_gguf(path, cache_dir=cache_dir)
     elif path.is_dir():
         loaded = load_local(path, dtype=target)
-    elif _looks_like_hub_id(spec):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        hub_map = device_map
-        if hub_map is None and dev.type == "cuda":
-            hub_map = "auto" if not _fits(_meta_bytes(spec, target), dev) else {"": str(dev)}
-        model = AutoModelForCausalLM.from_pretrained(spec, dtype=target, device_map=hub_map)
-        loaded = LoadedModel(model.eval(), AutoTokenizer.from_pretrained(spec), spec, "hub", {"hub_id": spec})
+    elif hub.parse(spec) is not None:
+        loaded = load_hub(spec, dev, target, device_map)
     else:
         raise UsageError(
             f"unknown model {spec!r}{did_you_mean(spec, known_aliases())}: not an alias "
             f"({', '.join(known_aliases())}), an existing path, or a hub id like org/name")
     placement = place(loaded.model, dev, target, device_map,
-                      offload_dir=resolve_cache_dir(cache_dir) / "offload" if _uses_disk(device_map) else None)
+                      offload_dir=resolve_cache_dir(cache_dir) / "offload" if uses_disk(device_map) else None)
     loaded.info.update({"device": str(dev), "dtype": str(next(loaded.model.parameters()).dtype).replace("torch.", ""),
                         "placement": placement})
     return loaded
-
-
-# --------------------------------------------------------------------------- placement
-
-FIT_FRACTION = 0.85  # of a GPU's free memory the weights may take, leaving room for activations
-
-
-def check_device_map(device_map) -> None:
-    """Refuse a device_map this machine cannot honour, in one line, before loading anything."""
-    if device_map is None or device_map == "auto":
-        return
-    if not isinstance(device_map, dict) or not device_map:
-        raise UsageError(f"device_map must be 'auto' or a non-empty mapping of module -> device, got {device_map!r}")
-    cuda = sorted({str(v) for v in device_map.values() if isinstance(v, int) or str(v).startswith("cuda")})
-    if cuda and not torch.cuda.is_available():
-        raise UsageError(f"device_map places modules on {', '.join(cuda)}, but this machine has no CUDA device; "
-                         f"use 'cpu' (or 'disk') entries")
-
-
-def _uses_disk(device_map) -> bool:
-    return isinstance(device_map, dict) and "disk" in {str(v) for v in device_map.values()}
-
-
-def _meta_bytes(spec: str, dtype: torch.dtype) -> int:
-    """Weight bytes of a hub model in `dtype`, from its config alone (built on the meta device)."""
-    from accelerate import init_empty_weights
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    with init_empty_weights():
-        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(spec))
-    return count_params(model) * torch.finfo(dtype).bits // 8
-
-
-def _fits(nbytes: int, dev: torch.device) -> bool:
-    if dev.type != "cuda":
-        return True
-    free, _ = torch.cuda.mem_get_info(dev)
-    return nbytes <= FIT_FRACTION * free
-
-
-def place(model, dev: torch.device, dtype: torch.dtype, device_map=None, offload_dir=None) -> dict:
-    """Cast (on the CPU, before any transfer) and place `model`; returns how it was placed.
-
-    A model transformers already dispatched (``hf_device_map``) is only described.
-    """
-    if getattr(model, "hf_device_map", None) is None:
-        model.to(dtype=dtype)
-        nbytes = sum(p.numel() * p.element_size() for p in model.parameters())
-        if device_map is None and not _fits(nbytes, dev):
-            device_map = "auto"
-        if device_map is None:
-            model.to(dev)
-            return {"device_map": None, "devices": [str(dev)]}
-        from accelerate import dispatch_model, infer_auto_device_map
-
-        if device_map == "auto":
-            device_map = infer_auto_device_map(model, no_split_module_classes=getattr(model, "_no_split_modules", None),
-                                               dtype=dtype)
-        dispatch_model(model, device_map=device_map, offload_dir=offload_dir)
-        model.hf_device_map = dict(device_map)
-    dm = {name: str(d) for name, d in model.hf_device_map.items()}
-    return {"device_map": dm, "devices": sorted(set(dm.values()))}
 
 
 def max_positions(model) -> int | None:

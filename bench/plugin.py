@@ -30,6 +30,9 @@ def pytest_addoption(parser):
                     help="where records, report.md and plots go (default $PRUNEBENCH_RESULTS_DIR, else ./results)")
     group.addoption("--cache-dir", default=None,
                     help="model cache: GGUF conversions, the nano zoo (default $PRUNEBENCH_CACHE_DIR, else ~/.cache/prunebench)")
+    group.addoption("--models-dir", default=None, metavar="DIR",
+                    help="local models directory: a hub id org/name loads from DIR/org/name (a save_pretrained "
+                         "directory) before the HF cache and the hub (default $PRUNEBENCH_MODELS_DIR)")
     group.addoption("--device", default=None, help="torch device (default cuda when available, else cpu)")
     group.addoption("--full-eval", action="store_true", default=False,
                     help="evaluate the full test sets instead of the profile's window caps")
@@ -69,6 +72,12 @@ def pytest_configure(config):
         return defaults.get(name) if value is None else value
 
     defaults: dict = {}
+    if config.getoption("--models-dir"):
+        # Through the environment, so every reader (loader, provenance, estimates, xdist workers)
+        # resolves hub ids the same way.
+        from bench.hub import MODELS_DIR_ENV
+
+        os.environ[MODELS_DIR_ENV] = str(os.path.abspath(os.path.expanduser(config.getoption("--models-dir"))))
     try:
         profile = _matrix(config)
         eager = _may_collect_cases(config)
@@ -190,20 +199,22 @@ def pytest_generate_tests(metafunc):
 
 
 def pytest_collection_finish(session):
-    # Refuse an unwritable results directory before any case spends compute.
+    # Refuse unresolvable models, cases that cannot fit and an unwritable results directory
+    # before any case spends compute, and before anything is written.
     if any("bench_case" in getattr(item, "fixturenames", ()) for item in session.items):
         bench = session.config.stash[SESSION_KEY]
+        # The cases left after -k: what the session checks and prepares for (e.g. the nano zoo).
+        selected = [item.callspec.params["bench_case"] for item in session.items
+                    if "bench_case" in getattr(getattr(item, "callspec", None), "params", {})]
         try:
+            bench.preflight(selected, collect_only=session.config.getoption("collectonly"))
             if getattr(session.config, "workerinput", None) is None:
                 bench.acquire_results(bench.run_id, os.getpid())  # writable, and not in use by another run
             else:
                 _ = bench.results_dir  # the controller holds the lock for the whole run
         except UsageError as exc:
             raise pytest.UsageError(str(exc)) from None
-        # The cases left after -k: what the session prepares for (e.g. the nano zoo).
-        session.config.stash[SESSION_KEY].select(
-            [item.callspec.params["bench_case"] for item in session.items
-             if "bench_case" in getattr(getattr(item, "callspec", None), "params", {})])
+        bench.select(selected)
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,8 @@ case costs no model load:
 * code: the prunebench version, plus the git commit and a dirty flag (with a digest of the
   uncommitted diff, so two different dirty trees do not look alike) when run from a checkout;
 * model: the zoo entry key of a nano model, the sha256 of a GGUF file, a digest of a local
-  directory's config and weight files, or the hub id with its resolved revision;
+  directory's config and weight files, or the hub id with where it resolved (models directory,
+  HF cache, hub) and its revision (`bench.hub`);
 * data: the sha256 of every data file the case reads (evaluation, calibration, post-training);
 * device and dtype, and the torch and transformers versions.
 """
@@ -85,16 +86,6 @@ def directory_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def _hub_revision(hub_id: str) -> str | None:
-    """The commit the local HF cache resolves `hub_id`'s main ref to (None when not cached)."""
-    try:
-        from huggingface_hub.constants import HF_HUB_CACHE
-    except ImportError:  # pragma: no cover - a transformers dependency
-        return None
-    ref = Path(HF_HUB_CACHE) / f"models--{hub_id.replace('/', '--')}" / "refs" / "main"
-    return ref.read_text().strip() if ref.is_file() else None
-
-
 def model_identity(spec: str, cache_dir=None, data_dir=None) -> dict:
     """What identifies the weights `spec` resolves to, without loading them."""
     from bench import models, zoo
@@ -109,7 +100,7 @@ def model_identity(spec: str, cache_dir=None, data_dir=None) -> dict:
     if spec == "smollm2-135m":
         path = models.smollm2_gguf_path()
         return {"kind": "gguf", "spec": spec, "file": path.name, "sha256": file_sha256(path)}
-    if spec.startswith("tiny-"):
+    if spec in ("tiny-llama", "tiny-qwen2"):
         # Random weights from a fixed config and seed: the code identity covers them.
         return {"kind": "tiny", "spec": spec}
     path = Path(spec).expanduser()
@@ -117,7 +108,13 @@ def model_identity(spec: str, cache_dir=None, data_dir=None) -> dict:
         return {"kind": "gguf", "spec": spec, "file": path.name, "sha256": file_sha256(path)}
     if path.is_dir():
         return {"kind": "local", "spec": spec, "weights_sha256": directory_digest(path)}
-    return {"kind": "hub", "spec": spec, "hub_id": spec, "revision": _hub_revision(spec)}
+    from bench import hub
+
+    # A models directory's declared revision or digest, an HF cache snapshot's commit, or
+    # (online, nothing local) the commit the hub gives for the pin; offline with no copy is
+    # the resolver's one-line error.
+    where = hub.resolve(spec)
+    return {"kind": "hub", "spec": spec, **where.identity(), "revision": hub.hub_revision(where)}
 
 
 def case_datasets(case: Case) -> list[tuple[str, str]]:

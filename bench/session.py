@@ -280,6 +280,18 @@ class BenchSession:
         order = {c.id: i for i, c in enumerate(self.cases())}
         self.outcomes.sort(key=lambda o: order.get(o.record["case_id"], len(order)))
 
+    def preflight(self, cases: list[Case], collect_only: bool = False) -> list:
+        """Before any case runs: hub models resolve and every case fits its device (`bench.preflight`).
+
+        Cases `--resume` will reuse are not checked: they load nothing.
+        """
+        from bench.preflight import check_cases
+
+        if self.options.resume:
+            cases = [c for c in cases if self.stored(c) is None]
+        return check_cases(cases, device=self.options.device, cache_dir=self.options.cache_dir,
+                           resolve_models=not collect_only)
+
     def select(self, cases: list[Case]) -> None:
         """Tell the session which cases this run executes (the plugin calls it after `-k`)."""
         self.selected = list(cases)

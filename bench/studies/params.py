@@ -12,7 +12,8 @@ A config is reachable from (first that applies):
 * the nano zoo's family definitions, and the tiny test models;
 * a local ``save_pretrained`` directory's ``config.json``;
 * the cached conversion of a GGUF file, else the GGUF file's own metadata;
-* the Hugging Face cache (never the network).
+* a hub id's local copy: the models directory (``$PRUNEBENCH_MODELS_DIR``), then the Hugging
+  Face cache (`bench.hub.find_local`; never the network).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ class Counted:
     after: int | None = None
     source: str | None = None  # where the config came from
     missing: str | None = None  # why no config was found
+    tensors: int | None = None  # elements of the pruned model's tensors (N:M keeps dense tensors)
+    lora_io: int | None = None  # sum of in + out features of the LoRA target projections
 
     @property
     def achieved(self) -> float | None:
@@ -40,15 +43,18 @@ class Counted:
 
 
 def config_file_name(spec: str) -> str:
-    """``meta-llama/Llama-3.2-1B`` -> ``meta-llama--Llama-3.2-1B.json``."""
-    return spec.replace("/", "--") + ".json"
+    """``meta-llama/Llama-3.2-1B`` (or ``...@revision``) -> ``meta-llama--Llama-3.2-1B.json``."""
+    from bench import hub
+
+    parsed = hub.parse(spec)
+    return (parsed.hub_id if parsed is not None else spec).replace("/", "--") + ".json"
 
 
 def find_config(spec: str, configs_dir: Path | None = None, cache_dir=None):
     """(transformers config, where it came from), or (None, why not)."""
     from transformers import AutoConfig
 
-    from bench import models, zoo
+    from bench import hub, models, zoo
 
     if configs_dir is not None and (configs_dir / config_file_name(spec)).is_file():
         path = configs_dir / config_file_name(spec)
@@ -67,13 +73,24 @@ def find_config(spec: str, configs_dir: Path | None = None, cache_dir=None):
         if (converted / "config.json").is_file():
             return AutoConfig.from_pretrained(converted), str(converted / "config.json")
         return AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name), f"{gguf} (GGUF metadata)"
-    if models._looks_like_hub_id(spec):
-        try:
-            return AutoConfig.from_pretrained(spec, local_files_only=True), "Hugging Face cache"
-        except (OSError, ValueError):
-            where = f"no {config_file_name(spec)} in {configs_dir}" if configs_dir else "no --configs DIR given"
-            return None, f"not in the HF cache and {where}"
+    if hub.parse(spec) is not None:
+        local = hub.find_local(spec)  # a pin that matches no local copy (offline) raises here
+        if local is not None:
+            return AutoConfig.from_pretrained(local.path), f"{local.source} {local.path / 'config.json'}"
+        where = f"no {config_file_name(spec)} in {configs_dir}" if configs_dir else "no --configs DIR given"
+        return None, f"not in the models directory or the HF cache, and {where}"
     return None, "not a hub id, zoo model, local directory or GGUF file"
+
+
+def lora_features(model) -> int:
+    """Sum of in + out features over the projections LoRA adapts (`bench.posttrain.LORA_TARGETS`):
+    a rank-r adapter set has r times this many parameters."""
+    import torch
+
+    from bench.posttrain import LORA_TARGETS
+
+    return sum(m.in_features + m.out_features for name, m in model.named_modules()
+               if isinstance(m, torch.nn.Linear) and name.rsplit(".", 1)[-1] in LORA_TARGETS)
 
 
 def meta_model(config):
@@ -118,6 +135,7 @@ def count_cases(cases: list[Case], configs_dir: Path | None = None, cache_dir=No
                     after = prune(model, None, make_config(case.method, ratio=case.ratio, **fields)).params_after
                 except UsageError as exc:
                     raise UsageError(f"case {case.id}: {exc}") from None
-            by_prune[case.prune_key] = Counted(before, after, source)
+            by_prune[case.prune_key] = Counted(before, after, source, tensors=count_params(model),
+                                               lora_io=lora_features(model))
         out[case.id] = by_prune[case.prune_key]
     return out

@@ -20,6 +20,7 @@ Layout (every table is optional except ``models`` and ``methods``)::
 
     [[models]]                    # one entry per model ...
     spec = "meta-llama/Llama-3.2-1B"   # what `bench.models.load_model` resolves
+    revision = "<commit sha>"          # hub ids only: pin the revision (`bench.hub`)
     key = "llama-3.2-1b"               # the size key in ids (may be "")
     family = "llama-3"                 # the law is fitted per family
     posttrain = { tokens = 1_000_000 } # this model's overrides of [posttrain]
@@ -58,12 +59,11 @@ Window caps and zero-shot limits are part of a study because they keep it inside
 budget; ``--full-eval`` lifts them. Case options are what the file declares (validated, not
 filled with defaults), so a case's fingerprint changes only when its file does.
 
-Room for what comes next (issue 10 items 4-7): ``[posttrain] corpus`` names a corpus of
-`bench.corpus.CORPORA` (wikitext2, c4, slimpajama; ``corpus_dir`` names slimpajama's local
-directory, else ``$PRUNEBENCH_SLIMPAJAMA_DIR``, which keeps machine paths out of a study); a
-model's ``revision`` key is reserved for pinning a hub revision, and refused until model
-loading can honour it; a memory estimate per case can start from `bench.studies.params`, whose
-meta-device models give each case's exact parameter count before anything is loaded.
+``[posttrain] corpus`` names a corpus of `bench.corpus.CORPORA` (wikitext2, c4, slimpajama;
+``corpus_dir`` names slimpajama's local directory, else ``$PRUNEBENCH_SLIMPAJAMA_DIR``, which
+keeps machine paths out of a study). A model's ``revision`` pins a hub id's revision: the case's
+model spec becomes ``org/name@revision``, which `bench.hub` resolves and checks. Before any case
+runs, each selected case's memory need is estimated from its config (`bench.memory`).
 """
 
 from __future__ import annotations
@@ -372,9 +372,6 @@ def _models(w: _Where, value) -> tuple[ModelEntry, ...]:
         where = f"models[{i}]"
         entry = w.table(entry, where)
         w.keys(entry, MODEL_KEYS, where)
-        if "revision" in entry:
-            raise w.error(f"{where}.revision", "pinning a hub revision is not supported yet (issue 10 item 5); "
-                                               "drop the key")
         posttrain = w.table(entry.get("posttrain", {}), f"{where}.posttrain")
         options = w.table(entry.get("options", {}), f"{where}.options")
         for method, opts in options.items():
@@ -392,6 +389,8 @@ def _models(w: _Where, value) -> tuple[ModelEntry, ...]:
                                  "zoo = \"<family>\"")
         spec = w.string(entry["spec"], f"{where}.spec")
         key = w.string(entry.get("key", _default_key(spec)), f"{where}.key", empty=True)
+        if "revision" in entry:
+            spec = _pin(w, spec, w.string(entry["revision"], f"{where}.revision"), where)
         if any(c.isspace() or c in "[]/" for c in key):
             raise w.error(f"{where}.key", f"{key!r} must not contain spaces, brackets or slashes (it is part of case ids)")
         family = w.string(entry.get("family", key or spec), f"{where}.family")
@@ -404,8 +403,27 @@ def _models(w: _Where, value) -> tuple[ModelEntry, ...]:
     return tuple(out)
 
 
+def _pin(w: _Where, spec: str, revision: str, where: str) -> str:
+    """``spec`` pinned to ``revision`` (`bench.hub`: ``org/name@revision``)."""
+    from bench import hub
+
+    parsed = hub.parse(spec)
+    if parsed is None:
+        raise w.error(f"{where}.revision", f"pins a hub revision, but spec {spec!r} is not a hub id (org/name); "
+                                           f"drop the key or give a hub id")
+    if parsed.pin is not None:
+        raise w.error(f"{where}.revision", f"spec {spec!r} already pins revision {parsed.pin}; give it once")
+    if any(c.isspace() for c in revision):
+        raise w.error(f"{where}.revision", f"{revision!r} is not a revision (a commit sha, branch or tag)")
+    return hub.pinned(spec, revision)
+
+
 def _default_key(spec: str) -> str:
-    """``meta-llama/Llama-3.2-1B`` -> ``llama-3.2-1b``; a path -> its last part."""
+    """``meta-llama/Llama-3.2-1B`` -> ``llama-3.2-1b`` (a pin ``@rev`` dropped); a path -> its last part."""
+    from bench import hub
+
+    if hub.parse(spec) is not None:
+        spec = hub.parse(spec).hub_id
     return Path(spec.rstrip("/")).name.removesuffix(".gguf").lower()
 
 

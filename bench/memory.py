@@ -1,0 +1,151 @@
+"""How much memory a case needs, from its model's config alone, and whether the device has it.
+
+Checked for every selected case before the first one runs (`bench.preflight`), so an 8B model
+with full post-training on a 24 GB machine is one line at the start, not an out-of-memory kill
+an hour in. The estimate counts what the runner holds at its peak (`bench.runner`,
+`bench.posttrain`), from exact parameter counts on the meta device (`bench.studies.params`):
+
+* the dense model in the load dtype (float32 on CPU, bf16 on CUDA): the runner keeps it for the
+  next case of the same model;
+* a pruned copy in the load dtype (pruning methods; an N:M copy keeps dense tensors);
+* post-training a copy of the model it measures, which training holds in float32 (master
+  weights, `bench.posttrain.MASTER_DTYPE`):
+  - full-parameter: 4 bytes of weight, 4 of gradient and 8 of AdamW moments (exp_avg,
+    exp_avg_sq) per parameter, 16 in all; FSDP shards this over ``processes``, DDP does not;
+  - LoRA: 4 bytes per frozen weight, plus 16 per adapter parameter (rank x (in + out) of each
+    adapted projection).
+
+Activations are not counted (they depend on the micro-batch and gradient checkpointing), so a
+case refused here cannot fit, while one accepted can still run short of memory.
+
+Capacity: on CUDA the free memory of the device(s) the case uses (post-training: the device, or
+the first ``processes`` GPUs; evaluation only: every visible GPU plus the host memory an
+accelerate device_map offloads to); on CPU the kernel's MemAvailable.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+from bench.errors import UsageError
+
+GiB = 1 << 30
+MASTER_BYTES = 4  # float32 master weights while training
+FULL_TRAIN_BYTES = 4 + 4 + 8  # weight, gradient, two AdamW moments, all float32
+ADAPTER_BYTES = 16  # a LoRA parameter trains like a full one
+
+
+@dataclass(frozen=True)
+class Need:
+    """A case's memory need in bytes, by part (see the module docstring)."""
+
+    case_id: str
+    mode: str  # "eval", "full" or "lora"
+    dtype: torch.dtype  # the load dtype
+    base: int
+    pruned: int = 0
+    training: int = 0  # per process
+    processes: int = 1
+    engine: str = "ddp"
+
+    def total(self, device_type: str) -> int:
+        """What one device holds (CUDA), or the machine (CPU: every process shares its memory)."""
+        per_process = self.training // self.processes if self.engine == "fsdp" else self.training
+        if device_type == "cuda":
+            return self.base + self.pruned + per_process
+        return self.base + self.pruned + per_process * self.processes
+
+    def parts(self) -> str:
+        dtype = str(self.dtype).replace("torch.", "")
+        out = [f"weights {gib(self.base)} {dtype}"]
+        if self.pruned:
+            out.append(f"pruned copy {gib(self.pruned)}")
+        if self.mode == "full":
+            out.append(f"full post-training {gib(self.training)} (float32 weights, gradients and 2 AdamW moments"
+                       + (f", sharded over {self.processes} FSDP processes" if self.engine == "fsdp" and
+                          self.processes > 1 else "") + ")")
+        elif self.mode == "lora":
+            out.append(f"LoRA post-training {gib(self.training)} (float32 weights, adapter gradients and AdamW)")
+        return " + ".join(out)
+
+
+def gib(nbytes: int) -> str:
+    return f"{nbytes / GiB:.1f} GiB"
+
+
+def case_need(case, counted, dtype: torch.dtype) -> Need:
+    """The memory `case` needs, from its parameter counts (`bench.studies.params.Counted`)."""
+    from bench.posttrain import Recipe
+
+    width = torch.finfo(dtype).bits // 8
+    pruned = 0 if case.method in ("dense", "control") else counted.tensors * width
+    kept = counted.before if case.method in ("dense", "control") else counted.tensors
+    if not case.posttrain:
+        return Need(case.id, "eval", dtype, counted.before * width, pruned)
+    recipe = Recipe.from_options(case.posttrain_options)
+    if recipe.lora:
+        training = kept * MASTER_BYTES + recipe.lora_r * counted.lora_io * ADAPTER_BYTES
+        mode = "lora"
+    else:
+        training, mode = kept * FULL_TRAIN_BYTES, "full"
+    return Need(case.id, mode, dtype, counted.before * width, pruned, training, recipe.processes, recipe.engine)
+
+
+# --------------------------------------------------------------------------- capacity
+
+
+@dataclass(frozen=True)
+class Capacity:
+    nbytes: int
+    label: str  # "cpu has 22.9 GiB available (MemAvailable)"
+
+
+def host_available() -> int:
+    """The kernel's MemAvailable (what can be allocated without swapping), in bytes."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")  # macOS and other systems
+
+
+def capacity(device: torch.device, need: Need) -> Capacity:
+    """What the device(s) `need`'s case would run on can hold (see the module docstring)."""
+    if device.type != "cuda":
+        avail = host_available()
+        return Capacity(avail, f"the CPU has {gib(avail)} available (MemAvailable)")
+    first = device.index or 0
+    if need.mode == "eval":
+        free = [torch.cuda.mem_get_info(i)[0] for i in range(torch.cuda.device_count())]
+        host = host_available()
+        return Capacity(sum(free) + host, f"{len(free)} GPU(s) have {gib(sum(free))} free and the host "
+                                          f"{gib(host)} available")
+    used = list(range(first, first + need.processes)) if need.processes > 1 else [first]
+    free = min(torch.cuda.mem_get_info(i)[0] for i in used)
+    name = f"cuda:{first}" if len(used) == 1 else f"each of cuda:{used[0]}-{used[-1]}"
+    return Capacity(free, f"{name} has {gib(free)} free")
+
+
+def refusal(need: Need, cap: Capacity, device_type: str) -> str:
+    """The one line that refuses a case that cannot fit."""
+    if need.mode == "eval":
+        options = ("a machine with more memory (on GPUs the weights load in bf16 and a device_map spreads "
+                   "them over every visible GPU and the host), or a smaller model")
+    else:
+        options = ("LoRA (lora = true in [posttrain]), more processes with FSDP (processes = N, engine = \"fsdp\"), "
+                   "no post-training (evaluation only, where a device_map can spread the weights), or a smaller model")
+    return (f"case {need.case_id}: needs about {gib(need.total(device_type))} ({need.parts()}, activations not "
+            f"counted), but {cap.label}; use {options}")
+
+
+def check(need: Need, device: torch.device) -> None:
+    """Refuse (UsageError) a case whose estimate exceeds what its device(s) can hold."""
+    cap = capacity(device, need)
+    if need.total(device.type) > cap.nbytes:
+        raise UsageError(refusal(need, cap, device.type))

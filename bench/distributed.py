@@ -18,7 +18,12 @@ processes share the work, so the loop reads like a single-device one:
   rank and the pattern stays exact;
 * only rank 0 writes the result and the full state dict; with a ``state_dir``, each checkpoint
   also saves the sharded model and optimizer state through ``torch.distributed.checkpoint``
-  (every rank writes its own shards, as DCP requires), which is what a resume of a long run reads.
+  (every rank writes its own shards, as DCP requires);
+* with a `bench.train_state.Checkpointer` (``Recipe.state_every``) the sharded state is the
+  resumable one: every K checkpoints the model and AdamW state go through DCP
+  (``get_state_dict``), each rank's RNG and the loop's position beside them, and only the newest
+  state is kept; a resumed run loads them back (``set_state_dict``) on every rank and continues
+  with the same data position and draws, so its trajectory is the uninterrupted one's.
 
 Held-out losses are measured on every rank over all the held-out windows (FSDP's forward is a
 collective, so every rank must run the same batches); the FSDP root's parameters are gathered
@@ -100,6 +105,52 @@ class DDPEngine(SingleProcess):
         t = t.clone()
         torch.distributed.all_reduce(t, group=self.mesh.get_group())
         return t
+
+    # -- collectives the training state (`bench.train_state.Checkpointer`) needs
+
+    def barrier(self) -> None:
+        torch.distributed.barrier(group=self.mesh.get_group())
+
+    def agree(self, ok: bool) -> bool:
+        flag = torch.tensor([int(ok)], device=self.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN, group=self.mesh.get_group())
+        return bool(flag.item())
+
+    def write_weights(self, model, optimizer, folder: Path) -> None:
+        """Sharded model + AdamW state (DCP): every rank writes its own part into `folder`."""
+        import torch.distributed.checkpoint as dcp
+        from torch.distributed.checkpoint.state_dict import get_state_dict
+
+        msd, osd = get_state_dict(model, optimizer)
+        dcp.save({"model": msd, "optim": osd}, checkpoint_id=str(folder))
+
+    def read_weights(self, model, optimizer, folder: Path) -> str | None:
+        """Load a `write_weights` state into the wrapped model and optimizer (collective).
+
+        DCP checks every key against the checkpoint while planning, before it reads a tensor, so
+        a state of another model fails with nothing changed. A file damaged after planning (the
+        state was complete when renamed into place, so only outside damage does this) leaves the
+        weights half loaded: that is raised, not ignored.
+        """
+        import torch.distributed.checkpoint as dcp
+        from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+        msd, osd = get_state_dict(model, optimizer)  # initialises AdamW's state with an lr-0 step
+        try:
+            reader = dcp.FileSystemReader(str(folder))
+            saved = reader.read_metadata().state_dict_metadata
+        except Exception as exc:
+            return f"no readable DCP metadata ({exc.__class__.__name__})"
+        missing = [k for k in msd if f"model.{k}" not in saved]
+        if missing:
+            return f"the sharded state holds another model's weights (no {missing[0]!r})"
+        try:
+            dcp.load({"model": msd, "optim": osd}, checkpoint_id=str(folder))
+        except Exception as exc:
+            raise RuntimeError(f"the training state in {folder} is damaged and the weights are partly loaded "
+                               f"({exc.__class__.__name__}); delete it or rerun without --resume") from exc
+        set_state_dict(model, optimizer, model_state_dict=msd, optim_state_dict=osd)
+        return None
 
     def save_state(self, model, optimizer, result: TrainResult) -> None:
         """Sharded model + optimizer state at this checkpoint (DCP), plus the trajectory so far."""
@@ -199,11 +250,12 @@ def _worker(rank: int, job: str, port: int, world: int, backend: str, device_typ
         engine = ENGINES[recipe.engine](mesh, device, recipe, state_dir)
         result = train(model, spec["windows"], recipe, heldout=spec["heldout"], masks=spec["masks"],
                        progress=progress and rank == 0, desc=f"post-train ({recipe.engine} x{world})",
-                       parallel=engine)
+                       parallel=engine, state=spec["state"])
         state = engine.full_state_dict(model)
         if rank == 0:
             tmp = Path(job) / "result.pt.tmp"
-            torch.save({"result": dataclasses.asdict(result), "state": state}, tmp)
+            report = None if spec["state"] is None else spec["state"].report
+            torch.save({"result": dataclasses.asdict(result), "state": state, "state_report": report}, tmp)
             os.replace(tmp, Path(job) / "result.pt")
         torch.distributed.barrier()
     finally:
@@ -212,12 +264,14 @@ def _worker(rank: int, job: str, port: int, world: int, backend: str, device_typ
 
 def run(model, windows: torch.Tensor, recipe: Recipe, *, heldout: torch.Tensor | None = None,
         masks: dict | None = None, state_dir: str | os.PathLike | None = None,
-        progress: bool = False, device: torch.device | str | None = None) -> TrainResult:
+        progress: bool = False, device: torch.device | str | None = None, state=None) -> TrainResult:
     """Train `model` in `recipe.processes` spawned processes; its weights are replaced by the result.
 
     Args:
         model: float32 master weights (best on the CPU: the ranks read their copies from a file).
-        state_dir: where each checkpoint's sharded state goes (None: not saved).
+        state_dir: where each checkpoint's sharded state goes (None: not saved); all are kept.
+        state: a `bench.train_state.Checkpointer` for resumable states instead (the newest kept);
+            its report comes back from rank 0.
         device: the device type the ranks train on (default: the model's); on CUDA, rank r
             uses cuda:r.
     Returns:
@@ -230,8 +284,8 @@ def run(model, windows: torch.Tensor, recipe: Recipe, *, heldout: torch.Tensor |
     if state_dir is not None:
         Path(state_dir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="prunebench-dist-") as job:
-        torch.save({"model": model, "windows": windows, "heldout": heldout, "masks": masks, "recipe": recipe},
-                   Path(job) / "job.pt")
+        torch.save({"model": model, "windows": windows, "heldout": heldout, "masks": masks, "recipe": recipe,
+                    "state": state}, Path(job) / "job.pt")
         try:
             mp.start_processes(_worker, nprocs=recipe.processes, join=True, start_method="spawn",
                                args=(job, _free_port(), recipe.processes, backend, device.type,
@@ -240,6 +294,8 @@ def run(model, windows: torch.Tensor, recipe: Recipe, *, heldout: torch.Tensor |
             raise RuntimeError(f"a post-training process failed ({recipe.engine}, {recipe.processes} processes):\n"
                                f"{exc}") from None
         out = torch.load(Path(job) / "result.pt", map_location="cpu", weights_only=False)
+    if state is not None:
+        state.report = out["state_report"]
     missing, unexpected = model.load_state_dict(out["state"], strict=False)
     tied = set(getattr(model, "_tied_weights_keys", None) or ())
     if unexpected or set(missing) - tied:

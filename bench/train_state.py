@@ -200,9 +200,10 @@ class Checkpointer:
         self.report = {"every": self.store.every, "dir": str(self.store.root), "saves": 0, "save_s": 0.0,
                        "bytes": None, "resumed_from": None, "ignored": None, **self.report}
 
-    def ignore(self, reason: str) -> None:
+    def ignore(self, reason: str, loud: bool = True) -> None:
         self.report["ignored"] = reason
-        say(f"training state in {self.store.root} ignored: {reason}; starting fresh")
+        if loud:
+            say(f"training state in {self.store.root} ignored: {reason}; starting fresh")
 
     def restore(self, model, optimizer, par, ident: dict) -> Resume | None:
         """Load the accepted state into `model` and `optimizer` (collective under DDP/FSDP).
@@ -223,10 +224,12 @@ class Checkpointer:
                 loop = torch.load(path / f"loop-{par.rank}.pt", map_location="cpu", weights_only=False)
         except Exception as exc:  # a state is an optimisation: any damage means start fresh
             why = f"{path.name} does not load ({exc.__class__.__name__}: {str(exc)[:120]})"
-        if why is None:
+        ok = par.agree(why is None)  # loading the weights is collective: all ranks or none
+        if ok:
             why = par.read_weights(model, optimizer, path)
-        if not par.agree(why is None):
-            self.ignore(why or "another rank could not load its part")
+            ok = par.agree(why is None)
+        if not ok:
+            self.ignore(why or "another process could not load its part", loud=par.rank == 0)
             return None
         self.report["resumed_from"] = {"step": loop["result"]["steps"], "tokens": loop["result"]["tokens"],
                                        "dir": path.name}

@@ -1,6 +1,7 @@
 """The nano zoo: small Llama (or Qwen2) base models the suite trains itself, cached.
 
-A *family* is a tokenizer plus a list of base sizes with their pre-training recipes:
+A *family* (`bench.zoo_families`) is a tokenizer plus a list of base sizes with their
+pre-training recipes:
 
 * the tokenizer is a byte-level BPE trained with `tokenizers` on the pre-training slice of the
   corpus (`bench.corpus`: WikiText-2 train, the held-out and post-training documents excluded);
@@ -28,168 +29,22 @@ import json
 import math
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
 from bench import corpus as corpus_mod
-from bench.errors import UsageError, did_you_mean
 from bench.models import LoadedModel, atomic_dir, register_alias, resolve_cache_dir
-from bench.posttrain import Recipe, heldout_windows, train, training_windows
+from bench.posttrain import heldout_windows, train, training_windows
+# The families and their size tables live in bench.zoo_families; they are re-exported here
+# because callers name them as zoo.Family, zoo.FAMILIES, ...
+from bench.zoo_families import (FAMILIES, NANO_SIZES, NANO_VOCAB, SMOKE_SIZES, SPECIALS,  # noqa: F401
+                                 BaseSize, Family, family_table, is_nano, non_embedding_params,
+                                 parse_spec, register_family)
 
 ZOO_FORMAT = "prunebench.zoo/1"
 ZOO_VERSION = 1  # bump when the training code changes what a given key produces
 MANIFEST = "manifest.json"
-SPECIALS = ("<bos>", "<eos>", "<pad>")
-
-
-@dataclass(frozen=True)
-class BaseSize:
-    """One base model's shape and pre-training budget."""
-
-    key: str  # size label used in ids: l1, l2, ...
-    hidden_size: int
-    num_hidden_layers: int
-    num_attention_heads: int
-    num_key_value_heads: int
-    intermediate_size: int
-    pretrain_tokens: int
-    lr: float  # peak pre-training learning rate
-
-
-@dataclass(frozen=True)
-class Family:
-    """A tokenizer and a set of base sizes trained the same way.
-
-    Attributes:
-        name: family name, the prefix of its model specs (``nano-llama``).
-        arch: llama or qwen2.
-        sizes: the base models, smallest first.
-        vocab_size: BPE vocabulary size (including the 3 special tokens).
-        seq_len: training sequence length (and the models' context).
-        batch_tokens: tokens per pre-training step.
-        warmup_frac: warm-up as a fraction of each model's pre-training tokens.
-        final_lr: every base's cosine schedule ends at this learning rate, the one the nano
-            post-training recipe continues at (as the paper's 2e-5 continues Llama's).
-        weight_decay: AdamW weight decay in pre-training.
-        slices: how the corpus is cut (shared with post-training).
-        tokenizer_docs: train the tokenizer on at most this many pre-training documents
-            (None: all); smaller makes tiny CI families fast to build.
-        pretrain_docs: pre-train on at most this many documents of the slice (None: all).
-        eval_windows: held-out windows measured at each pre-training checkpoint.
-        seed: initialisation and data order.
-    """
-
-    name: str
-    arch: str
-    sizes: tuple[BaseSize, ...]
-    vocab_size: int = 2048
-    seq_len: int = 128
-    batch_tokens: int = 4096
-    warmup_frac: float = 0.1
-    final_lr: float = 5e-4
-    weight_decay: float = 0.1
-    slices: corpus_mod.SliceSpec = field(default_factory=corpus_mod.SliceSpec)
-    tokenizer_docs: int | None = None
-    pretrain_docs: int | None = None
-    eval_windows: int = 64
-    seed: int = 0
-
-    def __post_init__(self):
-        if self.arch not in ("llama", "qwen2"):
-            raise UsageError(f"unknown nano architecture {self.arch!r}{did_you_mean(self.arch, ['llama', 'qwen2'])}")
-        if self.vocab_size < 256 + len(SPECIALS):
-            raise UsageError(f"vocab_size must be at least {256 + len(SPECIALS)} (bytes + specials), got {self.vocab_size}")
-
-    def size(self, key: str) -> BaseSize:
-        for s in self.sizes:
-            if s.key == key:
-                return s
-        raise UsageError(f"family {self.name!r} has no size {key!r}{did_you_mean(key, [s.key for s in self.sizes])}; "
-                         f"sizes are {', '.join(s.key for s in self.sizes)}")
-
-    def spec(self, key: str) -> str:
-        return f"{self.name}-{key}"
-
-    def recipe(self, size: BaseSize) -> Recipe:
-        """The pre-training recipe of one size."""
-        checkpoint = max(self.batch_tokens, size.pretrain_tokens // 16 // self.batch_tokens * self.batch_tokens)
-        tokens = size.pretrain_tokens // checkpoint * checkpoint
-        return Recipe(tokens=tokens, checkpoint_every=checkpoint, batch_tokens=self.batch_tokens,
-                      micro_batch_tokens=self.batch_tokens, seq_len=self.seq_len, lr=size.lr,
-                      schedule="cosine", warmup_tokens=int(self.warmup_frac * tokens) // self.batch_tokens * self.batch_tokens,
-                      min_lr_ratio=min(1.0, self.final_lr / size.lr), weight_decay=self.weight_decay,
-                      corpus=self.slices.corpus, heldout_frac=self.slices.heldout_frac,
-                      posttrain_frac=self.slices.posttrain_frac, slice_seed=self.slices.seed,
-                      train_slice="pretrain", max_documents=self.pretrain_docs, repeat=True,
-                      eval_windows=self.eval_windows, seed=self.seed)
-
-    def model_config(self, size: BaseSize):
-        from transformers import LlamaConfig, Qwen2Config
-
-        fields = dict(vocab_size=self.vocab_size, hidden_size=size.hidden_size,
-                      intermediate_size=size.intermediate_size, num_hidden_layers=size.num_hidden_layers,
-                      num_attention_heads=size.num_attention_heads, num_key_value_heads=size.num_key_value_heads,
-                      head_dim=size.hidden_size // size.num_attention_heads,
-                      max_position_embeddings=4 * self.seq_len, tie_word_embeddings=True,
-                      bos_token_id=0, eos_token_id=1, pad_token_id=2, rope_theta=10000.0)
-        if self.arch == "qwen2":
-            return Qwen2Config(use_sliding_window=False, **fields)
-        return LlamaConfig(**fields)
-
-
-# --------------------------------------------------------------------------- the families
-
-# Sizes span 13x in non-embedding parameters (l1 50k .. l4 665k); the embedding (tied) is
-# 2048 x hidden. Every base sees the same 3M pre-training tokens (about one pass over the
-# pre-training slice) at peak lr 1e-2 (2e-2 is unstable at hidden 32; 5e-3 and 6e-3 ended
-# worse at hidden 64) with a 10% warm-up (2% left 8-layer models stuck longer on the unigram
-# plateau), and the cosine schedule ends at the post-training learning rate, so the control
-# run continues each base where it stopped. l4 is wide rather than deep: a 64 x 8 model ended
-# no better than l3 (held-out loss 4.12 vs 4.12), 96 x 6 at 4.02.
-NANO_SIZES = (
-    BaseSize("l1", 32, 4, 2, 2, 88, pretrain_tokens=3_000_000, lr=1e-2),
-    BaseSize("l2", 48, 4, 3, 3, 128, pretrain_tokens=3_000_000, lr=1e-2),
-    BaseSize("l3", 64, 6, 4, 4, 176, pretrain_tokens=3_000_000, lr=1e-2),
-    BaseSize("l4", 96, 6, 6, 6, 256, pretrain_tokens=3_000_000, lr=1e-2),
-)
-
-# Two very small sizes and few tokens (a few passes over 128 documents): the CI smoke profile
-# builds them in well under a minute.
-SMOKE_SIZES = (
-    BaseSize("s1", 32, 2, 2, 2, 64, pretrain_tokens=786_432, lr=1e-2),
-    BaseSize("s2", 32, 4, 2, 2, 96, pretrain_tokens=786_432, lr=1e-2),
-)
-
-FAMILIES: dict[str, Family] = {
-    "nano-llama": Family("nano-llama", "llama", NANO_SIZES),
-    "nano-qwen2": Family("nano-qwen2", "qwen2", NANO_SIZES),
-    "nano-smoke": Family("nano-smoke", "llama", SMOKE_SIZES, vocab_size=512, tokenizer_docs=64, pretrain_docs=128,
-                         final_lr=1e-3),
-}
-
-
-def register_family(family: Family) -> Family:
-    """Add (or replace) a family, e.g. a custom one in a test or a profile."""
-    FAMILIES[family.name] = family
-    return family
-
-
-def is_nano(spec: str) -> bool:
-    """Whether `spec` names a zoo model (``<family>-<size>`` of a registered family)."""
-    name, _, key = str(spec).rpartition("-")
-    return name in FAMILIES and any(s.key == key for s in FAMILIES[name].sizes)
-
-
-def parse_spec(spec: str) -> tuple[Family, BaseSize]:
-    """``nano-llama-l2`` -> (family, size)."""
-    name, _, key = spec.rpartition("-")
-    if name not in FAMILIES:
-        known = [f"{f}-{s.key}" for f, fam in FAMILIES.items() for s in fam.sizes]
-        raise UsageError(f"unknown nano model {spec!r}{did_you_mean(spec, known)}; known: {', '.join(known)}")
-    fam = FAMILIES[name]
-    return fam, fam.size(key)
 
 
 # --------------------------------------------------------------------------- keys and manifests
@@ -326,12 +181,6 @@ def build_base(family: Family, size: BaseSize, tokenizer, data_dir=None, progres
     return model.eval(), log
 
 
-def non_embedding_params(model) -> int:
-    """Parameters outside the input embedding and the LM head (tied or not)."""
-    skip = {id(model.get_input_embeddings().weight), id(model.get_output_embeddings().weight)}
-    return sum(p.numel() for p in model.parameters() if id(p) not in skip)
-
-
 def _entry(family: Family, size: BaseSize, cache: Path, data_dir) -> tuple[Path, str, dict, str | None]:
     """(directory, key, key inputs, why it cannot be used or None)."""
     inputs = model_inputs(family, size, data_dir)
@@ -452,21 +301,6 @@ def _check_tokenizer(loaded, trained, spec: str) -> None:
 @register_alias("nano-", prefix=True)
 def _load_nano(spec: str, cache_dir=None) -> LoadedModel:
     return load(spec, cache_dir=cache_dir)
-
-
-def family_table(family: Family) -> list[dict]:
-    """Shapes and exact parameter counts of a family's sizes (no training)."""
-    from transformers import AutoModelForCausalLM
-
-    rows = []
-    for size in family.sizes:
-        with torch.device("meta"):
-            model = AutoModelForCausalLM.from_config(family.model_config(size))
-        rows.append({"key": size.key, "hidden": size.hidden_size, "layers": size.num_hidden_layers,
-                     "params": sum(p.numel() for p in model.parameters()),
-                     "non_embedding_params": non_embedding_params(model),
-                     "pretrain_tokens": size.pretrain_tokens})
-    return rows
 
 
 def plateau_figure(l0: float, final: float) -> float:

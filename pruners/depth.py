@@ -5,8 +5,17 @@ calibration samples and tokens of cos(x_i, x_{i+1}), where x_i is the hidden sta
 layer i and x_{i+1} the one leaving it, both captured with forward hooks on the layers (not
 `output_hidden_states`, whose last entry is after the final norm).
 
-The number of layers k is the one whose removal comes closest to the target parameter
-ratio: k = round(ratio * params / mean params per layer). Variants:
+The number of layers k comes from the ratio and its ``unit``:
+
+* ``params`` (default): the k whose removal comes closest to the target parameter ratio,
+  k = round(ratio * params / mean params per layer);
+* ``layers``: the ratio is a fraction of the decoder layers, k = round(ratio * layers). A
+  family whose sizes differ in embedding share then loses the same fraction of its layers at
+  every size (with 8 layers, 0.15/0.25/0.35 remove 1/2/3), so a size comparison is not
+  confounded with how much of the network went; the report still states the achieved
+  parameter fraction, which is what the scaling law reads.
+
+Variants:
 
 * ``oneshot`` (default): score once, remove the k most similar layers;
 * ``block`` (LLM-Streamline): remove the run of k consecutive layers whose input x_i and
@@ -32,17 +41,22 @@ from pruners.registry import register
 from pruners.report import PruneReport, count_params, eval_mode, measure, start_report
 
 VARIANTS = ("oneshot", "block", "iterative")
+UNITS = ("params", "layers")
 
 
 @dataclass
 class DepthConfig:
     """Depth pruning options."""
 
-    ratio: float = option(help="target fraction of parameters to remove, in [0, 1)")
+    ratio: float = option(help="target fraction to remove, in [0, 1): of the parameters, or of the layers "
+                               "with unit = layers")
     variant: str = option("oneshot", "which layers go: the k most similar (oneshot), the most similar run of k "
                                      "(block, LLM-Streamline), or one at a time with re-scoring (iterative)",
                           choices=VARIANTS)
     batch_size: int = option(4, "calibration samples per forward pass")
+    unit: str = option("params", "what the ratio is a fraction of: the parameters (params), or the decoder "
+                                 "layers (layers: the same share of layers at every model size)",
+                       choices=UNITS, flag="depth-unit")
 
     calibration_shape: ClassVar[tuple[int, int]] = (128, 512)
 
@@ -53,16 +67,20 @@ class DepthConfig:
         self.ratio = check_ratio(self.ratio)
         check_choice(self.variant, VARIANTS, "depth variant")
         check_positive_int(self.batch_size, "batch_size")
+        check_choice(self.unit, UNITS, "depth unit")
 
 
-def layers_for_ratio(model: torch.nn.Module, ratio: float) -> int:
-    """The number of layers whose removal comes closest to `ratio` of the parameters.
+def layers_for_ratio(model: torch.nn.Module, ratio: float, unit: str = "params") -> int:
+    """The number of layers to remove: closest to `ratio` of the parameters, or of the layers.
 
     Raises a UsageError when that would be every layer.
     """
     ad = Adapter(model)
-    per_layer = sum(ad.layer_params(i) for i in range(ad.num_layers)) / ad.num_layers
-    k = int(round(ratio * count_params(model) / per_layer)) if per_layer else 0
+    if unit == "layers":
+        k = int(round(ratio * ad.num_layers))
+    else:
+        per_layer = sum(ad.layer_params(i) for i in range(ad.num_layers)) / ad.num_layers
+        k = int(round(ratio * count_params(model) / per_layer)) if per_layer else 0
     if k >= ad.num_layers:
         raise UsageError(f"ratio {ratio} would remove {k} of the model's {ad.num_layers} layers, i.e. all of "
                          f"them; use a smaller ratio")
@@ -112,14 +130,14 @@ def boundary_similarity(model: torch.nn.Module, calibration, batch_size: int = 4
 
 
 def check_depth(model: torch.nn.Module, config: DepthConfig) -> None:
-    layers_for_ratio(model, config.ratio)
+    layers_for_ratio(model, config.ratio, config.unit)
 
 
 @register("depth", DepthConfig, check=check_depth)
 def prune_depth(model: torch.nn.Module, calibration, config: DepthConfig) -> PruneReport:
     """Remove the decoder layers whose input and output hidden states are most similar."""
     ad = Adapter(model)
-    k = layers_for_ratio(model, config.ratio)
+    k = layers_for_ratio(model, config.ratio, config.unit)
     cal = as_calibration(calibration)
     if k > 0 and not ad.is_meta:
         cal = require(cal, "depth pruning")
@@ -129,7 +147,7 @@ def prune_depth(model: torch.nn.Module, calibration, config: DepthConfig) -> Pru
         orig = list(range(n_orig))  # current position -> original layer index
         removed: list[int] = []
         if k == 0:
-            report.notes.append(f"ratio {config.ratio} is below half a layer's share; nothing removed")
+            report.notes.append(f"ratio {config.ratio} ({config.unit}) is below half a layer's share; nothing removed")
         elif ad.is_meta:
             # No weights, no scores: which layers is arbitrary, the counts are exact.
             removed = orig[-k:]

@@ -1,0 +1,144 @@
+"""The memory estimate: exact bytes from public configs, and the refusal before any case runs.
+
+The 8B model is reachable offline through a models directory holding only its public
+config.json (tests/configs): the estimate needs the shapes, never the weights.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench import memory
+from bench.cases import Case
+from bench.errors import UsageError
+from bench.studies import params
+
+CONFIGS = Path(__file__).parent / "configs"
+N_8B = 8_030_261_248  # Llama-3.1-8B's published parameter count
+
+
+def counted(hub_id: str) -> params.Counted:
+    from transformers import AutoConfig
+
+    config = AutoConfig.for_model(**json.loads((CONFIGS / f"{hub_id.replace('/', '--')}.json").read_text()))
+    model = params.meta_model(config)
+    n = sum(p.numel() for p in model.parameters())
+    return params.Counted(n, n, "test", tensors=n, lora_io=params.lora_features(model))
+
+
+def control(posttrain: dict | None) -> Case:
+    return Case("t", "meta-llama/Llama-3.1-8B", "llama-3.1-8b", "control",
+                posttrain=tuple(sorted(posttrain.items())) if posttrain is not None else ())
+
+
+def test_the_estimate_counts_weights_gradients_and_adamw_exactly():
+    c = counted("meta-llama/Llama-3.1-8B")
+    assert c.before == N_8B
+    full = memory.case_need(control({"lr": 2e-5}), c, torch.bfloat16)
+    assert (full.mode, full.base, full.training) == ("full", 2 * N_8B, 16 * N_8B)
+    assert full.total("cuda") == 18 * N_8B
+    assert memory.gib(full.total("cuda")) == "134.6 GiB"
+    lora = memory.case_need(control({"lora": True}), c, torch.bfloat16)
+    # Llama-3.1-8B: 32 layers x (q 4096+4096, k 4096+1024, v 4096+1024, o 4096+4096,
+    # gate/up 4096+14336 each, down 14336+4096) in + out features, rank 8 by default.
+    per_layer = 8192 + 5120 + 5120 + 8192 + 3 * 18432
+    assert c.lora_io == 32 * per_layer
+    assert lora.training == 4 * N_8B + 8 * 32 * per_layer * 16
+    assert memory.case_need(control(None), c, torch.bfloat16).total("cuda") == 2 * N_8B  # evaluation only
+    # FSDP shards the training state over the processes; on the CPU every process shares the memory.
+    fsdp = memory.case_need(control({"processes": 4, "engine": "fsdp", "micro_batch_tokens": 1024}), c,
+                            torch.bfloat16)
+    assert fsdp.total("cuda") == 2 * N_8B + 4 * N_8B and fsdp.total("cpu") == 18 * N_8B
+
+
+def test_a_pruned_case_holds_a_pruned_copy():
+    c = params.count_cases([Case("t", "tiny-llama", "tl", "depth", ratio=0.5, prune=(("variant", "oneshot"),))])
+    k = next(iter(c.values()))
+    assert k.tensors == k.after < k.before
+    need = memory.case_need(Case("t", "tiny-llama", "tl", "depth", ratio=0.5), k, torch.float32)
+    assert (need.base, need.pruned) == (4 * k.before, 4 * k.after)
+
+
+def test_check_refuses_in_one_line_naming_case_estimate_capacity_and_options():
+    need = memory.case_need(control({"lr": 2e-5}), counted("meta-llama/Llama-3.1-8B"), torch.float32)
+    cap = memory.Capacity(24 * memory.GiB, "the CPU has 24.0 GiB available (MemAvailable)")
+    line = memory.refusal(need, cap, "cpu")
+    assert "\n" not in line and line.startswith("case t-llama-3.1-8b-control: needs about 149.6 GiB")
+    for part in ("24.0 GiB available", "LoRA", "FSDP", "processes = N", "evaluation only", "smaller model"):
+        assert part in line
+
+
+STUDY = """
+[study]
+name = "big"
+
+[[models]]
+spec = "{spec}"
+key = "{key}"
+family = "llama-3"
+
+[[methods]]
+method = "control"
+
+[evaluation]
+datasets = ["ptb"]
+seq_lens = [64]
+max_windows = 1
+{posttrain}
+"""
+
+
+def models_dir_with_config(root: Path, hub_id: str) -> Path:
+    """A models directory entry holding only the public config.json (no weights)."""
+    entry = root / hub_id
+    entry.mkdir(parents=True)
+    shutil.copyfile(CONFIGS / f"{hub_id.replace('/', '--')}.json", entry / "config.json")
+    return root
+
+
+def run_study(bench_repo, tmp_path, spec: str, key: str, posttrain: str, *args):
+    study = tmp_path / "big.toml"
+    study.write_text(STUDY.format(spec=spec, key=key, posttrain=posttrain))
+    results = tmp_path / "results"
+    run = bench_repo.runpytest_subprocess(f"--study={study}", f"--results-dir={results}", "--device=cpu",
+                                          f"--models-dir={tmp_path / 'models'}", "-p", "no:cacheprovider", *args)
+    return run, results
+
+
+def test_full_post_training_of_an_8b_model_is_refused_before_any_case(bench_repo, tmp_path):
+    need = memory.case_need(control({"lr": 2e-5}), counted("meta-llama/Llama-3.1-8B"), torch.float32)
+    if memory.host_available() >= need.total("cpu"):
+        pytest.skip(f"this machine has {memory.gib(memory.host_available())}: an 8B model post-trains here")
+    models_dir_with_config(tmp_path / "models", "meta-llama/Llama-3.1-8B")
+    run, results = run_study(bench_repo, tmp_path, "meta-llama/Llama-3.1-8B", "llama-3.1-8b",
+                             "[posttrain]\ntokens = 4096\nbatch_tokens = 4096\ncheckpoint_every = 4096")
+    assert run.ret == pytest.ExitCode.USAGE_ERROR
+    err = [line for line in run.stderr.lines if "needs about" in line]
+    assert len(err) == 1 and "case big-llama-3.1-8b-control: needs about 149.6 GiB" in err[0], run.stderr.str()
+    assert "LoRA" in err[0] and "FSDP" in err[0]
+    assert not results.exists()  # nothing written
+
+
+def test_the_same_study_evaluating_only_or_with_lora_is_not_refused(bench_repo, tmp_path):
+    c = counted("meta-llama/Llama-3.2-1B")
+    lora = memory.case_need(Case("t", "m", "k", "control", posttrain=(("lora", True),)), c, torch.float32)
+    if memory.host_available() < lora.total("cpu"):
+        pytest.skip(f"this machine has only {memory.gib(memory.host_available())} available")
+    models_dir_with_config(tmp_path / "models", "meta-llama/Llama-3.2-1B")
+    for posttrain in ("", "[posttrain]\nlora = true\ntokens = 4096\nbatch_tokens = 4096\ncheckpoint_every = 4096"):
+        run, _ = run_study(bench_repo, tmp_path, "meta-llama/Llama-3.2-1B", "llama-3.2-1b", posttrain,
+                           "--collect-only", "-q")
+        assert run.ret == 0, run.stderr.str()
+        assert any("big-llama-3.2-1b-control" in line for line in run.stdout.lines)
+
+
+def test_check_passes_what_fits():
+    need = memory.Need("c", "eval", torch.float32, base=10)
+    memory.check(need, torch.device("cpu"))  # 10 bytes fit any machine
+    with pytest.raises(UsageError, match="case c: needs about"):
+        memory.check(memory.Need("c", "full", torch.float32, base=1 << 62, training=1), torch.device("cpu"))

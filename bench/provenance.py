@@ -149,6 +149,17 @@ def corpus_identity(case: Case, data_dir=None) -> dict:
     return {f"corpus:{recipe.corpus}": value}
 
 
+def calibration_identity(case: Case) -> dict:
+    """``calibration:slimpajama`` -> digest of the SlimPajama directory calibration reads (or the hub id)."""
+    if case.prune_options.get("calibration") != "slimpajama":
+        return {}
+    from bench import calibration_data
+    from pruners.calibration import CalibrationSpec
+
+    ident = calibration_data.identity(CalibrationSpec("slimpajama"))
+    return {"calibration:slimpajama": ident.get("sha256") or f"hub:{ident.get('hub')}"}
+
+
 def data_digests(datasets, data_dir=None) -> dict:
     """``dataset/split`` -> sha256 of the file read (or ``hub:<path>@<revision>`` online)."""
     from bench import data
@@ -189,6 +200,7 @@ def case_provenance(case: Case, *, cache_dir=None, data_dir=None, device=None) -
     """The provenance a record of `case` made now, by this code on this machine, would carry."""
     prov = provenance(case.model, case_datasets(case), cache_dir=cache_dir, data_dir=data_dir, device=device)
     prov["data"].update(corpus_identity(case, data_dir))
+    prov["data"].update(calibration_identity(case))
     return prov
 
 

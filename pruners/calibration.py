@@ -5,7 +5,12 @@ Sources:
 * ``c4``: the C4 ``en`` train documents (locally the 1,000-document sample in shared/data);
 * ``wikitext2``: WikiText-2 train (the tokenized ``wikitext-2-v1`` file; the raw train split is
   not available offline);
-* ``slimpajama``: the first documents of SlimPajama-627B streamed from the hub (online only).
+* ``slimpajama``: the local SlimPajama-format directory the post-training corpus reads
+  (``corpus_dir``, else ``$PRUNEBENCH_SLIMPAJAMA_DIR``): whole files in an order shuffled by the
+  seed, as many as the samples need; with neither, and online only, SlimPajama-627B streamed.
+
+The documents come from `bench.calibration_data`; `sample_calibration` takes documents
+directly, for callers that load their own.
 
 Sampling rule (the same for every source): shuffle the documents with the seed, drop empty
 ones, tokenize each without special tokens, join them with the tokenizer's EOS id, and cut
@@ -31,7 +36,7 @@ from bench.errors import UsageError, did_you_mean
 SOURCES = {
     "c4": ("c4", "train"),
     "wikitext2": ("wikitext2-tokens", "train"),
-    "slimpajama": None,  # streamed from the hub
+    "slimpajama": None,  # a local directory (corpus_dir / $PRUNEBENCH_SLIMPAJAMA_DIR), else the hub
 }
 
 
@@ -44,8 +49,11 @@ class CalibrationSpec:
     seq_len: int = 2048  # L tokens each
     seed: int = 0
     data_dir: str | None = None  # local copy of shared/data; None: $PRUNEBENCH_DATA_DIR, then hub
+    corpus_dir: str | None = None  # slimpajama: its local directory; None: $PRUNEBENCH_SLIMPAJAMA_DIR, then hub
 
     def __post_init__(self):
+        if self.corpus_dir is not None and self.source != "slimpajama":
+            raise UsageError(f"corpus_dir applies to calibration source 'slimpajama' only, not {self.source!r}")
         if self.source not in SOURCES:
             raise UsageError(f"unknown calibration source {self.source!r}{did_you_mean(self.source, SOURCES)}; "
                              f"choose one of {', '.join(SOURCES)}")
@@ -101,30 +109,12 @@ def require(calibration, what: str) -> Calibration:
 
 
 def _documents(spec: CalibrationSpec) -> list[str]:
-    if spec.source == "slimpajama":
-        return _slimpajama_docs(spec)
-    from bench.data import load_rows
+    # Loading data is the harness's (bench.calibration_data); this module only samples. The one
+    # lazy import keeps `load_calibration(tokenizer, spec)` working for its callers until they
+    # pass documents to `sample_calibration` themselves (issue 14).
+    from bench.calibration_data import documents
 
-    dataset, split = SOURCES[spec.source]
-    return load_rows(dataset, split, spec.data_dir)
-
-
-def _slimpajama_docs(spec: CalibrationSpec, max_docs: int = 20000) -> list[str]:
-    from bench.data import hub_reachable
-
-    if not hub_reachable():
-        raise UsageError("calibration source 'slimpajama' streams from the Hugging Face hub, which is not "
-                         "reachable; use --calibration c4 or wikitext2")
-    from datasets import load_dataset
-
-    need = spec.samples * spec.seq_len * 6  # generous bytes-per-token bound
-    docs, size = [], 0
-    for row in load_dataset("cerebras/SlimPajama-627B", split="train", streaming=True):
-        docs.append(row["text"])
-        size += len(row["text"])
-        if size >= need or len(docs) >= max_docs:
-            break
-    return docs
+    return documents(spec)
 
 
 def build_calibration(spec: CalibrationSpec, tokenizer) -> Calibration:
@@ -133,8 +123,13 @@ def build_calibration(spec: CalibrationSpec, tokenizer) -> Calibration:
 
 
 def load_calibration(tokenizer, spec: CalibrationSpec) -> Calibration:
-    """Draw `spec.samples` x `spec.seq_len` tokens (see the module docstring for the rule)."""
-    docs = [d for d in _documents(spec) if d and d.strip()]
+    """Draw `spec.samples` x `spec.seq_len` tokens from the spec's source (see the module docstring)."""
+    return sample_calibration(tokenizer, _documents(spec), spec)
+
+
+def sample_calibration(tokenizer, documents: list[str], spec: CalibrationSpec) -> Calibration:
+    """Apply the sampling rule (module docstring) to `documents`, given in source order."""
+    docs = [d for d in documents if d and d.strip()]
     order = list(range(len(docs)))
     random.Random(spec.seed).shuffle(order)
     need = spec.samples * spec.seq_len
@@ -159,5 +154,7 @@ def load_calibration(tokenizer, spec: CalibrationSpec) -> Calibration:
             f"{spec.samples} x {spec.seq_len} = {need:,} requested; lower --samples or --seq-len")
     ids = torch.tensor(stream[:need], dtype=torch.long).view(spec.samples, spec.seq_len)
     info = asdict(spec)
+    if info.get("corpus_dir") is None:
+        info.pop("corpus_dir", None)
     info.update({"documents_used": used, "tokens": need})
     return Calibration(ids, info)

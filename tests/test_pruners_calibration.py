@@ -68,3 +68,82 @@ def test_as_calibration_accepts_tensor():
 def test_real_local_c4(byte_tok, data_dir):
     cal = load_calibration(byte_tok, CalibrationSpec("c4", samples=2, seq_len=64, seed=0, data_dir=str(data_dir)))
     assert cal.input_ids.shape == (2, 64) and cal.info["documents_used"] >= 1
+
+
+# --------------------------------------------------------------------------- slimpajama, offline
+
+
+def _slimpajama_dir(root, data_dir, files: int = 4):
+    """A SlimPajama-format directory made from the local C4 sample: `files` .jsonl files."""
+    import json
+
+    from bench.data import load_rows
+
+    docs = load_rows("c4", "train", str(data_dir))
+    root.mkdir(parents=True, exist_ok=True)
+    per = len(docs) // files
+    for i in range(files):
+        with open(root / f"chunk{i}.jsonl", "w") as fh:
+            for d in docs[i * per:(i + 1) * per]:
+                fh.write(json.dumps({"text": d, "meta": {"redpajama_set_name": "c4"}}) + "\n")
+    return root
+
+
+def test_slimpajama_reads_the_local_corpus_directory_offline(byte_tok, data_dir, tmp_path, monkeypatch):
+    from bench.corpus import SLIMPAJAMA_DIR_ENV
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    corpus = _slimpajama_dir(tmp_path / "sp", data_dir)
+    monkeypatch.setenv(SLIMPAJAMA_DIR_ENV, str(corpus))
+    a = load_calibration(byte_tok, CalibrationSpec("slimpajama", samples=4, seq_len=64, seed=0))
+    b = load_calibration(byte_tok, CalibrationSpec("slimpajama", samples=4, seq_len=64, seed=0))
+    c = load_calibration(byte_tok, CalibrationSpec("slimpajama", samples=4, seq_len=64, seed=1))
+    assert a.input_ids.shape == (4, 64) and torch.equal(a.input_ids, b.input_ids)
+    assert not torch.equal(a.input_ids, c.input_ids)
+    # The spec's corpus_dir names the same directory explicitly, with the same draw.
+    monkeypatch.delenv(SLIMPAJAMA_DIR_ENV)
+    d = load_calibration(byte_tok, CalibrationSpec("slimpajama", samples=4, seq_len=64, seed=0,
+                                                   corpus_dir=str(corpus)))
+    assert torch.equal(a.input_ids, d.input_ids) and d.info["corpus_dir"] == str(corpus)
+
+
+def test_slimpajama_reads_only_the_files_the_samples_need(tmp_path):
+    from bench.calibration_data import directory_documents
+
+    for i in range(5):
+        (tmp_path / f"f{i}.jsonl").write_text("".join(f'{{"text": "file {i} doc {j} {"x" * 90}"}}\n'
+                                                      for j in range(10)))
+    docs = directory_documents(tmp_path, chars=1500, seed=0)
+    files = {d.split()[1] for d in docs}
+    assert len(files) == 2 and len(docs) == 20  # whole files, ~1,000 characters each
+    assert directory_documents(tmp_path, chars=1500, seed=0) == docs
+    assert {d.split()[1] for d in directory_documents(tmp_path, chars=10**9, seed=0)} == {"0", "1", "2", "3", "4"}
+
+
+def test_a_slimpajama_file_without_text_is_refused_naming_it(byte_tok, tmp_path):
+    (tmp_path / "a.jsonl").write_text('{"text": "fine"}\n')
+    bad = tmp_path / "b.jsonl"
+    bad.write_text('{"content": "no text field"}\n')
+    with pytest.raises(UsageError) as err:
+        load_calibration(byte_tok, CalibrationSpec("slimpajama", samples=1, seq_len=8, corpus_dir=str(tmp_path)))
+    assert str(bad) in str(err.value) and "'text'" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_slimpajama_offline_without_a_directory_says_how_to_provide_one(byte_tok, monkeypatch):
+    from bench.corpus import SLIMPAJAMA_DIR_ENV
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv(SLIMPAJAMA_DIR_ENV, raising=False)
+    with pytest.raises(UsageError, match=r"needs a local directory offline: set \$PRUNEBENCH_SLIMPAJAMA_DIR"):
+        load_calibration(byte_tok, CalibrationSpec("slimpajama", samples=1, seq_len=8))
+    with pytest.raises(UsageError, match="corpus_dir applies to calibration source 'slimpajama' only"):
+        CalibrationSpec("c4", corpus_dir="/somewhere")
+
+
+def test_sample_calibration_takes_documents_directly(byte_tok):
+    from pruners.calibration import sample_calibration
+
+    docs = [f"doc {i} " * 20 for i in range(30)]
+    cal = sample_calibration(byte_tok, docs, CalibrationSpec("c4", samples=3, seq_len=16, seed=2))
+    again = sample_calibration(byte_tok, docs, CalibrationSpec("c4", samples=3, seq_len=16, seed=2))
+    assert cal.input_ids.shape == (3, 16) and torch.equal(cal.input_ids, again.input_ids)

@@ -1,0 +1,95 @@
+"""The documents calibration samples are drawn from, for each source of `pruners.calibration`.
+
+Loading data is the harness's job; `pruners.calibration.sample_calibration` only turns
+documents into token rows. Sources:
+
+* ``c4``, ``wikitext2``: the data directory's files (`bench.data`), or the hub;
+* ``slimpajama``: the same local directory as the post-training corpus (`bench.corpora_local`:
+  ``.jsonl``, ``.jsonl.zst`` or ``.parquet`` files with a ``text`` field), named by the spec's
+  ``corpus_dir``, else ``$PRUNEBENCH_SLIMPAJAMA_DIR``; with neither and only online, the start of
+  SlimPajama-627B streamed from the hub.
+
+A SlimPajama directory can hold the whole 627B-token corpus, so only as many files are read as
+the samples need: the files are taken in an order shuffled by the calibration seed, whole files
+at a time, until their text is a generous multiple of the tokens asked for. The draw therefore
+depends only on the directory's files and (samples, seq_len, seed); a file whose records have
+no ``text`` field is refused in one line naming it.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+from bench.errors import UsageError
+
+CHARS_PER_TOKEN = 6  # a generous bound: real tokenizers average ~4 characters of English a token
+
+
+def slimpajama_dir(corpus_dir: str | None = None) -> str | None:
+    from bench.corpus import SLIMPAJAMA_DIR_ENV
+
+    return corpus_dir or os.environ.get(SLIMPAJAMA_DIR_ENV) or None
+
+
+def documents(spec) -> list[str]:
+    """The documents of `spec`'s source (a `pruners.calibration.CalibrationSpec`)."""
+    if spec.source == "slimpajama":
+        directory = slimpajama_dir(spec.corpus_dir)
+        if directory is not None:
+            return directory_documents(directory, spec.samples * spec.seq_len * CHARS_PER_TOKEN, spec.seed)
+        return _hub_documents(spec)
+    from bench.data import load_rows
+    from pruners.calibration import SOURCES
+
+    dataset, split = SOURCES[spec.source]
+    return load_rows(dataset, split, spec.data_dir)
+
+
+def directory_documents(directory, chars: int, seed: int) -> list[str]:
+    """Non-blank documents of whole files of `directory`, files in seeded order, until `chars`."""
+    from bench import corpora_local
+
+    files = corpora_local.corpus_files(directory)
+    random.Random(seed).shuffle(files)
+    docs: list[str] = []
+    size = 0
+    for path in files:
+        for text in corpora_local.read_file(path):
+            if text.strip():
+                docs.append(text)
+                size += len(text)
+        if size >= chars:
+            break
+    return docs
+
+
+def _hub_documents(spec, max_docs: int = 20000) -> list[str]:
+    """Online only: the first documents of SlimPajama-627B, enough text for the samples."""
+    from bench.corpus import SLIMPAJAMA_DIR_ENV, SLIMPAJAMA_HUB
+    from bench.data import hub_reachable
+
+    if not hub_reachable():
+        raise UsageError(f"calibration source 'slimpajama' needs a local directory offline: set "
+                         f"${SLIMPAJAMA_DIR_ENV} to a directory of .jsonl, .jsonl.zst or .parquet files with a "
+                         f"'text' field (the post-training corpus's), go online, or use --calibration c4 or wikitext2")
+    from datasets import load_dataset
+
+    need = spec.samples * spec.seq_len * CHARS_PER_TOKEN
+    docs, size = [], 0
+    for row in load_dataset(SLIMPAJAMA_HUB, split="train", streaming=True):
+        docs.append(row["text"])
+        size += len(row["text"])
+        if size >= need or len(docs) >= max_docs:
+            break
+    return docs
+
+
+def identity(spec) -> dict:
+    """What a slimpajama calibration draw reads: the directory's file digest, or the hub id."""
+    from bench import corpus
+
+    directory = slimpajama_dir(spec.corpus_dir)
+    if directory is None:
+        return {"source": "hub", "hub": corpus.SLIMPAJAMA_HUB}
+    return corpus.source_identity(corpus.SliceSpec("slimpajama", corpus_dir=str(directory)))

@@ -30,7 +30,8 @@ models learn the blank-line structure they are evaluated on; a C4 or SlimPajama 
 text followed by ``"\\n\\n"``, the same separator, so documents do not run into each other.
 
 Token streams are cached twice: per process, and on disk under
-``<cache>/corpora/<key>.pt`` (``$PRUNEBENCH_CACHE_DIR``, else ``~/.cache/prunebench``), where the
+``<cache>/corpora/<key>.pt`` (``--cache-dir``, else ``$PRUNEBENCH_CACHE_DIR``, else
+``~/.cache/prunebench``), where the
 key covers the data's identity (each file's sha256, or the hub coordinates), the cut, the slice,
 the document limit and the tokenizer's identity. So an xdist worker or the next run loads the
 stream instead of tokenising the corpus again; the file is written atomically under a lock.
@@ -239,11 +240,14 @@ _STREAMS: dict[tuple, torch.Tensor] = {}
 _COUNTS: dict[tuple, int] = {}  # (corpus, origin) -> documents in the corpus, as cached streams record it
 
 
-def token_stream(tokenizer, spec: SliceSpec, name: str, data_dir=None, max_documents: int | None = None) -> torch.Tensor:
+def token_stream(tokenizer, spec: SliceSpec, name: str, data_dir=None, max_documents: int | None = None,
+                 cache_dir=None) -> torch.Tensor:
     """The slice tokenised document by document (no special tokens), concatenated. Shape (T,).
 
     Args:
         max_documents: only the slice's first this many documents (None: all).
+        cache_dir: the prunebench cache the stream is kept in (`bench.models.resolve_cache_dir`:
+            None is ``$PRUNEBENCH_CACHE_DIR``, which `pytest bench --cache-dir` sets for the run).
     Cached per process and (tokenizer, corpus, cut, slice, document limit, data source), and on
     disk (see the module docstring) so that no other process tokenises the same slice again.
     """
@@ -266,7 +270,7 @@ def token_stream(tokenizer, spec: SliceSpec, name: str, data_dir=None, max_docum
             texts = slice_texts(spec, name, data_dir)[:max_documents]
             return tokenize(tokenizer, texts), len(_document_texts(spec.corpus, where))
 
-        _STREAMS[key], _COUNTS[(spec.corpus, where)] = _disk_cached(inputs, build)
+        _STREAMS[key], _COUNTS[(spec.corpus, where)] = _disk_cached(inputs, build, cache_dir)
     return _STREAMS[key]
 
 
@@ -288,11 +292,11 @@ def stream_path(inputs: dict, cache_dir=None) -> Path:
     return resolve_cache_dir(cache_dir) / "corpora" / f"{key}.pt"
 
 
-def _disk_cached(inputs: dict, build) -> tuple[torch.Tensor, int]:
+def _disk_cached(inputs: dict, build, cache_dir=None) -> tuple[torch.Tensor, int]:
     """Load (stream, corpus documents) of `inputs` from disk, or `build()` them and write them atomically."""
     from bench.locks import entry_lock
 
-    path = stream_path(inputs)
+    path = stream_path(inputs, cache_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     want = json.dumps(inputs, sort_keys=True)
     with entry_lock(path):  # xdist workers wait for the one tokenising instead of repeating it

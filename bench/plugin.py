@@ -29,7 +29,8 @@ def pytest_addoption(parser):
     group.addoption("--results-dir", default=None,
                     help="where records, report.md and plots go (default $PRUNEBENCH_RESULTS_DIR, else ./results)")
     group.addoption("--cache-dir", default=None,
-                    help="model cache: GGUF conversions, the nano zoo (default $PRUNEBENCH_CACHE_DIR, else ~/.cache/prunebench)")
+                    help="cache: GGUF conversions, the nano zoo, tokenised corpora (default $PRUNEBENCH_CACHE_DIR, else "
+                         "~/.cache/prunebench)")
     group.addoption("--models-dir", default=None, metavar="DIR",
                     help="local models directory: a hub id org/name loads from DIR/org/name (a save_pretrained "
                          "directory) before the HF cache and the hub (default $PRUNEBENCH_MODELS_DIR)")
@@ -72,12 +73,7 @@ def pytest_configure(config):
         return defaults.get(name) if value is None else value
 
     defaults: dict = {}
-    if config.getoption("--models-dir"):
-        # Through the environment, so every reader (loader, provenance, estimates, xdist workers)
-        # resolves hub ids the same way.
-        from bench.hub import MODELS_DIR_ENV
-
-        os.environ[MODELS_DIR_ENV] = str(os.path.abspath(os.path.expanduser(config.getoption("--models-dir"))))
+    _export_dirs(config)
     try:
         profile = _matrix(config)
         eager = _may_collect_cases(config)
@@ -113,6 +109,35 @@ def pytest_configure(config):
     if worker is not None and worker.get("prunebench_cuda_device") is not None:
         # One GPU per xdist worker; set before anything in this process initialises CUDA.
         os.environ["CUDA_VISIBLE_DEVICES"] = worker["prunebench_cuda_device"]
+
+
+ENV_KEY = pytest.StashKey[dict]()
+
+
+def _export_dirs(config) -> None:
+    """--cache-dir and --models-dir through the environment, for the run only.
+
+    Every reader then agrees: the token-stream cache of corpora (reached through post-training,
+    which takes no cache directory), the hub resolver, provenance, the memory estimate and xdist
+    workers. `pytest_unconfigure` puts the previous values back.
+    """
+    from bench.hub import MODELS_DIR_ENV
+    from bench.models import CACHE_DIR_ENV
+
+    saved = {}
+    for option, var in (("--cache-dir", CACHE_DIR_ENV), ("--models-dir", MODELS_DIR_ENV)):
+        if config.getoption(option):
+            saved[var] = os.environ.get(var)
+            os.environ[var] = os.path.abspath(os.path.expanduser(config.getoption(option)))
+    config.stash[ENV_KEY] = saved
+
+
+def pytest_unconfigure(config):
+    for var, value in config.stash.get(ENV_KEY, {}).items():
+        if value is None:
+            os.environ.pop(var, None)
+        else:
+            os.environ[var] = value
 
 
 def _may_collect_cases(config) -> bool:

@@ -304,3 +304,13 @@ def test_a_study_names_slimpajama_and_its_directory(tmp_path, sp_dir):
     bad.write_text(head + '\n[posttrain]\ncorpus = "slimpajama"\ncorpus_dirs = "/x"\n')
     with pytest.raises(UsageError, match="did you mean 'corpus_dir'"):
         load_study(bad)
+
+
+def test_the_token_cache_honours_an_explicit_cache_dir(cache, sp_dir, tmp_path):
+    from bench.models import byte_tokenizer
+
+    spec = corpus.SliceSpec("slimpajama", corpus_dir=str(sp_dir))
+    elsewhere = tmp_path / "elsewhere"
+    ids = corpus.token_stream(byte_tokenizer(), spec, "heldout", cache_dir=elsewhere)
+    assert len(list((elsewhere / "corpora").glob("*.pt"))) == 1 and ids.numel() > 0
+    assert not (cache / "corpora").exists() or not list((cache / "corpora").glob("*.pt"))

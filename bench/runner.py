@@ -273,10 +273,10 @@ class CaseRunner:
         if not store.leftovers():
             return Checkpointer(store)
         if not self.ctx.resume:
-            say(f"{case.id}: removed the training state a stopped run left in {store.root} "
-                f"(pass --resume to continue from it)")
+            why = "left by a stopped run and removed: this run has no --resume"
+            say(f"{case.id}: training state in {store.root} {why}")
             store.clear()
-            return Checkpointer(store)
+            return Checkpointer(store, report={"ignored": why})
         path, meta, why = store.latest()
         if path is None and why is None:
             why = "no complete state (a save was interrupted)"

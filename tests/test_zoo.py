@@ -51,12 +51,35 @@ def test_spec_parsing_and_unknown_names(family):
         zoo.parse_spec("nano-lama-l2")
 
 
-def test_nano_family_spans_8x_in_non_embedding_params():
-    rows = zoo.family_table(zoo.FAMILIES["nano-llama"])
-    ne = [r["non_embedding_params"] for r in rows]
-    assert len(rows) >= 4 and ne == sorted(ne) and ne[-1] / ne[0] >= 8
-    q = zoo.family_table(zoo.FAMILIES["nano-qwen2"])
-    assert [r["layers"] for r in q] == [r["layers"] for r in rows]
+@pytest.mark.parametrize("name", ["nano-llama", "nano-qwen2"])
+def test_nano_family_can_carry_the_law(name):
+    """Issue 11's zoo: N0 spans 8x, 4 fit sizes + the largest held out, embeddings <= 40%."""
+    rows = zoo.family_table(zoo.FAMILIES[name])
+    n0 = [r["params"] for r in rows]
+    assert len(rows) >= 5 and n0 == sorted(n0) and n0[-1] / n0[0] >= 8
+    for r in rows:
+        assert 1 - r["non_embedding_params"] / r["params"] <= 0.40, r
+    assert len({r["layers"] for r in rows}) == 1  # one depth: a layer is the same share everywhere
+
+
+def test_nano_depth_ratios_remove_the_same_layers_at_every_size():
+    """The nano study's depth cases remove 1, 2 and 3 of the 8 layers at every size."""
+    from transformers import AutoModelForCausalLM
+
+    from bench import profiles
+    from pruners.depth import layers_for_ratio
+
+    family = zoo.FAMILIES["nano-llama"]
+    removed = {}
+    for case in profiles.get_cases("nano"):
+        if case.method != "depth":
+            continue
+        _, size = zoo.parse_spec(case.model)
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(family.model_config(size))
+        k = layers_for_ratio(model, case.ratio, case.prune_options.get("unit", "params"))
+        removed.setdefault(case.ratio, set()).add(k / size.num_hidden_layers)
+    assert removed == {0.15: {1 / 8}, 0.25: {2 / 8}, 0.35: {3 / 8}}
 
 
 def test_cache_key_covers_every_input(family, data_dir):

@@ -161,3 +161,76 @@ def test_state_every_is_out_of_to_dict_when_unset():
     assert "state_every" not in Recipe().to_dict()
     assert Recipe(state_every=4).to_dict()["state_every"] == 4
     assert Recipe.from_options({"state_every": 2}).state_every == 2
+
+
+# ----------------------------------------------------------------------------- the runner's policy
+
+
+def _case(**pt):
+    from bench.cases import Case, EvalSpec, opts
+
+    options = dict(tokens=512, checkpoint_every=128, batch_tokens=128, micro_batch_tokens=64, seq_len=32, lr=3e-3,
+                   eval_windows=2, max_documents=8, repeat=True, state_every=1)
+    options.update(pt)
+    return Case(profile="unit", model="tiny-llama", model_key="tiny", method="dense", ratio=0.0,
+                evals=(EvalSpec("wikitext2", 32, 2),), posttrain=opts(**options), family="tiny")
+
+
+def _runner(tmp_path, resume: bool):
+    from bench.runner import CaseRunner, RunContext
+
+    return CaseRunner(RunContext(data_dir=None, cache_dir=str(tmp_path / "cache"), device="cpu", progress=False,
+                                 results_dir=str(tmp_path / "results"), resume=resume))
+
+
+@pytest.fixture
+def stopped(data_dir, tmp_path, monkeypatch):
+    """A case run to the end but stopped before its record (so its newest state is left behind)."""
+    monkeypatch.setenv("PRUNEBENCH_DATA_DIR", str(data_dir))
+    case = _case()
+    runner = _runner(tmp_path, resume=False)
+    fields = runner.run(case)
+    work = runner.work_dir(case)
+    assert work == tmp_path / "results" / "work" / case.id
+    assert [p.name for p in (work / "train-state").iterdir()] == ["state-00000003"]  # after checkpoint 3 of 4
+    return case, fields, work
+
+
+def test_runner_resumes_a_matching_state_and_case_done_removes_it(stopped, tmp_path):
+    case, fields, work = stopped
+    runner = _runner(tmp_path, resume=True)
+    again = runner.run(case)
+    ts = again["posttrain"]["train_state"]
+    assert ts["resumed_from"] == {"step": 3, "tokens": 384, "dir": "state-00000003"} and ts["ignored"] is None
+    assert [(c["tokens"], c["train_loss"], c["val_loss"]) for c in again["posttrain"]["trajectory"]] == \
+        [(c["tokens"], c["train_loss"], c["val_loss"]) for c in fields["posttrain"]["trajectory"]]
+    assert again["ppl"]["wikitext2:32"]["nll"] == fields["ppl"]["wikitext2:32"]["nll"]  # the same final weights
+    runner.case_done(case)
+    assert not work.exists() and not work.parent.exists()
+
+
+def test_runner_ignores_a_state_of_another_config_or_provenance(stopped, tmp_path, capsys):
+    case, _, work = stopped
+    meta_path = work / "train-state" / "state-00000003" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    runner = _runner(tmp_path, resume=True)
+    prov = meta["identity"]["provenance"]
+    other = {**prov, "dtype": "bfloat16"}
+    state = runner.checkpointer(case, Recipe.from_options(case.posttrain_options), provenance=other)
+    assert state.resume_from is None and "state-00000003: dtype float32 -> bfloat16" in state.report["ignored"]
+    assert "starting fresh" in capsys.readouterr().err
+    assert not (work / "train-state").exists()  # removed, so it cannot be picked up later either
+
+
+def test_runner_names_a_foreign_fingerprint_and_removes_leftovers_without_resume(stopped, tmp_path):
+    case, _, work = stopped
+    recipe_ = Recipe.from_options(case.posttrain_options)
+    prov = json.loads((work / "train-state" / "state-00000003" / "meta.json").read_text())["identity"]["provenance"]
+    other = _case(lr=1e-3)  # same id (so the same working area), another configuration
+    assert other.id == case.id and other.fingerprint() != case.fingerprint()
+    state = _runner(tmp_path, resume=True).checkpointer(other, Recipe.from_options(other.posttrain_options), prov)
+    assert state.report["ignored"] == f"state-00000003: config {case.fingerprint()} -> {other.fingerprint()}"
+    (work / "train-state" / "state-00000001").mkdir(parents=True)
+    state = _runner(tmp_path, resume=False).checkpointer(case, recipe_, prov)
+    assert state.resume_from is None and "this run has no --resume" in state.report["ignored"]
+    assert not (work / "train-state").exists()

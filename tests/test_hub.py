@@ -116,3 +116,53 @@ def test_a_lone_snapshot_without_refs_resolves(offline):
     saved = save_tiny(offline / "saved")
     hf_cache_entry(offline / "hf", HUB_ID, saved, SHA_B, ref=None)
     assert hub.resolve(HUB_ID).revision == SHA_B
+
+
+STUDY = """
+[study]
+name = "pin"
+
+[[models]]
+spec = "{spec}"
+key = "m"
+{revision}
+
+[[methods]]
+method = "dense"
+
+[evaluation]
+datasets = ["ptb"]
+seq_lens = [32]
+max_windows = 1
+"""
+
+
+def _run_study(bench_repo, tmp_path, spec, revision=""):
+    study = tmp_path / "pin.toml"
+    study.write_text(STUDY.format(spec=spec, revision=revision))
+    results = tmp_path / "results"
+    run = bench_repo.runpytest_subprocess(f"--study={study}", f"--results-dir={results}", "--device=cpu",
+                                          "-p", "no:cacheprovider")
+    return run, results
+
+
+def test_a_study_on_a_hub_id_offline_with_no_copy_is_refused_before_any_case(bench_repo, offline):
+    run, results = _run_study(bench_repo, offline, "nobody/nothing-7b")
+    assert run.ret == pytest.ExitCode.USAGE_ERROR
+    assert any("model nobody/nothing-7b is not available offline" in line for line in run.stderr.lines)
+    assert not results.exists()  # nothing written
+
+
+def test_a_study_pinned_to_a_revision_not_found_locally_is_refused(bench_repo, cached, offline):
+    run, results = _run_study(bench_repo, offline, HUB_ID, f'revision = "{SHA_B}"')
+    assert run.ret == pytest.ExitCode.USAGE_ERROR
+    line = next(line for line in run.stderr.lines if SHA_B in line)
+    assert SHA_A in line and HUB_ID in line
+    assert not results.exists()
+    run, results = _run_study(bench_repo, offline, HUB_ID, f'revision = "{SHA_A}"')
+    assert run.ret == 0, run.stderr.str()
+    import json
+
+    rec = json.loads(next((results / "records").glob("*.json")).read_text())
+    assert rec["provenance"]["model"]["revision"] == SHA_A and rec["provenance"]["model"]["pinned"] == SHA_A
+    assert rec["model"]["info"]["source"] == "hf-cache"

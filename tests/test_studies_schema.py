@@ -84,7 +84,9 @@ def test_base_study_expands_in_model_method_order(tmp_path):
     (("max_windows = 2", "max_windows = { 128 = 2 }"), "evaluation.max_windows.128: is not one of seq_lens [64]"),
     (("seq_lens = [64]", "seq_lens = [1]"), "evaluation.seq_lens: must be an integer >= 2, got 1"),
     (('source = "wikitext2"', 'source = "wiki"'), "calibration: unknown calibration source 'wiki'"),
-    (('key = "a"', 'key = "a"\nrevision = "main"'), "models[0].revision: pinning a hub revision is not supported yet"),
+    (('key = "a"', 'key = "a"\nrevision = "main"'),
+     "models[0].revision: pins a hub revision, but spec 'tiny-llama' is not a hub id (org/name)"),
+    (('key = "a"', 'key = "a"\nrevision = 7'), "models[0].revision: must be a non-empty string, got 7"),
     (('key = "b"', 'key = "a"'), "models[1].key: 'a' is also the key of models[0]"),
     (('key = "b"', 'key = "b"\noptions = { dept = { variant = "block" } }'),
      "models[1].options.dept: no [[methods]] entry uses method 'dept' (did you mean 'depth'?)"),
@@ -170,3 +172,13 @@ def test_cli_expand_counts_tiny_models_and_says_when_a_config_is_missing(tmp_pat
 
     n = sum(p.numel() for p in tiny_model("llama").parameters())
     assert f"| {n:,} " in out  # the tiny model's real count, from its config on the meta device
+
+
+def test_a_revision_pins_the_hub_spec_of_every_case(tmp_path):
+    sha = "3f1c0d2e4b5a69788796a5b4c3d2e1f0a9b8c7d6"
+    text = BASE.replace('spec = "tiny-llama"\nkey = "a"', f'spec = "org/Model-1B"\nrevision = "{sha}"')
+    assert text != BASE
+    cases = study_cases(load_study(str(write(tmp_path, text))))
+    assert {c.model for c in cases if c.id.startswith("t-model-1b")} == {f"org/Model-1B@{sha}"}
+    twice = text.replace('spec = "org/Model-1B"', 'spec = "org/Model-1B@main"')
+    assert "already pins revision main" in fails(tmp_path, twice)

@@ -311,6 +311,26 @@ def load_saved_tokenizer(path: Path):
     return AutoTokenizer.from_pretrained(path)
 
 
+def _unknown(spec: str) -> UsageError:
+    return UsageError(f"unknown model {spec!r}{did_you_mean(spec, known_aliases())}: not an alias "
+                      f"({', '.join(known_aliases())}), an existing path, or a hub id like org/name")
+
+
+def check_spec(spec: str) -> None:
+    """Refuse, without loading anything, a spec `load_model` could not resolve: not an alias,
+    not an existing path, and not a hub id that resolves (`bench.hub.resolve`: offline, a
+    local copy at the pinned revision)."""
+    spec = str(spec)
+    path = Path(spec).expanduser()
+    if _find_alias(spec) is not None or path.exists():
+        return
+    if path.suffix == ".gguf":
+        raise UsageError(f"model file {path} does not exist")
+    if hub.parse(spec) is None:
+        raise _unknown(spec)
+    hub.resolve(spec)
+
+
 def _looks_like_hub_id(spec: str) -> bool:
     return hub.parse(spec) is not None
 
@@ -373,9 +393,7 @@ def load_model(spec: str, *, cache_dir=None, device=None, dtype=None, device_map
     elif hub.parse(spec) is not None:
         loaded = load_hub(spec, dev, target, device_map)
     else:
-        raise UsageError(
-            f"unknown model {spec!r}{did_you_mean(spec, known_aliases())}: not an alias "
-            f"({', '.join(known_aliases())}), an existing path, or a hub id like org/name")
+        raise _unknown(spec)
     placement = place(loaded.model, dev, target, device_map,
                       offload_dir=resolve_cache_dir(cache_dir) / "offload" if uses_disk(device_map) else None)
     loaded.info.update({"device": str(dev), "dtype": str(next(loaded.model.parameters()).dtype).replace("torch.", ""),

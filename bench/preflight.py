@@ -3,7 +3,8 @@
 `pytest bench` calls `check_cases` once collection (and ``-k``) has fixed the cases to run,
 before the results directory is touched, so each failure is one line, exit 2, nothing written:
 
-* every hub model resolves (`bench.hub.resolve`): offline, a local copy at the pinned revision;
+* every model spec resolves (`bench.models.check_spec`): an alias, an existing path, or a hub id
+  that `bench.hub.resolve` finds (offline: a local copy at the pinned revision);
 * every case fits its device (`bench.memory`), estimated from the model's config on the meta
   device. A cheap upper bound (no pruning: the pruned copy as large as the dense model) clears
   most cases; only cases the bound does not clear are pruned on the meta device for their exact
@@ -17,11 +18,12 @@ models) but still refuses a case that cannot fit.
 from __future__ import annotations
 
 from bench.cases import Case
+from bench.errors import UsageError
 
 
 def check_cases(cases: list[Case], *, device=None, cache_dir=None, resolve_models: bool = True) -> list:
     """Raise UsageError for the first problem; return each estimated case's `bench.memory.Need`."""
-    from bench import hub, memory
+    from bench import memory
     from bench.models import default_dtype, resolve_device
     from bench.studies import params
 
@@ -29,12 +31,18 @@ def check_cases(cases: list[Case], *, device=None, cache_dir=None, resolve_model
     dtype = default_dtype(dev)
     specs = list(dict.fromkeys(c.model for c in cases))
     if resolve_models:
+        from bench.models import check_spec
+
         for spec in specs:
-            if hub.parse(spec) is not None:
-                hub.resolve(spec)
+            check_spec(spec)
     bounds: dict[str, params.Counted] = {}
     for spec in specs:
-        config, source = params.find_config(spec, None, cache_dir)
+        try:
+            config, source = params.find_config(spec, None, cache_dir)
+        except UsageError:
+            if resolve_models:
+                raise
+            continue  # --collect-only: listing cases needs no model
         if config is not None:
             model = params.meta_model(config)
             n = sum(p.numel() for p in model.parameters())

@@ -166,3 +166,11 @@ def test_a_study_pinned_to_a_revision_not_found_locally_is_refused(bench_repo, c
     rec = json.loads(next((results / "records").glob("*.json")).read_text())
     assert rec["provenance"]["model"]["revision"] == SHA_A and rec["provenance"]["model"]["pinned"] == SHA_A
     assert rec["model"]["info"]["source"] == "hf-cache"
+
+
+def test_a_study_on_a_spec_that_resolves_nowhere_is_refused_before_any_case(bench_repo, offline):
+    run, results = _run_study(bench_repo, offline, "./no/such/model")
+    assert run.ret == pytest.ExitCode.USAGE_ERROR
+    assert any("unknown model './no/such/model'" in line and "hub id like org/name" in line
+               for line in run.stderr.lines)
+    assert not results.exists()

@@ -149,3 +149,35 @@ def check(need: Need, device: torch.device) -> None:
     cap = capacity(device, need)
     if need.total(device.type) > cap.nbytes:
         raise UsageError(refusal(need, cap, device.type))
+
+
+def main(argv=None) -> int:
+    """``python -m bench.memory CONFIG.json [--device cuda] [--lora] [--eval-only]``: one line per
+    mode, the estimate of an unpruned control case on a model of that config (no weights)."""
+    import argparse
+    import json
+    from pathlib import Path
+
+    from transformers import AutoConfig
+
+    from bench.cases import Case
+    from bench.studies import params
+
+    p = argparse.ArgumentParser(prog="python -m bench.memory", description=main.__doc__)
+    p.add_argument("config", help="a model's config.json (e.g. tests/configs/meta-llama--Llama-3.1-8B.json)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cuda", help="load dtype: float32 on cpu, bf16 on cuda")
+    args = p.parse_args(argv)
+    config = AutoConfig.for_model(**json.loads(Path(args.config).read_text()))
+    model = params.meta_model(config)
+    n = sum(t.numel() for t in model.parameters())
+    counted = params.Counted(n, n, args.config, tensors=n, lora_io=params.lora_features(model))
+    dtype = torch.bfloat16 if args.device == "cuda" else torch.float32
+    for name, recipe in (("evaluation only", ()), ("full post-training", (("lr", 2e-5),)),
+                         ("LoRA post-training", (("lora", True),))):
+        need = case_need(Case("estimate", args.config, "", "control", posttrain=recipe), counted, dtype)
+        print(f"{name}: {gib(need.total(args.device))} ({need.parts()}) for {n:,} parameters on {args.device}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

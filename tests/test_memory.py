@@ -142,3 +142,11 @@ def test_check_passes_what_fits():
     memory.check(need, torch.device("cpu"))  # 10 bytes fit any machine
     with pytest.raises(UsageError, match="case c: needs about"):
         memory.check(memory.Need("c", "full", torch.float32, base=1 << 62, training=1), torch.device("cpu"))
+
+
+def test_the_command_prints_the_estimate_of_each_mode(capsys):
+    assert memory.main([str(CONFIGS / "meta-llama--Llama-3.1-8B.json"), "--device", "cuda"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("evaluation only: 15.0 GiB")
+    assert out[1].startswith("full post-training: 134.6 GiB (weights 15.0 GiB bfloat16 + full post-training 119.7 GiB")
+    assert out[2].startswith("LoRA post-training: 45.2 GiB")

@@ -157,18 +157,22 @@ def _in_hf_cache(spec: HubSpec, found: list[str]) -> Resolved | None:
         return path if path is not None and (path / "config.json").is_file() else None
 
     if spec.pin is not None:
-        # A pin is a commit sha (its snapshot) or a branch/tag name (the ref's commit).
+        # A pin is a commit sha (its snapshot) or a ref name: a branch, tag or refs/pr/N commit.
         sha = spec.pin if _SHA.match(spec.pin) and snapshot(spec.pin) else _read_ref(repo, spec.pin)
         if sha is not None and snapshot(sha):
             return Resolved(spec.hub_id, spec.pin, "hf-cache", snapshot(sha), sha)
-    else:
+    have = sorted(p.name for p in (repo / "snapshots").glob("*") if snapshot(p.name))
+    if spec.pin is None:
         sha = _read_ref(repo, "main")
-        if sha is None:  # no main ref: a lone snapshot is unambiguous
-            shas = [p.name for p in (repo / "snapshots").glob("*") if snapshot(p.name)]
-            sha = shas[0] if len(shas) == 1 else None
         if snapshot(sha):
             return Resolved(spec.hub_id, spec.pin, "hf-cache", snapshot(sha), sha)
-    have = sorted(p.name for p in (repo / "snapshots").glob("*") if snapshot(p.name))
+        if len(have) == 1:  # no usable main ref: a lone snapshot is unambiguous
+            return Resolved(spec.hub_id, spec.pin, "hf-cache", snapshot(have[0]), have[0])
+        if have:
+            raise UsageError(f"model {spec.hub_id}: the HF cache {repo} holds snapshots {', '.join(have)} and no "
+                             f"refs/main naming one of them; pin one (revision = \"<sha>\" in the study, or "
+                             f"{spec.hub_id}@<sha>)")
+        return None
     if have:
         found.append(f"{', '.join(have)} in the HF cache {repo}")
     return None

@@ -174,3 +174,12 @@ def test_a_study_on_a_spec_that_resolves_nowhere_is_refused_before_any_case(benc
     assert any("unknown model './no/such/model'" in line and "hub id like org/name" in line
                for line in run.stderr.lines)
     assert not results.exists()
+
+
+def test_several_snapshots_and_no_main_ref_ask_for_a_pin(offline):
+    saved = save_tiny(offline / "saved")
+    for sha in (SHA_A, SHA_B):
+        hf_cache_entry(offline / "hf", HUB_ID, saved, sha, ref=None)
+    with pytest.raises(UsageError, match=f"holds snapshots {SHA_A}, {SHA_B} and no refs/main"):
+        hub.resolve(HUB_ID)
+    assert hub.resolve(f"{HUB_ID}@{SHA_B}").revision == SHA_B

@@ -186,10 +186,13 @@ def pytest_xdist_node_collection_finished(node, ids):
     bench = node.config.stash[SESSION_KEY]
     if bench.holds_results():
         return
-    cases = {f"[{c.id}]" for c in bench.cases()}
-    if not any(i[i.rfind("["):] in cases for i in ids if i.endswith("]")):
+    cases = {f"[{c.id}]": c for c in bench.cases()}
+    selected = [cases[i[i.rfind("["):]] for i in ids if i.endswith("]") and i[i.rfind("["):] in cases]
+    if not selected:
         return  # not a benchmark run (e.g. `pytest tests -n 2`): leave the results directory alone
     try:
+        # The workers skip the preflight checks; the controller runs them once, before the lock.
+        bench.preflight(list(dict.fromkeys(selected)), collect_only=node.config.getoption("collectonly"))
         bench.acquire_results(bench.run_id, os.getpid())
     except UsageError as exc:
         pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
@@ -232,11 +235,11 @@ def pytest_collection_finish(session):
         selected = [item.callspec.params["bench_case"] for item in session.items
                     if "bench_case" in getattr(getattr(item, "callspec", None), "params", {})]
         try:
-            bench.preflight(selected, collect_only=session.config.getoption("collectonly"))
+            # An xdist worker does neither: its controller checks the cases and takes the results
+            # directory (`pytest_xdist_node_collection_finished`), so a refusal writes nothing.
             if getattr(session.config, "workerinput", None) is None:
+                bench.preflight(selected, collect_only=session.config.getoption("collectonly"))
                 bench.acquire_results(bench.run_id, os.getpid())  # writable, and not in use by another run
-            else:
-                _ = bench.results_dir  # the controller holds the lock for the whole run
         except UsageError as exc:
             raise pytest.UsageError(str(exc)) from None
         bench.select(selected)

@@ -15,6 +15,11 @@ import os
 import shutil
 from pathlib import Path
 
+# Imported here, before any pytester test: pytester restores sys.modules after each of its tests,
+# and transformers' model modules (torch.distributed behind them) cannot be imported twice.
+import transformers.models.llama.modeling_llama  # noqa: F401,E402
+import transformers.models.qwen2.modeling_qwen2  # noqa: F401,E402
+
 
 def save_tiny(path: Path, arch: str = "llama", seed: int = 0, **overrides) -> Path:
     """A tiny random model and the byte tokenizer, saved with save_pretrained at `path`."""

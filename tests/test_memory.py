@@ -31,13 +31,18 @@ def counted(hub_id: str) -> params.Counted:
     return params.Counted(n, n, "test", tensors=n, lora_io=params.lora_features(model))
 
 
+# Built at import: pytester restores sys.modules after each of its tests, and transformers'
+# model modules (with torch.distributed behind them) cannot be imported a second time.
+COUNTED = {hub_id: counted(hub_id) for hub_id in ("meta-llama/Llama-3.1-8B", "meta-llama/Llama-3.2-1B")}
+
+
 def control(posttrain: dict | None) -> Case:
     return Case("t", "meta-llama/Llama-3.1-8B", "llama-3.1-8b", "control",
                 posttrain=tuple(sorted(posttrain.items())) if posttrain is not None else ())
 
 
 def test_the_estimate_counts_weights_gradients_and_adamw_exactly():
-    c = counted("meta-llama/Llama-3.1-8B")
+    c = COUNTED["meta-llama/Llama-3.1-8B"]
     assert c.before == N_8B
     full = memory.case_need(control({"lr": 2e-5}), c, torch.bfloat16)
     assert (full.mode, full.base, full.training) == ("full", 2 * N_8B, 16 * N_8B)
@@ -65,7 +70,7 @@ def test_a_pruned_case_holds_a_pruned_copy():
 
 
 def test_check_refuses_in_one_line_naming_case_estimate_capacity_and_options():
-    need = memory.case_need(control({"lr": 2e-5}), counted("meta-llama/Llama-3.1-8B"), torch.float32)
+    need = memory.case_need(control({"lr": 2e-5}), COUNTED["meta-llama/Llama-3.1-8B"], torch.float32)
     cap = memory.Capacity(24 * memory.GiB, "the CPU has 24.0 GiB available (MemAvailable)")
     line = memory.refusal(need, cap, "cpu")
     assert "\n" not in line and line.startswith("case t-llama-3.1-8b-control: needs about 149.6 GiB")
@@ -110,22 +115,24 @@ def run_study(bench_repo, tmp_path, spec: str, key: str, posttrain: str, *args):
     return run, results
 
 
-def test_full_post_training_of_an_8b_model_is_refused_before_any_case(bench_repo, tmp_path):
-    need = memory.case_need(control({"lr": 2e-5}), counted("meta-llama/Llama-3.1-8B"), torch.float32)
+@pytest.mark.parametrize("workers", [(), ("-n", "2")], ids=["one-process", "xdist"])
+def test_full_post_training_of_an_8b_model_is_refused_before_any_case(bench_repo, tmp_path, workers):
+    need = memory.case_need(control({"lr": 2e-5}), COUNTED["meta-llama/Llama-3.1-8B"], torch.float32)
     if memory.host_available() >= need.total("cpu"):
         pytest.skip(f"this machine has {memory.gib(memory.host_available())}: an 8B model post-trains here")
     models_dir_with_config(tmp_path / "models", "meta-llama/Llama-3.1-8B")
     run, results = run_study(bench_repo, tmp_path, "meta-llama/Llama-3.1-8B", "llama-3.1-8b",
-                             "[posttrain]\ntokens = 4096\nbatch_tokens = 4096\ncheckpoint_every = 4096")
+                             "[posttrain]\ntokens = 4096\nbatch_tokens = 4096\ncheckpoint_every = 4096", *workers)
     assert run.ret == pytest.ExitCode.USAGE_ERROR
-    err = [line for line in run.stderr.lines if "needs about" in line]
+    # One process: pytest's usage error on stderr; xdist: the controller's exit line.
+    err = [line for line in run.stderr.lines + run.stdout.lines if "needs about" in line]
     assert len(err) == 1 and "case big-llama-3.1-8b-control: needs about 149.6 GiB" in err[0], run.stderr.str()
     assert "LoRA" in err[0] and "FSDP" in err[0]
     assert not results.exists()  # nothing written
 
 
 def test_the_same_study_evaluating_only_or_with_lora_is_not_refused(bench_repo, tmp_path):
-    c = counted("meta-llama/Llama-3.2-1B")
+    c = COUNTED["meta-llama/Llama-3.2-1B"]
     lora = memory.case_need(Case("t", "m", "k", "control", posttrain=(("lora", True),)), c, torch.float32)
     if memory.host_available() < lora.total("cpu"):
         pytest.skip(f"this machine has only {memory.gib(memory.host_available())} available")

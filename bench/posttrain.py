@@ -37,6 +37,10 @@ from bench.recipe import BACKENDS, ENGINES, LORA_TARGETS, PARAM_DTYPES, SCHEDULE
 from bench.training import (MASTER_DTYPE, SingleProcess, _autocast, _checkpointing, _device,  # noqa: F401
                             _mask_pairs, _order, _param_groups, heldout_loss, master_weights)
 
+__all__ = ["BACKENDS", "ENGINES", "LORA_TARGETS", "MASTER_DTYPE", "PARAM_DTYPES", "SCHEDULES", "Diverged", "Recipe",
+           "SingleProcess", "TrainResult", "add_lora", "heldout_loss", "heldout_windows", "initial_loss",
+           "master_weights", "posttrain", "train", "training_windows"]
+
 
 @dataclass
 class TrainResult:

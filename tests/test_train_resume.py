@@ -234,3 +234,39 @@ def test_runner_names_a_foreign_fingerprint_and_removes_leftovers_without_resume
     state = _runner(tmp_path, resume=False).checkpointer(case, recipe_, prov)
     assert state.resume_from is None and "this run has no --resume" in state.report["ignored"]
     assert not (work / "train-state").exists()
+
+
+def test_lora_adapters_and_their_dropout_resume_too(tmp_path):
+    pytest.importorskip("peft")
+    from bench.posttrain import add_lora
+
+    def lora_model():
+        torch.manual_seed(0)  # peft draws the adapters' initial A from the global generator
+        return add_lora(copy.deepcopy(m0), r)
+
+    r = recipe(lora=True, lora_dropout=0.3, state_every=2)
+    m0 = model(dropout=0.0)
+    ref = lora_model()
+    ref_res = train(ref, windows(), r, heldout=windows(4, seed=9))
+    store = StateStore(tmp_path / "s", 2)
+    train(lora_model(), windows(), r, heldout=windows(4, seed=9), state=Checkpointer(store))
+    torch.manual_seed(1)
+    fresh = add_lora(copy.deepcopy(m0), r)  # other initial adapters: the state replaces them
+    res = train(fresh, windows(), r, heldout=windows(4, seed=9),
+                state=Checkpointer(store, resume_from=store.states()[-1]))
+    assert res.trajectory[0]["train_s"] > 0 and _traj(res) == _traj(ref_res)
+    assert _same_weights(fresh, ref)
+
+
+def test_a_study_file_takes_state_every_and_names_a_bad_one(tmp_path):
+    from bench.studies.schema import load_study
+
+    study = ('[study]\ndescription = "x"\n[[models]]\nspec = "tiny-llama"\nkey = "l"\nfamily = "t"\n'
+             '[[methods]]\nmethod = "dense"\n[posttrain]\ntokens = 512\ncheckpoint_every = 128\nbatch_tokens = 128\n'
+             'micro_batch_tokens = 128\nseq_len = 32\nstate_every = {}\n[evaluation]\ndatasets = ["wikitext2"]\nseq_lens = [32]\n')
+    path = tmp_path / "s.toml"
+    path.write_text(study.format(2))
+    assert dict(load_study(path).posttrain)["state_every"] == 2
+    path.write_text(study.format(0))
+    with pytest.raises(UsageError, match=rf"study {path}: posttrain: post-training state_every must be a positive"):
+        load_study(path)

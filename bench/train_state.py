@@ -148,8 +148,12 @@ class StateStore:
     def commit(self, step: int, meta: dict) -> Path:
         """Write meta.json last, rename the partial directory into place, drop every older state."""
         tmp = self.partial(step)
+        files = [f for f in tmp.rglob("*") if f.is_file()]
+        for path in files:  # on disk before the rename, so not even a power cut leaves a complete-looking state
+            with open(path, "rb") as fh:
+                os.fsync(fh.fileno())
         meta = {"format": FORMAT, "step": step, "identity": self.identity, **meta,
-                "bytes": sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file())}
+                "bytes": sum(f.stat().st_size for f in files)}
         with open(tmp / META, "w") as f:
             json.dump(meta, f, indent=1, default=str)
             f.flush()

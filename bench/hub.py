@@ -121,13 +121,15 @@ def _declared_revision(path: Path) -> tuple[str, str]:
     return f"sha256:{directory_digest(path)}", "the digest of its files"
 
 
-def _in_models_dir(spec: HubSpec, found: list[str]) -> Resolved | None:
+def _in_models_dir(spec: HubSpec, found: list[str], revision: bool = True) -> Resolved | None:
     root = models_dir()
     if root is None:
         return None
     path = root / spec.org / spec.name
     if not (path / "config.json").is_file():
         return None
+    if not revision and spec.pin is None:  # hashing an 8B model's weights only to read its config: no
+        return Resolved(spec.hub_id, spec.pin, "models-dir", path, None)
     revision, how = _declared_revision(path)
     if spec.pin is not None and spec.pin != revision:
         found.append(f"{revision} in {path} ({how})")
@@ -178,16 +180,19 @@ def _in_hf_cache(spec: HubSpec, found: list[str]) -> Resolved | None:
     return None
 
 
-def find_local(spec: str | HubSpec) -> Resolved | None:
+def find_local(spec: str | HubSpec, revision: bool = True) -> Resolved | None:
     """The local copy `spec` resolves to (models directory, then HF cache), or None.
 
+    Args:
+        revision: False: an unpinned models-directory entry's revision is left None instead of
+            digesting its weights (for callers that only read the config).
     Raises:
         UsageError: a pinned revision with local copies at other revisions only, while
             offline (online, the hub provides the pin).
     """
     spec = parse(spec) if isinstance(spec, str) else spec
     found: list[str] = []
-    hit = _in_models_dir(spec, found) or _in_hf_cache(spec, found)
+    hit = _in_models_dir(spec, found, revision) or _in_hf_cache(spec, found)
     if hit is None and found and offline_by_setting():
         raise _pin_error(spec, found)
     return hit

@@ -328,7 +328,8 @@ def check_spec(spec: str) -> None:
         raise UsageError(f"model file {path} does not exist")
     if hub.parse(spec) is None:
         raise _unknown(spec)
-    hub.resolve(spec)
+    if hub.find_local(spec, revision=False) is None:  # no digest of the weights just to say they exist
+        hub.resolve(spec)
 
 
 def _looks_like_hub_id(spec: str) -> bool:

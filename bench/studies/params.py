@@ -74,7 +74,7 @@ def find_config(spec: str, configs_dir: Path | None = None, cache_dir=None):
             return AutoConfig.from_pretrained(converted), str(converted / "config.json")
         return AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name), f"{gguf} (GGUF metadata)"
     if hub.parse(spec) is not None:
-        local = hub.find_local(spec)  # a pin that matches no local copy (offline) raises here
+        local = hub.find_local(spec, revision=False)  # a pin matching no local copy (offline) raises
         if local is not None:
             return AutoConfig.from_pretrained(local.path), f"{local.source} {local.path / 'config.json'}"
         where = f"no {config_file_name(spec)} in {configs_dir}" if configs_dir else "no --configs DIR given"

@@ -324,6 +324,9 @@ def prune_model(model, tokenizer, case: Case, ctx: RunContext) -> tuple[dict, di
     config = make_config(case.method, ratio=case.ratio, **method_fields)
     calibration = None
     if calib_fields:
+        if calib_fields.get("source") == "slimpajama" and "corpus_dir" not in calib_fields:
+            # The study's post-training corpus directory serves calibration too (else the env var).
+            calib_fields["corpus_dir"] = case.posttrain_options.get("corpus_dir")
         spec = CalibrationSpec(data_dir=ctx.data_dir, **calib_fields)
         calibration = build_calibration(spec, tokenizer)
     report = prune(model, calibration, config)

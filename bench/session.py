@@ -110,7 +110,8 @@ class BenchSession:
                 torch.set_num_threads(self.options.threads)
             self._runner = CaseRunner(RunContext(
                 data_dir=self.options.data_dir, cache_dir=self.options.cache_dir,
-                device=self.options.device, progress=self.options.progress))
+                device=self.options.device, progress=self.options.progress,
+                results_dir=str(self.results_dir), resume=self.options.resume))
         return self._runner
 
     def acquire_results(self, run_id: str, owner_pid: int) -> None:
@@ -192,13 +193,14 @@ class BenchSession:
         _ = self.results_dir  # fail on an unwritable directory before spending compute
         self.prepare(case)
         provenance = self.provenance(case)
-        fields = self.runner.run(case)
+        fields = self.runner.run(case, provenance=provenance)
         rec = rec_mod.new_record(case.id, provenance=provenance,
                                  invocation={"argv": self.argv, "run_id": self.run_id}, **fields)
         if stale is not None:
             # What --resume compared and why it ran the case again, for the user to inspect.
             rec["resume"] = {"rerun_because": stale}
         rec_mod.write_record(self.results_dir, rec)
+        self.runner.case_done(case)  # the record is written: its training state is no longer needed
         self.outcomes.append(CaseOutcome(case, rec, stale=stale))
         if rec.get("status") == "diverged":
             # The record keeps the trajectory up to the divergence; the case still fails.

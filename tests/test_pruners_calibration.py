@@ -147,3 +147,20 @@ def test_sample_calibration_takes_documents_directly(byte_tok):
     cal = sample_calibration(byte_tok, docs, CalibrationSpec("c4", samples=3, seq_len=16, seed=2))
     again = sample_calibration(byte_tok, docs, CalibrationSpec("c4", samples=3, seq_len=16, seed=2))
     assert cal.input_ids.shape == (3, 16) and torch.equal(cal.input_ids, again.input_ids)
+
+
+def test_a_case_calibrates_on_its_post_training_corpus_directory(byte_tok, data_dir, tmp_path, monkeypatch):
+    """A study's `corpus_dir` serves SlimPajama calibration too, with no environment variable."""
+    from bench.cases import Case
+    from bench.corpus import SLIMPAJAMA_DIR_ENV
+    from bench.models import tiny_model
+    from bench.runner import RunContext, prune_model
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv(SLIMPAJAMA_DIR_ENV, raising=False)
+    corpus = _slimpajama_dir(tmp_path / "sp", data_dir)
+    case = Case("t", "tiny-llama", "tiny", "depth", ratio=0.25, label="depth",
+                prune=(("calibration", "slimpajama"), ("samples", 2), ("calib_seq_len", 32)),
+                posttrain=(("corpus_dir", str(corpus)), ("tokens", 4096)))
+    report, _ = prune_model(tiny_model(vocab_size=byte_tok.vocab_size), byte_tok, case, RunContext(data_dir=str(data_dir)))
+    assert report["calibration"]["corpus_dir"] == str(corpus)

@@ -56,7 +56,7 @@ class DepthConfig:
     batch_size: int = option(4, "calibration samples per forward pass")
     unit: str = option("params", "what the ratio is a fraction of: the parameters (params), or the decoder "
                                  "layers (layers: the same share of layers at every model size)",
-                       choices=UNITS, flag="depth-unit", cli=False)  # a study key (nano.toml)
+                       choices=UNITS, flag="depth-unit")
 
     calibration_shape: ClassVar[tuple[int, int]] = (128, 512)
 

@@ -59,6 +59,7 @@ BAD = {
                           "fewer than the"),
     "ppl-unknown": (["--method", "depth", "--ratio", "0.3", "--ppl", "wikitext3:128"], "did you mean 'wikitext2'"),
     "calibration-unknown": (["--method", "depth", "--ratio", "0.3", "--calibration", "wikitext"], "did you mean 'wikitext2'"),
+    "depth-unit-unknown": (["--method", "depth", "--ratio", "0.3", "--depth-unit", "layer"], "did you mean 'layers'"),
 }
 
 
@@ -146,14 +147,15 @@ def test_save_is_atomic(tmp_path, monkeypatch):
 
 
 def test_slimpajama_offline_is_one_line(capsys, tmp_path, fake_corpus, monkeypatch):
-    """SlimPajama streams from the hub; offline, the user is told which local sources work."""
+    """Offline with no local SlimPajama directory, the user is told which sources work."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("PRUNEBENCH_SLIMPAJAMA_DIR", raising=False)
     out_dir = tmp_path / "out"
     rc, out, err = _run(capsys, ["prune", "--model", "tiny-llama", "--method", "depth", "--ratio", "0.3",
                                  "--calibration", "slimpajama", "--out", str(out_dir), "--json"])
     assert rc == 2 and out == "" and not out_dir.exists()
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and "'slimpajama' streams from the Hugging Face hub" in lines[0]
+    assert len(lines) == 1 and "'slimpajama' needs a local directory offline: set $PRUNEBENCH_SLIMPAJAMA_DIR" in lines[0]
     assert "use --calibration c4 or wikitext2" in lines[0]
 
 
@@ -178,7 +180,7 @@ def test_generated_options_keep_every_flag():
     assert {"--blocksize", "--percdamp", "--no-measure-speedup"} <= flags  # nm fields that had no flag
     groups = {g.title: {s for a in g._group_actions for s in a.option_strings} for g in prune._action_groups}
     assert groups["--method blockwise"] >= {"--importance", "--layers", "--faithful", "--attention"}
-    assert groups["--method depth"] == {"--variant"}
+    assert groups["--method depth"] == {"--variant", "--depth-unit"}
     assert groups["--method width"] == {"--seq-agg", "--batch-agg", "--norm-agg"}
     assert {"--nm", "--nm-method"} <= groups["--method nm"]
 

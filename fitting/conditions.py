@@ -11,7 +11,7 @@ The final version of the P^2 paper chooses its form among candidates partly by t
 Each is checked on a grid over the fitted data's range (N0, D, rho between their smallest and
 largest fitted values; L0 fixed at the median of the runs, since the law takes it as an
 input). Condition 1 is checked by taking rho from the smallest fitted ratio down to
-`RHO_LIMIT`: the gap must fall at every step and end below `LIMIT_SHARE` of its value at the
+`RHO_LIMIT`: the gap must never rise and must end below `LIMIT_SHARE` of its value at the
 smallest fitted ratio. A condition along an input the data do not vary (rho of 2:4) is "n/a".
 Derived inputs follow from the grid point: N = N0 (1 - rho) for forms in the pruned size, and
 the control curve L0(D) is held at the same L0.
@@ -75,7 +75,10 @@ def check_conditions(result: FitResult, runs: Sequence[Run]) -> dict:
             out["rho->0"] = {"met": None, "detail": f"n/a: one pruning ratio ({rhos[0]:.3g}) in the data"}
         else:
             share = np.abs(lim[..., -1]) / np.abs(lim[..., 0])
-            falling = bool(np.all(np.diff(lim, axis=-1) < 0))
+            # Never rising, rather than strictly falling: a steep gap (rho^1.7 at rho = 1e-12) drops
+            # below the float resolution of L0 + gap, and the last steps then differ by exactly 0.
+            # A gap that does not shrink at all still fails, on its share.
+            falling = bool(np.all(np.diff(lim, axis=-1) <= 0))
             ok = bool(falling and np.all(share < LIMIT_SHARE))
             out["rho->0"] = {"met": ok, "detail": f"gap at rho={RHO_LIMIT:g} is {np.nanmax(share):.3g} of the gap at "
                                                   f"rho={rhos[0]:.3g} (need < {LIMIT_SHARE:g}, falling at every step: {falling})"}

@@ -69,6 +69,17 @@ def test_conditions_of_the_true_form_and_of_a_wrong_sign():
     assert c["decreasing-in-D"]["met"] and c["gap-decreasing-in-N0"]["met"]
 
 
+def test_a_gap_that_vanishes_below_float_resolution_still_meets_rho_to_zero():
+    """gamma = -1.7: at rho = 1e-12 the gap is ~1e-20 of L0, so L0 + gap == L0 exactly at the end."""
+    steep = dict(P2, gamma=-1.7)
+    runs = make_runs("p2", steep, sizes=SIZES, noise=0.0)
+    c = check_conditions(fit(runs, "p2", starts=COARSE), runs)
+    assert c["rho->0"]["met"] is True, c["rho->0"]["detail"]
+    # Without the rho factor the gap does not shrink at all: it fails on its share.
+    nm = check_conditions(fit(runs, "p2-nm", starts=get_law("p2-nm").search_grid("coarse")), runs)
+    assert nm["rho->0"]["met"] is False
+
+
 def test_gap_error_is_relative_to_the_gap_not_the_loss():
     runs = make_runs("p2", P2, sizes=SIZES)
     res = fit(runs, "p2", starts=COARSE)

@@ -194,7 +194,7 @@ def test_resume_reruns_only_what_a_killed_run_lost(session_factory, monkeypatch)
     second = session_factory(resume=True)
     ran = []
     real = second.runner.run
-    monkeypatch.setattr(second.runner, "run", lambda case: ran.append(case.id) or real(case))
+    monkeypatch.setattr(second.runner, "run", lambda case, **kw: ran.append(case.id) or real(case, **kw))
     for case in cases:
         second.run_case(case)
     assert ran == [cases[2].id]
@@ -202,7 +202,7 @@ def test_resume_reruns_only_what_a_killed_run_lost(session_factory, monkeypatch)
     assert all(second.outcomes[i].record["created"] == created[c.id] for i, c in enumerate(cases[:2]))
 
     third = session_factory(resume=True)
-    monkeypatch.setattr(third.runner, "run", lambda case: pytest.fail(f"{case.id} recomputed"))
+    monkeypatch.setattr(third.runner, "run", lambda case, **kw: pytest.fail(f"{case.id} recomputed"))
     for case in cases:
         third.run_case(case)
     assert all(o.resumed for o in third.outcomes)

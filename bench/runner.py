@@ -315,7 +315,7 @@ def prune_model(model, tokenizer, case: Case, ctx: RunContext) -> tuple[dict, di
         (the report as a dict, the keep-masks post-training must hold, or None when the
         method's report declares none: `PruneReport.keeps_masks`).
     """
-    from pruners.calibration import CalibrationSpec, build_calibration
+    from pruners.calibration import CalibrationSpec, load_calibration
     from pruners.registry import make_config, prune
 
     options = case.prune_options
@@ -328,7 +328,7 @@ def prune_model(model, tokenizer, case: Case, ctx: RunContext) -> tuple[dict, di
             # The study's post-training corpus directory serves calibration too (else the env var).
             calib_fields["corpus_dir"] = case.posttrain_options.get("corpus_dir")
         spec = CalibrationSpec(data_dir=ctx.data_dir, **calib_fields)
-        calibration = build_calibration(spec, tokenizer)
+        calibration = load_calibration(tokenizer, spec)
     report = prune(model, calibration, config)
     return report.to_dict(), (report.masks if report.keeps_masks else None)
 

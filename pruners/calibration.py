@@ -117,11 +117,6 @@ def _documents(spec: CalibrationSpec) -> list[str]:
     return documents(spec)
 
 
-def build_calibration(spec: CalibrationSpec, tokenizer) -> Calibration:
-    """`load_calibration` with the arguments in (spec, tokenizer) order."""
-    return load_calibration(tokenizer, spec)
-
-
 def load_calibration(tokenizer, spec: CalibrationSpec) -> Calibration:
     """Draw `spec.samples` x `spec.seq_len` tokens from the spec's source (see the module docstring)."""
     return sample_calibration(tokenizer, _documents(spec), spec)

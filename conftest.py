@@ -4,4 +4,4 @@
 `pytest_plugins` in the root conftest.
 """
 
-pytest_plugins = ["bench.plugin", "pytester"]
+pytest_plugins = ["bench.harness.plugin", "pytester"]

@@ -9,7 +9,7 @@ Sources:
   (``corpus_dir``, else ``$PRUNEBENCH_SLIMPAJAMA_DIR``): whole files in an order shuffled by the
   seed, as many as the samples need; with neither, and online only, SlimPajama-627B streamed.
 
-The documents come from `bench.calibration_data`; `sample_calibration` takes documents
+The documents come from `bench.training.calibration_data`; `sample_calibration` takes documents
 directly, for callers that load their own.
 
 Sampling rule (the same for every source): shuffle the documents with the seed, drop empty
@@ -32,7 +32,7 @@ import torch
 
 from bench.errors import UsageError, did_you_mean
 
-# source -> (bench.data dataset, split); None: streamed from the hub
+# source -> (bench.sources.data dataset, split); None: streamed from the hub
 SOURCES = {
     "c4": ("c4", "train"),
     "wikitext2": ("wikitext2-tokens", "train"),
@@ -109,10 +109,10 @@ def require(calibration, what: str) -> Calibration:
 
 
 def _documents(spec: CalibrationSpec) -> list[str]:
-    # Loading data is the harness's (bench.calibration_data); this module only samples. The one
+    # Loading data is the harness's (bench.training.calibration_data); this module only samples. The one
     # lazy import keeps `load_calibration(tokenizer, spec)` working for its callers until they
     # pass documents to `sample_calibration` themselves (issue 14).
-    from bench.calibration_data import documents
+    from bench.training.calibration_data import documents
 
     return documents(spec)
 

@@ -193,7 +193,7 @@ def posttrain_table(records: list[dict], eval_key: str | None = None) -> str:
     if eval_key is None:
         keys = sorted({k for r in post for k in (r.get("ppl") or {})})
         eval_key = next((k for k in keys if k.startswith("wikitext2:")), keys[0] if keys else None)
-    from bench.study import recipe_config, recipe_label
+    from bench.harness.study import recipe_config, recipe_label
 
     def where(r):  # one control per (family, size, recipe): the same size of two families differs
         return (r["model"].get("family", ""), r["model"].get("key"), recipe_label(recipe_config(r)))

@@ -50,7 +50,7 @@ def _ylim(runs, fit=None, pad: float = 0.15) -> tuple[float, float]:
 
 
 def loss_curves(group, out_dir: Path, tag: str = "") -> Path | None:
-    """Loss against tokens for every run of a `bench.study.GroupStudy`, with the fitted law.
+    """Loss against tokens for every run of a `bench.harness.study.GroupStudy`, with the fitted law.
 
     `tag` is appended to the file name (the recipe, when one family and method has several)."""
     if not group.runs:

@@ -43,7 +43,7 @@ def strict_json(obj):
 
 
 def write_report(records: list[dict], study, verdicts: list[dict], out_dir: str | Path) -> dict[str, Path]:
-    """Render everything from records and a `bench.study.Study` (or None) into `out_dir`."""
+    """Render everything from records and a `bench.harness.study.Study` (or None) into `out_dir`."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}

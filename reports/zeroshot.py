@@ -1,4 +1,4 @@
-"""Zero-shot tables from records' ``zeroshot`` entries (written by `bench.zeroshot`).
+"""Zero-shot tables from records' ``zeroshot`` entries (written by `bench.evaluation.zeroshot`).
 
 Two tables: LLM-Pruner's zero-shot layout (its seven tasks in its column order, accuracy in
 percent with its metric per task, and their average), and the shipped offline tasks. A figure

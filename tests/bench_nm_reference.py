@@ -55,7 +55,7 @@ def _shape() -> tuple[int, int]:
 
 
 def _load(cache):
-    from bench.models import load_model
+    from bench.sources.models import load_model
 
     loaded = load_model("smollm2-135m", cache_dir=cache)
     loaded.model.eval()
@@ -63,7 +63,7 @@ def _load(cache):
 
 
 def _ppl(loaded, data_dir) -> dict:
-    from bench.perplexity import evaluate
+    from bench.evaluation.perplexity import evaluate
 
     return {f"{d}:{s}": evaluate(loaded.model, loaded.tokenizer, d, s, max_windows=EVAL_WINDOWS,
                                  data_dir=data_dir, progress=False)["ppl"] for d, s in EVALS}

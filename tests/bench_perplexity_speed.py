@@ -29,8 +29,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench import data, perplexity
-from bench.models import byte_tokenizer, tiny_model
+from bench.sources import data
+
+from bench.evaluation import perplexity
+from bench.sources.models import byte_tokenizer, tiny_model
 
 SEQ_LEN, WINDOWS, BATCH, ROUNDS = 128, 16, 8, 5
 VOCAB = 49152  # SmolLM2's

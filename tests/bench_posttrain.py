@@ -20,7 +20,7 @@ import time
 import pytest
 import torch
 
-from bench.posttrain import Recipe, train
+from bench.training.posttrain import Recipe, train
 
 SEQ, BATCH_SEQS, STEPS = 128, 32, 4
 VOCAB = 2048

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from bench.study import StudyConfig, group_runs, run_study
+from bench.harness.study import StudyConfig, group_runs, run_study
 from fitting import fit, get_law
 from synthetic_records import synthetic_records
 

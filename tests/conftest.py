@@ -64,6 +64,6 @@ def bench_repo(pytester, data_dir, monkeypatch):
     benchmark matrix test, with the local data and no hub."""
     monkeypatch.setenv("PRUNEBENCH_DATA_DIR", str(data_dir))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    pytester.makeconftest('pytest_plugins = ["bench.plugin"]')
+    pytester.makeconftest('pytest_plugins = ["bench.harness.plugin"]')
     pytester.makepyfile(test_matrix=(REPO / "bench" / "test_matrix.py").read_text())
     return pytester

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.records import new_record
+from bench.harness.records import new_record
 from fitting.synthetic import make_runs
 
 # Plausible P^2 constants (fit parameterisation; N0 in millions, D in millions of tokens).
@@ -22,7 +22,7 @@ SIZES = (2e5, 5e5, 1.2e6, 3e6)
 #: Five sizes spanning 35x: 4 fit sizes for the 3 size parameters, and one held out.
 SIZES5 = (2e5, 5e5, 1.2e6, 3e6, 7e6)
 TOKENS = tuple(np.geomspace(1.6e4, 1.3e5, 8))
-# The declared post-training recipe of a nano case (bench.profiles.NANO_POSTTRAIN's shape).
+# The declared post-training recipe of a nano case (bench.harness.profiles.NANO_POSTTRAIN's shape).
 RECIPE = {"tokens": 131072, "checkpoint_every": 16384, "batch_tokens": 4096, "micro_batch_tokens": 4096,
           "seq_len": 128, "lr": 5e-4, "schedule": "constant", "warmup_tokens": 16384, "eval_windows": 64, "seed": 0}
 LORA_RECIPE = dict(RECIPE, lora=True, lr=5e-3)

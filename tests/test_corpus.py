@@ -14,16 +14,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench import corpus
+from bench.training import corpus
 from bench.errors import UsageError
-from bench.posttrain import Recipe, heldout_windows, posttrain, training_windows
+from bench.training.posttrain import Recipe, heldout_windows, posttrain, training_windows
 
 N_DOCS = 60
 
 
 @pytest.fixture
 def c4_rows(data_dir) -> list[str]:
-    from bench.data import load_rows
+    from bench.sources.data import load_rows
 
     return load_rows("c4", "train", data_dir)
 
@@ -67,7 +67,7 @@ def cache(monkeypatch, tmp_path):
 
 
 def tiny():
-    from bench.models import tiny_model
+    from bench.sources.models import tiny_model
 
     return tiny_model("llama", hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                       num_attention_heads=2, num_key_value_heads=1, head_dim=16)
@@ -96,7 +96,7 @@ class CountingTokenizer:
 
 
 def test_a_directory_reads_every_format_in_path_order(sp_dir, c4_rows):
-    from bench import corpora_local
+    from bench.training import corpora_local
 
     assert [p.name for p in corpora_local.corpus_files(sp_dir)] == ["part-0.jsonl", "part-1.jsonl.zst",
                                                                     "part-2.parquet"]
@@ -140,7 +140,7 @@ def test_slices_are_seeded_disjoint_and_cover_the_corpus(kind, sp_dir, data_dir,
 
 
 def test_the_heldout_windows_never_hold_training_text(sp_dir, cache):
-    from bench.models import byte_tokenizer
+    from bench.sources.models import byte_tokenizer
 
     r = recipe(corpus="slimpajama", corpus_dir=str(sp_dir))
     train = {tuple(w.tolist()) for w in training_windows(byte_tokenizer(), r)}
@@ -152,7 +152,7 @@ def test_the_heldout_windows_never_hold_training_text(sp_dir, cache):
 
 
 def test_posttrain_on_a_slimpajama_directory(sp_dir, cache):
-    from bench.models import byte_tokenizer
+    from bench.sources.models import byte_tokenizer
 
     m = tiny()
     before = m.model.layers[0].mlp.up_proj.weight.detach().clone()
@@ -166,7 +166,7 @@ def test_posttrain_on_a_slimpajama_directory(sp_dir, cache):
 
 
 def test_the_environment_variable_names_the_same_directory(sp_dir, cache, monkeypatch):
-    from bench.models import byte_tokenizer
+    from bench.sources.models import byte_tokenizer
 
     explicit = training_windows(byte_tokenizer(), recipe(corpus="slimpajama", corpus_dir=str(sp_dir)))
     monkeypatch.setenv(corpus.SLIMPAJAMA_DIR_ENV, str(sp_dir))
@@ -176,7 +176,7 @@ def test_the_environment_variable_names_the_same_directory(sp_dir, cache, monkey
 
 
 def test_posttrain_on_the_c4_sample(data_dir, cache):
-    from bench.models import byte_tokenizer
+    from bench.sources.models import byte_tokenizer
 
     _, pt = posttrain(tiny(), byte_tokenizer(), recipe(corpus="c4", max_documents=20), data_dir=data_dir)
     assert len(pt["trajectory"]) == 2 and pt["slices"]["documents_per_slice"] == {
@@ -195,7 +195,7 @@ def test_wikitext2_recipes_keep_their_dicts_and_digest(data_dir):
 
 
 def test_a_slice_is_tokenised_once_then_read_from_disk(sp_dir, cache):
-    from bench.models import byte_tokenizer
+    from bench.sources.models import byte_tokenizer
 
     spec = corpus.SliceSpec("slimpajama", corpus_dir=str(sp_dir))
     first = CountingTokenizer(byte_tokenizer())
@@ -220,7 +220,7 @@ def test_a_slice_is_tokenised_once_then_read_from_disk(sp_dir, cache):
 
 
 def test_changed_data_or_cut_is_a_new_entry(sp_dir, cache, c4_rows):
-    from bench.models import byte_tokenizer
+    from bench.sources.models import byte_tokenizer
 
     spec = corpus.SliceSpec("slimpajama", corpus_dir=str(sp_dir))
     a = corpus.token_stream(byte_tokenizer(), spec, "heldout")
@@ -234,7 +234,7 @@ def test_changed_data_or_cut_is_a_new_entry(sp_dir, cache, c4_rows):
 
 
 def test_a_second_process_reads_the_cache(sp_dir, cache):
-    from bench.models import byte_tokenizer
+    from bench.sources.models import byte_tokenizer
 
     spec = corpus.SliceSpec("slimpajama", corpus_dir=str(sp_dir))
     ids = corpus.token_stream(byte_tokenizer(), spec, "heldout")
@@ -242,8 +242,8 @@ def test_a_second_process_reads_the_cache(sp_dir, cache):
         "import sys, torch\n"
         "sys.path.insert(0, 'tests')\n"
         "from test_corpus import CountingTokenizer\n"
-        "from bench import corpus\n"
-        "from bench.models import byte_tokenizer\n"
+        "from bench.training import corpus\n"
+        "from bench.sources.models import byte_tokenizer\n"
         "tok = CountingTokenizer(byte_tokenizer())\n"
         f"ids = corpus.token_stream(tok, corpus.SliceSpec('slimpajama', corpus_dir={str(sp_dir)!r}), 'heldout')\n"
         "print(tok.calls, ids.numel(), int(ids.sum()))\n")
@@ -307,7 +307,7 @@ def test_a_study_names_slimpajama_and_its_directory(tmp_path, sp_dir):
 
 
 def test_the_token_cache_honours_an_explicit_cache_dir(cache, sp_dir, tmp_path):
-    from bench.models import byte_tokenizer
+    from bench.sources.models import byte_tokenizer
 
     spec = corpus.SliceSpec("slimpajama", corpus_dir=str(sp_dir))
     elsewhere = tmp_path / "elsewhere"

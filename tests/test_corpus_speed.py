@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from bench import corpus
+from bench.training import corpus
 
 ROUNDS = 3
 

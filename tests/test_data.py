@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from bench import data
+from bench.sources import data
 from bench.errors import UsageError
 
 # Row counts and `num_bytes` from the Hugging Face dataset cards. For a string column

@@ -13,10 +13,10 @@ import dataclasses
 import pytest
 import torch
 
-from bench import distributed
+from bench.training import distributed
 from bench.errors import UsageError
-from bench.models import tiny_model
-from bench.posttrain import Recipe, train
+from bench.sources.models import tiny_model
+from bench.training.posttrain import Recipe, train
 
 SEQ = 16
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch without torch.distributed")
@@ -87,8 +87,8 @@ def test_two_process_trajectory_matches_one_process(engine, checkpointing, nm_ca
 
 def test_posttrain_fsdp_with_tied_embeddings_records_the_engine(data_dir):
     """The case-level entry: spawned FSDP on a tied model, 8 micro-batches a step, real corpus slices."""
-    from bench.models import byte_tokenizer
-    from bench.posttrain import posttrain
+    from bench.sources.models import byte_tokenizer
+    from bench.training.posttrain import posttrain
 
     one = recipe(tokens=256, checkpoint_every=128, micro_batch_tokens=16, repeat=False)
     two = dataclasses.replace(one, processes=2, engine="fsdp")
@@ -163,8 +163,8 @@ def test_bad_recipes(fields, message):
 def test_posttrain_refuses_before_reading_data(tmp_path):
     import os
 
-    from bench.models import byte_tokenizer
-    from bench.posttrain import posttrain
+    from bench.sources.models import byte_tokenizer
+    from bench.training.posttrain import posttrain
 
     with pytest.raises(UsageError, match="CPU core"):  # refused before the (missing) data is looked for
         posttrain(model(), byte_tokenizer(), _many(2 * (os.cpu_count() or 1)), data_dir=tmp_path / "nowhere")
@@ -172,8 +172,8 @@ def test_posttrain_refuses_before_reading_data(tmp_path):
 
 def test_the_runner_spawns_a_distributed_case(data_dir, tmp_path):
     """A case whose recipe asks for 2 FSDP processes: the runner's record, masks and sharded state."""
-    from bench.cases import Case, EvalSpec, opts
-    from bench.runner import CaseRunner, RunContext
+    from bench.harness.cases import Case, EvalSpec, opts
+    from bench.harness.runner import CaseRunner, RunContext
 
     pt_opts = dict(tokens=256, checkpoint_every=128, batch_tokens=128, micro_batch_tokens=32, seq_len=32, lr=3e-3,
                    eval_windows=2, max_documents=4, processes=2, engine="fsdp")

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from bench.cli import main
-from bench.records import write_record
-from bench.study import recipe_label
+from bench.harness.records import write_record
+from bench.harness.study import recipe_label
 from synthetic_records import RECIPE, synthetic_records
 
 

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from bench import gates
+from bench.harness import gates
 from bench.errors import UsageError
-from bench.records import write_record
-from bench.study import StudyConfig, run_study, runaway
+from bench.harness.records import write_record
+from bench.harness.study import StudyConfig, run_study, runaway
 from synthetic_records import IDENTIFIABLE_P2, SIZES5, synthetic_records
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.locks import RUN_LOCK_NAME
+from bench.harness.locks import RUN_LOCK_NAME
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_IDS = {"tiny-llama-dense-wikitext2-128", "tiny-llama-dense-ptb-128",
@@ -67,7 +67,7 @@ def test_crashed_worker_fails_its_case_and_the_report_covers_the_rest(suite, tmp
     suite.makeconftest('''
 import os
 import pytest
-pytest_plugins = ["bench.plugin"]
+pytest_plugins = ["bench.harness.plugin"]
 
 @pytest.fixture(autouse=True)
 def crash_one(request):

@@ -9,10 +9,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench import hub
+from bench.sources import hub
 from bench.errors import UsageError
-from bench.models import load_model
-from bench.provenance import model_identity
+from bench.sources.models import load_model
+from bench.harness.provenance import model_identity
 from hub_helpers import hf_cache_entry, save_tiny
 
 SHA_A = "3f1c0d2e4b5a69788796a5b4c3d2e1f0a9b8c7d6"

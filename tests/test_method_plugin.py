@@ -71,7 +71,7 @@ def test_cli_runs_the_entry_point_method(plugin_env):
     assert (record["calibration"]["samples"], record["calibration"]["seq_len"]) == (4, 32)
     assert record["keeps_masks"] is True
     # Every up_proj row (intermediate x hidden) loses int(0.5 * hidden) weights.
-    from bench.models import load_model
+    from bench.sources.models import load_model
 
     cfg = load_model("tiny-llama").model.config
     zeroed = cfg.num_hidden_layers * cfg.intermediate_size * int(0.5 * cfg.hidden_size)
@@ -208,7 +208,7 @@ def test_study_file_runs_the_plugin_method(pytester, data_dir, monkeypatch, tmp_
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setenv(registry.PLUGINS_ENV, "toy_method")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
-    pytester.makeconftest('pytest_plugins = ["bench.plugin"]')
+    pytester.makeconftest('pytest_plugins = ["bench.harness.plugin"]')
     pytester.makepyfile(test_matrix=MATRIX)
     (pytester.path / "plug.toml").write_text(TOY_STUDY)
     results = tmp_path / "r"

@@ -8,8 +8,8 @@ import stat
 import pytest
 import torch
 
-from bench import models
-from bench.locks import LOCK_DIR
+from bench.sources import models
+from bench.harness.locks import LOCK_DIR
 from bench.errors import UsageError
 
 
@@ -133,7 +133,7 @@ def test_local_dirs_go_through_the_pruned_loader(tmp_path):
 _SLOW_BUILD = """
 import sys, time
 from pathlib import Path
-from bench.models import atomic_dir
+from bench.sources.models import atomic_dir
 
 def build(tmp):
     (tmp / "weights").write_text("half")
@@ -169,7 +169,7 @@ def test_a_killed_build_leaves_nothing_the_next_build_keeps(tmp_path):
 _COUNTED_BUILD = """
 import os, sys, time
 from pathlib import Path
-from bench.models import atomic_dir
+from bench.sources.models import atomic_dir
 
 final, log = Path(sys.argv[1]), Path(sys.argv[2])
 

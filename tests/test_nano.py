@@ -8,16 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from bench import profiles, zoo
-from bench.cases import Case, EvalSpec, opts
+from bench.harness import profiles
+
+from bench.training import zoo
+from bench.harness.cases import Case, EvalSpec, opts
 from bench.errors import UsageError
-from bench.posttrain import Diverged, Recipe
-from bench.session import BenchSession, SessionOptions
+from bench.training.posttrain import Diverged, Recipe
+from bench.harness.session import BenchSession, SessionOptions
 
 # Registered by the `unit_profile` fixture here, and by the conftest of the subprocess test.
 SETUP = '''
-from bench import profiles, zoo
-from bench.cases import Case, EvalSpec, opts
+from bench.harness import profiles
+from bench.training import zoo
+from bench.harness.cases import Case, EvalSpec, opts
 
 FAMILY = zoo.register_family(zoo.Family(
     "nano-unit", "llama", (zoo.BaseSize("u1", 16, 2, 1, 1, 32, pretrain_tokens=2048, lr=1e-2),),
@@ -223,7 +226,7 @@ def test_pytest_run_then_resume_and_slice(pytester, data_dir, tmp_path, monkeypa
     monkeypatch.setenv("PRUNEBENCH_DATA_DIR", str(data_dir))
     monkeypatch.setenv("PRUNEBENCH_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    pytester.makeconftest('pytest_plugins = ["bench.plugin"]\n' + SETUP)
+    pytester.makeconftest('pytest_plugins = ["bench.harness.plugin"]\n' + SETUP)
     matrix = (Path(__file__).resolve().parents[1] / "bench" / "test_matrix.py").read_text()
     pytester.makepyfile(test_matrix=matrix)
     results = tmp_path / "results"

@@ -3,7 +3,7 @@
 What runs is the shipped bench/studies/paper.toml with only its budgets rewritten (tokens,
 batch and checkpoint tokens, calibration samples, evaluation windows; zero-shot off): the same
 six hub ids, methods, Table 1 ratios, families and held-out sizes. The hub ids resolve offline
-to small random checkpoints saved under those names in a models directory (`bench.hub`), and
+to small random checkpoints saved under those names in a models directory (`bench.sources.hub`), and
 SlimPajama is a SlimPajama-format directory made from the local C4 sample (.jsonl, .jsonl.zst
 and .parquet files), read by both calibration and post-training.
 
@@ -90,7 +90,7 @@ def save_models(root: Path) -> Path:
 
 def slimpajama_dir(root: Path, data_dir: Path) -> Path:
     """The local C4 sample as a SlimPajama-format directory: .jsonl, .jsonl.zst and .parquet files."""
-    from bench.data import load_rows
+    from bench.sources.data import load_rows
 
     docs = load_rows("c4", "train", str(data_dir))
     records = [json.dumps({"text": d, "meta": {"redpajama_set_name": "RedPajamaC4"}}) + "\n" for d in docs]

@@ -10,9 +10,11 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench import data, perplexity
+from bench.sources import data
+
+from bench.evaluation import perplexity
 from bench.errors import UsageError
-from bench.models import byte_tokenizer, tiny_model
+from bench.sources.models import byte_tokenizer, tiny_model
 
 
 @given(n_tokens=st.integers(2, 500), seq_len=st.integers(2, 64))
@@ -208,7 +210,7 @@ def test_unknown_architectures_take_the_full_logits_path():
 
 def test_chunked_loss_on_a_device_mapped_model_with_an_offloaded_head(tmp_path, data_dir):
     """accelerate hooks: the head's weights live on disk and arrive per call; the number is unchanged."""
-    from bench.models import load_model
+    from bench.sources.models import load_model
 
     tiny_model("llama", seed=6).save_pretrained(tmp_path / "m")
     plain = load_model(str(tmp_path / "m"), device="cpu", cache_dir=tmp_path / "cache")
@@ -224,7 +226,7 @@ def test_chunked_loss_on_a_device_mapped_model_with_an_offloaded_head(tmp_path, 
 
 
 def test_load_model_reads_the_target_dtype(tmp_path):
-    from bench.models import load_model
+    from bench.sources.models import load_model
 
     tiny_model("qwen2", seed=6).save_pretrained(tmp_path / "m")
     loaded = load_model(str(tmp_path / "m"), device="cpu", dtype="bf16")
@@ -234,7 +236,7 @@ def test_load_model_reads_the_target_dtype(tmp_path):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal is for machines without CUDA")
 def test_cuda_device_map_on_a_cpu_only_machine(tmp_path):
-    from bench.models import load_model
+    from bench.sources.models import load_model
 
     with pytest.raises(UsageError, match="device_map places modules on cuda:1, but this machine has no CUDA device"):
         load_model(str(tmp_path / "never-read"), device="cpu", device_map={"model": "cpu", "lm_head": "cuda:1"})
@@ -242,7 +244,7 @@ def test_cuda_device_map_on_a_cpu_only_machine(tmp_path):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal is for machines without CUDA")
 def test_device_cuda_on_a_cpu_only_machine():
-    from bench.models import resolve_device
+    from bench.sources.models import resolve_device
 
     with pytest.raises(UsageError, match="device 'cuda' asked for, but this machine has no CUDA device"):
         resolve_device("cuda")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.records import SCHEMA
+from bench.harness.records import SCHEMA
 
 
 

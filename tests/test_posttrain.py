@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from bench.errors import UsageError
-from bench.models import tiny_model
-from bench.posttrain import Recipe, posttrain, train
+from bench.sources.models import tiny_model
+from bench.training.posttrain import Recipe, posttrain, train
 
 SEQ = 16
 
@@ -167,7 +167,7 @@ def test_huge_lr_diverges_and_keeps_the_trajectory():
 
 
 def test_lora_trains_adapters_only_and_merges(data_dir):
-    from bench.models import byte_tokenizer
+    from bench.sources.models import byte_tokenizer
 
     m = model()
     total = sum(p.numel() for p in m.parameters())
@@ -185,7 +185,7 @@ def test_lora_trains_adapters_only_and_merges(data_dir):
 
 
 def test_lora_refuses_nm_masks(data_dir):
-    from bench.models import byte_tokenizer
+    from bench.sources.models import byte_tokenizer
 
     masks = {"model.layers.0.mlp.up_proj.weight": torch.ones(64, 32, dtype=torch.bool)}
     with pytest.raises(UsageError, match="LoRA recovery cannot keep an N:M mask"):
@@ -193,7 +193,7 @@ def test_lora_refuses_nm_masks(data_dir):
 
 
 def test_posttrain_records_slices_and_fixed_heldout(data_dir):
-    from bench.models import byte_tokenizer
+    from bench.sources.models import byte_tokenizer
 
     r = recipe(tokens=256, checkpoint_every=128, batch_tokens=128, micro_batch_tokens=128, repeat=False)
     _, a = posttrain(model(), byte_tokenizer(), r, data_dir=data_dir)
@@ -213,8 +213,8 @@ def test_zero_lr_checkpoint_equals_l0_of_a_low_precision_base(data_dir):
     With lr=0 no weight moves, so the first checkpoint must equal L0 exactly (same function,
     same weights, same windows and batches: no tolerance is needed).
     """
-    from bench.models import byte_tokenizer
-    from bench.posttrain import initial_loss
+    from bench.sources.models import byte_tokenizer
+    from bench.training.posttrain import initial_loss
 
     tok = byte_tokenizer()
     base = model().to(torch.bfloat16)
@@ -228,8 +228,8 @@ def test_zero_lr_checkpoint_equals_l0_of_a_low_precision_base(data_dir):
     assert pt["initial_val_loss"] == l0
     assert [c["val_loss"] for c in pt["trajectory"]] == [l0, l0]
     # The check has teeth: the bf16 weights measured as they are give another number.
-    from bench.perplexity import window_nll_sum
-    from bench.posttrain import heldout_windows
+    from bench.evaluation.perplexity import window_nll_sum
+    from bench.training.posttrain import heldout_windows
 
     held = heldout_windows(tok, r, data_dir)
     total, n = window_nll_sum(base, held, r.eval_batch_size)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bench.cli import main
-from bench.study import StudyConfig, run_study
+from bench.harness.study import StudyConfig, run_study
 from fitting import get_law
 from synthetic_records import IDENTIFIABLE_P2, SIZES5, synthetic_records
 

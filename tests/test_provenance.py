@@ -6,9 +6,11 @@ import re
 
 import pytest
 
-from bench import provenance, zoo
-from bench.profiles import get_cases
-from bench.session import BenchSession, SessionOptions
+from bench.harness import provenance
+
+from bench.training import zoo
+from bench.harness.profiles import get_cases
+from bench.harness.session import BenchSession, SessionOptions
 
 
 def test_code_identity_of_this_checkout():
@@ -79,7 +81,7 @@ def tiny_session(data_dir, tmp_path):
 
 
 def test_resume_reuses_a_record_only_when_provenance_matches(tiny_session):
-    from bench import records
+    from bench.harness import records
 
     session, case, rec = tiny_session
     assert rec["provenance"] == session.provenance(case)

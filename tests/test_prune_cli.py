@@ -16,9 +16,9 @@ TEXT = ["The quick brown fox jumps over the lazy dog. " * 20, "Pruning removes w
 @pytest.fixture
 def fake_corpus(monkeypatch):
     """Calibration rows without touching disk or the hub (any dataset, any split)."""
-    import bench.data
+    import bench.sources.data
 
-    monkeypatch.setattr(bench.data, "load_rows", lambda dataset, split, data_dir=None: list(TEXT))
+    monkeypatch.setattr(bench.sources.data, "load_rows", lambda dataset, split, data_dir=None: list(TEXT))
 
 
 def _run(capsys, argv):

@@ -11,17 +11,17 @@ from pruners.calibration import CalibrationSpec, as_calibration, default_shape, 
 
 @pytest.fixture
 def byte_tok():
-    from bench.models import byte_tokenizer
+    from bench.sources.models import byte_tokenizer
 
     return byte_tokenizer()
 
 
 @pytest.fixture
 def rows(monkeypatch):
-    import bench.data
+    import bench.sources.data
 
     docs = [f"document {i}: " + "lorem ipsum dolor sit amet " * (i % 5 + 1) for i in range(200)]
-    monkeypatch.setattr(bench.data, "load_rows", lambda dataset, split, data_dir=None: docs + ["", "   "])
+    monkeypatch.setattr(bench.sources.data, "load_rows", lambda dataset, split, data_dir=None: docs + ["", "   "])
     return docs
 
 
@@ -77,7 +77,7 @@ def _slimpajama_dir(root, data_dir, files: int = 4):
     """A SlimPajama-format directory made from the local C4 sample: `files` .jsonl files."""
     import json
 
-    from bench.data import load_rows
+    from bench.sources.data import load_rows
 
     docs = load_rows("c4", "train", str(data_dir))
     root.mkdir(parents=True, exist_ok=True)
@@ -90,7 +90,7 @@ def _slimpajama_dir(root, data_dir, files: int = 4):
 
 
 def test_slimpajama_reads_the_local_corpus_directory_offline(byte_tok, data_dir, tmp_path, monkeypatch):
-    from bench.corpus import SLIMPAJAMA_DIR_ENV
+    from bench.training.corpus import SLIMPAJAMA_DIR_ENV
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     corpus = _slimpajama_dir(tmp_path / "sp", data_dir)
@@ -108,7 +108,7 @@ def test_slimpajama_reads_the_local_corpus_directory_offline(byte_tok, data_dir,
 
 
 def test_slimpajama_reads_only_the_files_the_samples_need(tmp_path):
-    from bench.calibration_data import directory_documents
+    from bench.training.calibration_data import directory_documents
 
     for i in range(5):
         (tmp_path / f"f{i}.jsonl").write_text("".join(f'{{"text": "file {i} doc {j} {"x" * 90}"}}\n'
@@ -130,7 +130,7 @@ def test_a_slimpajama_file_without_text_is_refused_naming_it(byte_tok, tmp_path)
 
 
 def test_slimpajama_offline_without_a_directory_says_how_to_provide_one(byte_tok, monkeypatch):
-    from bench.corpus import SLIMPAJAMA_DIR_ENV
+    from bench.training.corpus import SLIMPAJAMA_DIR_ENV
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv(SLIMPAJAMA_DIR_ENV, raising=False)
@@ -151,10 +151,10 @@ def test_sample_calibration_takes_documents_directly(byte_tok):
 
 def test_a_case_calibrates_on_its_post_training_corpus_directory(byte_tok, data_dir, tmp_path, monkeypatch):
     """A study's `corpus_dir` serves SlimPajama calibration too, with no environment variable."""
-    from bench.cases import Case
-    from bench.corpus import SLIMPAJAMA_DIR_ENV
-    from bench.models import tiny_model
-    from bench.runner import RunContext, prune_model
+    from bench.harness.cases import Case
+    from bench.training.corpus import SLIMPAJAMA_DIR_ENV
+    from bench.sources.models import tiny_model
+    from bench.harness.runner import RunContext, prune_model
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv(SLIMPAJAMA_DIR_ENV, raising=False)

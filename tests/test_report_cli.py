@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from bench.cli import main
-from bench.records import write_record
+from bench.harness.records import write_record
 from synthetic_records import LORA_RECIPE, synthetic_records
 
 

@@ -40,8 +40,8 @@ def test_seed_layout_table(inputs):
 def test_inputs_are_the_records_of_a_real_smoke_run(inputs):
     """Every record is what the code writes (schema, provenance, trajectory), not hand-made:
     the 2:4 cases count their nonzero weights, so after < before; the controls are unpruned."""
-    from bench import profiles
-    from bench.records import SCHEMA
+    from bench.harness import profiles
+    from bench.harness.records import SCHEMA
 
     recs = {r["case_id"]: r for r in inputs["records"]}
     assert set(recs) == {c.id for c in profiles.get_cases("smoke")}

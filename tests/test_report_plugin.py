@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.records import write_record
+from bench.harness.records import write_record
 from synthetic_records import synthetic_records
 
 MATRIX = (Path(__file__).resolve().parents[1] / "bench" / "test_matrix.py").read_text()
@@ -18,7 +18,7 @@ def seeded(pytester, data_dir, monkeypatch, tmp_path):
     monkeypatch.setenv("PRUNEBENCH_DATA_DIR", str(data_dir))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("PRUNEBENCH_BOOTSTRAP", "6")  # the session's study: few replicates keep these tests fast
-    pytester.makeconftest('pytest_plugins = ["bench.plugin"]')
+    pytester.makeconftest('pytest_plugins = ["bench.harness.plugin"]')
     pytester.makepyfile(test_matrix=MATRIX)
     results = tmp_path / "results"
     for rec in synthetic_records(noise=0.001):
@@ -53,7 +53,7 @@ def seeded_identified(pytester, data_dir, monkeypatch, tmp_path):
     monkeypatch.setenv("PRUNEBENCH_DATA_DIR", str(data_dir))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("PRUNEBENCH_BOOTSTRAP", "12")
-    pytester.makeconftest('pytest_plugins = ["bench.plugin"]')
+    pytester.makeconftest('pytest_plugins = ["bench.harness.plugin"]')
     pytester.makepyfile(test_matrix=MATRIX)
     results = tmp_path / "results"
     for rec in synthetic_records(noise=0.0005, sizes=SIZES5, true_p2=IDENTIFIABLE_P2):
@@ -87,7 +87,7 @@ def test_unscoped_gate_fails_loudly_on_the_unidentified_group(seeded_identified)
 
 def test_gate_with_nothing_to_evaluate_is_a_usage_error(pytester, data_dir, monkeypatch, tmp_path):
     monkeypatch.setenv("PRUNEBENCH_DATA_DIR", str(data_dir))
-    pytester.makeconftest('pytest_plugins = ["bench.plugin"]')
+    pytester.makeconftest('pytest_plugins = ["bench.harness.plugin"]')
     pytester.makepyfile(test_matrix=MATRIX)
     run = _run(pytester, tmp_path / "empty", "--max-extrapolation-error=5%")
     assert run.ret == pytest.ExitCode.USAGE_ERROR
@@ -143,7 +143,7 @@ def test_scope_naming_no_group_of_the_run_is_refused_before_any_case(pytester, d
     pytest_configure, listing the valid groups, before the zoo is built or a case runs."""
     monkeypatch.setenv("PRUNEBENCH_DATA_DIR", str(data_dir))
     monkeypatch.setenv("PRUNEBENCH_CACHE_DIR", str(tmp_path / "cache"))
-    pytester.makeconftest('pytest_plugins = ["bench.plugin"]')
+    pytester.makeconftest('pytest_plugins = ["bench.harness.plugin"]')
     pytester.makepyfile(test_matrix=MATRIX)
     run = pytester.runpytest_subprocess("--profile", "smoke", f"--results-dir={tmp_path / 'r'}",
                                         "--max-extrapolation-error=larger-n0:dpeth=2%")

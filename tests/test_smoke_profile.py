@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import profiles
+from bench.harness import profiles
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import profiles
+from bench.harness import profiles
 from bench.studies import builtin_names, load_study, study_cases
 
 BEFORE = json.loads((Path(__file__).parent / "studies_builtin_before.json").read_text())

@@ -136,7 +136,7 @@ def test_paper_study_declares_the_papers_setting(expanded):
 @pytest.fixture
 def suite(pytester, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    pytester.makeconftest('pytest_plugins = ["bench.plugin"]')
+    pytester.makeconftest('pytest_plugins = ["bench.harness.plugin"]')
     pytester.makepyfile(test_matrix=(Path(__file__).resolve().parents[1] / "bench" / "test_matrix.py").read_text())
     return pytester
 

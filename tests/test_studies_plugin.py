@@ -100,7 +100,7 @@ def test_missing_study_file_and_both_options_are_usage_errors(suite):
 
 
 def test_the_studys_law_holdout_and_gates_are_the_option_defaults(tmp_path):
-    from bench.profiles import option_defaults
+    from bench.harness.profiles import option_defaults
 
     recipe = ("\n[posttrain]\ntokens = 1024\ncheckpoint_every = 256\nbatch_tokens = 256\nmicro_batch_tokens = 256\n"
               "seq_len = 32\n")

@@ -168,7 +168,7 @@ def test_cli_expand_counts_tiny_models_and_says_when_a_config_is_missing(tmp_pat
     assert main(["studies", "expand", str(write(tmp_path, text))]) == 0
     out = capsys.readouterr().out
     assert "| t-a-dense " in out and "no config for someorg/missing-model" in out and "--configs DIR" in out
-    from bench.models import tiny_model
+    from bench.sources.models import tiny_model
 
     n = sum(p.numel() for p in tiny_model("llama").parameters())
     assert f"| {n:,} " in out  # the tiny model's real count, from its config on the meta device

@@ -7,7 +7,7 @@ import pytest
 from bench.errors import UsageError
 import numpy as np
 
-from bench.study import StudyConfig, case_group_names, collect_groups, group_runs, recipe_label, run_study
+from bench.harness.study import StudyConfig, case_group_names, collect_groups, group_runs, recipe_label, run_study
 from synthetic_records import (IDENTIFIABLE_P2, LORA_RECIPE, RECIPE, SIZES, SIZES5, TRUE_P2, control_record,
                                synthetic_records)
 
@@ -66,7 +66,7 @@ def test_control_curve_becomes_the_l0d_input_of_its_own_family_size_and_recipe()
 
 
 def test_case_group_names_match_the_groups_records_form():
-    from bench.profiles import get_cases
+    from bench.harness.profiles import get_cases
 
     names = case_group_names(get_cases("smoke"))
     assert [n.split("@")[0] for n in names] == ["nano-smoke/depth", "nano-smoke/nm", "nano-smoke/width"]
@@ -236,7 +236,7 @@ def test_heldout_lines_never_show_a_runaway_or_unverdicted_figure_bare(study):
 
 
 def test_recipe_label_names_the_experiment_not_its_execution():
-    from bench.study import recipe_label
+    from bench.harness.study import recipe_label
 
     base = {"lr": 2e-5, "schedule": "constant", "tokens": 499_122_176, "batch_tokens": 262_144}
     # The paper's 0.5B- and 1B-token runs at a constant lr are one experiment (a prefix), and

@@ -1,4 +1,4 @@
-"""Resumable training states in one process (`bench.train_state`): save, fresh objects, load, continue.
+"""Resumable training states in one process (`bench.training.train_state`): save, fresh objects, load, continue.
 
 A run that saves its state, then a fresh model that loads it and continues, must end exactly
 where a run that never stopped ends: the same trajectory and the same weights, bit for bit (same
@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from bench.errors import UsageError
-from bench.models import tiny_model
-from bench.posttrain import Recipe, train
-from bench.train_state import Checkpointer, StateStore
+from bench.sources.models import tiny_model
+from bench.training.posttrain import Recipe, train
+from bench.training.train_state import Checkpointer, StateStore
 
 SEQ = 16
 
@@ -167,7 +167,7 @@ def test_state_every_is_out_of_to_dict_when_unset():
 
 
 def _case(**pt):
-    from bench.cases import Case, EvalSpec, opts
+    from bench.harness.cases import Case, EvalSpec, opts
 
     options = dict(tokens=512, checkpoint_every=128, batch_tokens=128, micro_batch_tokens=64, seq_len=32, lr=3e-3,
                    eval_windows=2, max_documents=8, repeat=True, state_every=1)
@@ -177,7 +177,7 @@ def _case(**pt):
 
 
 def _runner(tmp_path, resume: bool):
-    from bench.runner import CaseRunner, RunContext
+    from bench.harness.runner import CaseRunner, RunContext
 
     return CaseRunner(RunContext(data_dir=None, cache_dir=str(tmp_path / "cache"), device="cpu", progress=False,
                                  results_dir=str(tmp_path / "results"), resume=resume))
@@ -238,7 +238,7 @@ def test_runner_names_a_foreign_fingerprint_and_removes_leftovers_without_resume
 
 def test_lora_adapters_and_their_dropout_resume_too(tmp_path):
     pytest.importorskip("peft")
-    from bench.posttrain import add_lora
+    from bench.training.posttrain import add_lora
 
     def lora_model():
         torch.manual_seed(0)  # peft draws the adapters' initial A from the global generator

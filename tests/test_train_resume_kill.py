@@ -144,8 +144,8 @@ import sys
 sys.path.insert(0, {tests!r})
 from test_distributed import model, windows
 from test_train_resume_kill import dist_recipe
-from bench import distributed
-from bench.train_state import Checkpointer, StateStore
+from bench.training import distributed
+from bench.training.train_state import Checkpointer, StateStore
 
 if __name__ == "__main__":
     distributed.run(model(), windows(), dist_recipe(), heldout=windows(4, seed=9),
@@ -154,7 +154,7 @@ if __name__ == "__main__":
 
 
 def dist_recipe():
-    from bench.posttrain import Recipe
+    from bench.training.posttrain import Recipe
 
     return Recipe(tokens=8192, checkpoint_every=128, batch_tokens=128, micro_batch_tokens=32, seq_len=16, lr=3e-3,
                   weight_decay=0.1, eval_windows=4, repeat=True, processes=2, engine="fsdp", state_every=1)
@@ -165,8 +165,8 @@ def test_fsdp_run_killed_on_every_rank_resumes_from_its_sharded_state(tmp_path):
     sys.path.insert(0, str(Path(__file__).parent))
     from test_distributed import model, windows
 
-    from bench import distributed
-    from bench.train_state import Checkpointer, StateStore
+    from bench.training import distributed
+    from bench.training.train_state import Checkpointer, StateStore
 
     root = tmp_path / "state"
     script = tmp_path / "child.py"

@@ -8,11 +8,12 @@ import pytest
 
 pytest.importorskip("lm_eval")
 
-from bench import profiles, zeroshot  # noqa: E402
-from bench.cases import Case, EvalSpec, opts  # noqa: E402
+from bench.evaluation import zeroshot  # noqa: E402
+from bench.harness import profiles
+from bench.harness.cases import Case, EvalSpec, opts  # noqa: E402
 from bench.errors import UsageError  # noqa: E402
-from bench.models import byte_tokenizer, tiny_model  # noqa: E402
-from bench.runner import CaseRunner, RunContext  # noqa: E402
+from bench.sources.models import byte_tokenizer, tiny_model  # noqa: E402
+from bench.harness.runner import CaseRunner, RunContext  # noqa: E402
 from bench.tasks import LOCAL_TASKS, TASKS_DIR, local  # noqa: E402
 
 

@@ -17,8 +17,8 @@ import pytest
 
 pytest.importorskip("lm_eval")
 
-from bench import zeroshot  # noqa: E402
-from bench.models import byte_tokenizer, tiny_model  # noqa: E402
+from bench.evaluation import zeroshot  # noqa: E402
+from bench.sources.models import byte_tokenizer, tiny_model  # noqa: E402
 from bench.tasks import LOCAL_TASKS, TASKS_DIR  # noqa: E402
 
 LIMIT, MAX_LENGTH, BATCH = 3, 256, 8

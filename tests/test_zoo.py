@@ -10,7 +10,7 @@ import warnings
 import pytest
 import torch
 
-from bench import zoo
+from bench.training import zoo
 from bench.errors import UsageError
 
 # A family small enough to build in seconds: one 1-layer model, 2k pre-training tokens.
@@ -66,7 +66,7 @@ def test_nano_depth_ratios_remove_the_same_layers_at_every_size():
     """The nano study's depth cases remove 1, 2 and 3 of the 8 layers at every size."""
     from transformers import AutoModelForCausalLM
 
-    from bench import profiles
+    from bench.harness import profiles
     from pruners.depth import layers_for_ratio
 
     family = zoo.FAMILIES["nano-llama"]
@@ -162,7 +162,7 @@ def test_unwritable_cache_dir_is_a_usage_error(family, data_dir, tmp_path):
 
 
 def test_slices_are_disjoint_and_cover_the_corpus(data_dir):
-    from bench import corpus
+    from bench.training import corpus
 
     spec = corpus.SliceSpec()
     docs = corpus._documents(spec, data_dir)
@@ -209,7 +209,7 @@ MERGY = dataclasses.replace(TEST_FAMILY, vocab_size=1024, tokenizer_docs=64)
 @pytest.mark.parametrize("arch", ["llama", "qwen2"])
 def test_a_loaded_base_reproduces_its_pretraining_heldout_loss(arch, data_dir, tmp_path, monkeypatch):
     """L0 of every case is the loaded base's held-out loss: it must be the one pre-training ended at."""
-    from bench.posttrain import heldout_loss, heldout_windows
+    from bench.training.posttrain import heldout_loss, heldout_windows
 
     fam = dataclasses.replace(MERGY, name=f"nano-unit{arch}", arch=arch)
     monkeypatch.setitem(zoo.FAMILIES, fam.name, fam)
@@ -223,7 +223,7 @@ def test_a_tokenizer_that_loads_differently_is_refused(data_dir, tmp_path, monke
     """AutoTokenizer on a Qwen2 directory swaps in Qwen2Tokenizer's pipeline; zoo.load must notice."""
     from transformers import AutoTokenizer
 
-    from bench import models
+    from bench.sources import models
 
     fam = dataclasses.replace(MERGY, name="nano-unitqq", arch="qwen2")
     monkeypatch.setitem(zoo.FAMILIES, fam.name, fam)

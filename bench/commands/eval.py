@@ -28,7 +28,8 @@ def add_parser(p) -> None:
 
 
 def run(args) -> int:
-    from bench import records, zeroshot
+    from bench.harness import records
+    from bench.evaluation import zeroshot
     from bench.errors import UsageError
 
     # Everything cheap first, then the tasks (their data is read here), then the model.
@@ -44,7 +45,7 @@ def run(args) -> int:
     zeroshot.require_tokenizer_files(args.model)
     tasks = zeroshot.prepare(spec, args.data_dir)
 
-    from bench.models import load_model
+    from bench.sources.models import load_model
 
     loaded = load_model(args.model, cache_dir=args.cache_dir, device=args.device, dtype=args.dtype)
     if max_length is None:

@@ -106,7 +106,7 @@ def fit_table(args) -> dict:
 
 
 def fit_records(args) -> dict:
-    """The --results-dir mode: the study of `bench.study` over every post-training record.
+    """The --results-dir mode: the study of `bench.harness.study` over every post-training record.
 
     Returns one dict with every (family, method, recipe) group's fit, identifiability,
     generalisation tests and candidate forms, plus top-level shortcuts: `extrapolation_error`
@@ -116,8 +116,8 @@ def fit_records(args) -> dict:
     from pathlib import Path
 
     from bench.errors import UsageError
-    from bench.records import load_records
-    from bench.study import StudyConfig, run_study
+    from bench.harness.records import load_records
+    from bench.harness.study import StudyConfig, run_study
 
     root = Path(args.results_dir)
     if not root.is_dir():

@@ -23,9 +23,11 @@ def add_parser(p) -> None:
 
 
 def run(args) -> int:
-    from bench import data, perplexity, records
+    from bench.sources import data
+    from bench.evaluation import perplexity
+    from bench.harness import records
     from bench.errors import UsageError, did_you_mean
-    from bench.models import load_model
+    from bench.sources.models import load_model
 
     # Validate everything cheap before loading a model: bad input must fail fast.
     if args.dataset not in data.EVAL_SPLIT:
@@ -45,7 +47,7 @@ def run(args) -> int:
                                  batch_size=args.batch_size, data_dir=args.data_dir)
     result["model"] = {"spec": args.model, **loaded.info}
     if results_dir is not None:
-        from bench.provenance import provenance
+        from bench.harness.provenance import provenance
 
         case_id = f"ppl-{_slug(args.model)}-{args.dataset}-{args.seq_len}"
         prov = provenance(args.model, [(args.dataset, result["split"])], cache_dir=args.cache_dir,

@@ -155,7 +155,7 @@ def needs_calibration(config) -> bool:
 
 
 def parse_ppl(specs: list[str]) -> list[tuple[str, int]]:
-    from bench import data
+    from bench.sources import data
     from bench.errors import UsageError, did_you_mean
 
     out = []
@@ -235,7 +235,7 @@ def run(args) -> int:
                          "not use; drop them")
 
     # ---- load, calibrate, prune
-    from bench.models import load_model
+    from bench.sources.models import load_model
 
     loaded = load_model(args.model, cache_dir=args.cache_dir, device=args.device, dtype=args.dtype)
     model, tokenizer = loaded.model, loaded.tokenizer
@@ -252,7 +252,7 @@ def run(args) -> int:
 
     extra = {"model": {"spec": args.model, **loaded.info}}
     if ppl_specs:
-        from bench import perplexity
+        from bench.evaluation import perplexity
 
         extra["ppl"] = {}
         for name, seq_len in ppl_specs:

@@ -26,8 +26,8 @@ def add_parser(p) -> None:
 def run(args) -> int:
 
     from bench.errors import UsageError
-    from bench.records import load_run
-    from bench.study import StudyConfig, run_study
+    from bench.harness.records import load_run
+    from bench.harness.study import StudyConfig, run_study
     from reports.render import write_report
 
     root, records = load_run(args.results_dir)

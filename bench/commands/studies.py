@@ -55,7 +55,7 @@ def _list() -> int:
 def expanded(study, cases, counts) -> dict:
     """The matrix as plain JSON: the study's settings and one row per case."""
     from bench.studies.schema import pending_corpus
-    from bench.study import case_group_names
+    from bench.harness.study import case_group_names
 
     rows = []
     for case in cases:

@@ -13,7 +13,7 @@ A config is reachable from (first that applies):
 * a local ``save_pretrained`` directory's ``config.json``;
 * the cached conversion of a GGUF file, else the GGUF file's own metadata;
 * a hub id's local copy: the models directory (``$PRUNEBENCH_MODELS_DIR``), then the Hugging
-  Face cache (`bench.hub.find_local`; never the network).
+  Face cache (`bench.sources.hub.find_local`; never the network).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.cases import Case
+from bench.harness.cases import Case
 from bench.errors import UsageError
 
 
@@ -44,7 +44,7 @@ class Counted:
 
 def config_file_name(spec: str) -> str:
     """``meta-llama/Llama-3.2-1B`` (or ``...@revision``) -> ``meta-llama--Llama-3.2-1B.json``."""
-    from bench import hub
+    from bench.sources import hub
 
     parsed = hub.parse(spec)
     return (parsed.hub_id if parsed is not None else spec).replace("/", "--") + ".json"
@@ -54,7 +54,9 @@ def find_config(spec: str, configs_dir: Path | None = None, cache_dir=None):
     """(transformers config, where it came from), or (None, why not)."""
     from transformers import AutoConfig
 
-    from bench import hub, models, zoo
+    from bench.sources import hub, models
+
+    from bench.training import zoo
 
     if configs_dir is not None and (configs_dir / config_file_name(spec)).is_file():
         path = configs_dir / config_file_name(spec)
@@ -63,7 +65,7 @@ def find_config(spec: str, configs_dir: Path | None = None, cache_dir=None):
         fam, size = zoo.parse_spec(spec)
         return fam.model_config(size), f"zoo family {fam.name}"
     if spec in ("tiny-llama", "tiny-qwen2"):
-        return models.tiny_config(spec.split("-", 1)[1]), "bench.models.tiny_config"
+        return models.tiny_config(spec.split("-", 1)[1]), "bench.sources.models.tiny_config"
     path = Path(spec).expanduser()
     if path.is_dir() and (path / "config.json").is_file():
         return AutoConfig.from_pretrained(path), str(path / "config.json")
@@ -83,11 +85,11 @@ def find_config(spec: str, configs_dir: Path | None = None, cache_dir=None):
 
 
 def lora_features(model) -> int:
-    """Sum of in + out features over the projections LoRA adapts (`bench.posttrain.LORA_TARGETS`):
+    """Sum of in + out features over the projections LoRA adapts (`bench.training.posttrain.LORA_TARGETS`):
     a rank-r adapter set has r times this many parameters."""
     import torch
 
-    from bench.posttrain import LORA_TARGETS
+    from bench.training.posttrain import LORA_TARGETS
 
     return sum(m.in_features + m.out_features for name, m in model.named_modules()
                if isinstance(m, torch.nn.Linear) and name.rsplit(".", 1)[-1] in LORA_TARGETS)
@@ -106,8 +108,8 @@ def meta_model(config):
 
 def count_cases(cases: list[Case], configs_dir: Path | None = None, cache_dir=None) -> dict[str, Counted]:
     """case id -> its counts, pruning each distinct (model, method, ratio, options) once."""
-    from bench.models import count_params
-    from bench.runner import CALIB_KEYS
+    from bench.sources.models import count_params
+    from bench.harness.runner import CALIB_KEYS
     from pruners.registry import make_config, prune
 
     import copy

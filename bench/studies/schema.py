@@ -4,9 +4,9 @@ A study declares a benchmark matrix as data (DESIGN.md section 2): which models,
 methods at which ratios, calibration, the post-training recipe, the evaluations, the law,
 the held-out sizes and default gates. `parse_study` checks every section against the
 dataclasses the code runs with (`pruners.registry.make_config`, `CalibrationSpec`,
-`bench.posttrain.Recipe.from_options`, `bench.zeroshot.ZeroShotSpec`, `bench.cases.EvalSpec`),
+`bench.training.posttrain.Recipe.from_options`, `bench.evaluation.zeroshot.ZeroShotSpec`, `bench.harness.cases.EvalSpec`),
 so a mistake is one line naming the file and the key, before any case spends compute.
-`bench.studies.expand` turns the validated study into `bench.cases.Case` values.
+`bench.studies.expand` turns the validated study into `bench.harness.cases.Case` values.
 
 Layout (every table is optional except ``models`` and ``methods``)::
 
@@ -19,8 +19,8 @@ Layout (every table is optional except ``models`` and ``methods``)::
     holdout = ["l4"]              # size keys held out for extrapolation (--holdout overrides)
 
     [[models]]                    # one entry per model ...
-    spec = "meta-llama/Llama-3.2-1B"   # what `bench.models.load_model` resolves
-    revision = "<commit sha>"          # hub ids only: pin the revision (`bench.hub`)
+    spec = "meta-llama/Llama-3.2-1B"   # what `bench.sources.models.load_model` resolves
+    revision = "<commit sha>"          # hub ids only: pin the revision (`bench.sources.hub`)
     key = "llama-3.2-1b"               # the size key in ids (may be "")
     family = "llama-3"                 # the law is fitted per family
     posttrain = { tokens = 1_000_000 } # this model's overrides of [posttrain]
@@ -40,7 +40,7 @@ Layout (every table is optional except ``models`` and ``methods``)::
     [calibration]                 # pruners.calibration.CalibrationSpec
     source = "c4"; samples = 128; seq_len = 2048; seed = 0
 
-    [posttrain]                   # bench.posttrain.Recipe fields (absent: no post-training)
+    [posttrain]                   # bench.training.posttrain.Recipe fields (absent: no post-training)
     corpus = "wikitext2"; tokens = 131072; batch_tokens = 4096; lr = 5e-4; ...
 
     [evaluation]                  # perplexity: datasets x seq_lens
@@ -49,7 +49,7 @@ Layout (every table is optional except ``models`` and ``methods``)::
     max_windows = { 2048 = 2, 128 = 32 }   # or one number; absent: every window
     per_case = true               # one case per measurement, id suffix <dataset>-<seq_len>
 
-    [zeroshot]                    # bench.zeroshot.ZeroShotSpec (lm-eval tasks)
+    [zeroshot]                    # bench.evaluation.zeroshot.ZeroShotSpec (lm-eval tasks)
     tasks = ["wikitext"]; limits = { wikitext = 1 }
 
     [gates]                       # defaults for the gate options (the CLI overrides each)
@@ -59,11 +59,11 @@ Window caps and zero-shot limits are part of a study because they keep it inside
 budget; ``--full-eval`` lifts them. Case options are what the file declares (validated, not
 filled with defaults), so a case's fingerprint changes only when its file does.
 
-``[posttrain] corpus`` names a corpus of `bench.corpus.CORPORA` (wikitext2, c4, slimpajama;
+``[posttrain] corpus`` names a corpus of `bench.training.corpus.CORPORA` (wikitext2, c4, slimpajama;
 ``corpus_dir`` names slimpajama's local directory, else ``$PRUNEBENCH_SLIMPAJAMA_DIR``, which
 keeps machine paths out of a study). A model's ``revision`` pins a hub id's revision: the case's
-model spec becomes ``org/name@revision``, which `bench.hub` resolves and checks. Before any case
-runs, each selected case's memory need is estimated from its config (`bench.memory`).
+model spec becomes ``org/name@revision``, which `bench.sources.hub` resolves and checks. Before any case
+runs, each selected case's memory need is estimated from its config (`bench.sources.memory`).
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ EVAL_KEYS = ("datasets", "seq_lens", "max_windows", "per_case")
 ZEROSHOT_KEYS = ("tasks", "limit", "limits", "max_length", "batch_size", "bootstrap_iters")
 GATE_KEYS = ("max_extrapolation_error", "baseline", "max_ppl_regression", "max_control_improvement")
 UNPRUNED = ("dense", "control")  # methods that keep the model as it is (ratio 0)
-# Calibration fields as a case's prune options spell them (`bench.runner.CALIB_KEYS`).
+# Calibration fields as a case's prune options spell them (`bench.harness.runner.CALIB_KEYS`).
 CASE_CALIB = {"source": "calibration", "samples": "samples", "seq_len": "calib_seq_len", "seed": "seed"}
 
 
@@ -404,8 +404,8 @@ def _models(w: _Where, value) -> tuple[ModelEntry, ...]:
 
 
 def _pin(w: _Where, spec: str, revision: str, where: str) -> str:
-    """``spec`` pinned to ``revision`` (`bench.hub`: ``org/name@revision``)."""
-    from bench import hub
+    """``spec`` pinned to ``revision`` (`bench.sources.hub`: ``org/name@revision``)."""
+    from bench.sources import hub
 
     parsed = hub.parse(spec)
     if parsed is None:
@@ -420,7 +420,7 @@ def _pin(w: _Where, spec: str, revision: str, where: str) -> str:
 
 def _default_key(spec: str) -> str:
     """``meta-llama/Llama-3.2-1B`` -> ``llama-3.2-1b`` (a pin ``@rev`` dropped); a path -> its last part."""
-    from bench import hub
+    from bench.sources import hub
 
     if hub.parse(spec) is not None:
         spec = hub.parse(spec).hub_id
@@ -428,7 +428,7 @@ def _default_key(spec: str) -> str:
 
 
 def _zoo_models(w: _Where, family: str, where: str, extra: dict) -> list[ModelEntry]:
-    from bench.zoo import FAMILIES
+    from bench.training.zoo import FAMILIES
 
     if family not in FAMILIES:
         raise w.error(f"{where}.zoo", f"unknown zoo family {family!r}{did_you_mean(family, FAMILIES)}; "
@@ -453,8 +453,8 @@ def _posttrain(w: _Where, value, models) -> tuple:
 
 
 def _recipe(w: _Where, options: dict, key: str):
-    from bench import corpus
-    from bench.posttrain import Recipe
+    from bench.training import corpus
+    from bench.training.posttrain import Recipe
 
     try:
         return Recipe.from_options(options)
@@ -475,7 +475,7 @@ PENDING_CORPORA: tuple[str, ...] = ()
 
 def pending_corpus(study: Study) -> str | None:
     """The recipe's corpus when this build cannot train on it yet, else None."""
-    from bench import corpus
+    from bench.training import corpus
 
     name = dict(study.posttrain).get("corpus")
     return name if name is not None and name not in corpus.CORPORA else None
@@ -594,7 +594,7 @@ def _ratios(w: _Where, entry: dict, where: str, keys: list[str]) -> tuple[tuple,
 
 
 def _evaluation(w: _Where, value) -> Evaluation:
-    from bench.data import EVAL_SPLIT
+    from bench.sources.data import EVAL_SPLIT
 
     table = w.table(value, "evaluation")
     w.keys(table, EVAL_KEYS, "evaluation")
@@ -625,7 +625,7 @@ def _evaluation(w: _Where, value) -> Evaluation:
 
 
 def _zeroshot(w: _Where, value) -> tuple:
-    from bench.zeroshot import ZeroShotSpec
+    from bench.evaluation.zeroshot import ZeroShotSpec
 
     table = w.table(value, "zeroshot")
     w.keys(table, ZEROSHOT_KEYS, "zeroshot")
@@ -649,7 +649,7 @@ def _zeroshot(w: _Where, value) -> tuple:
 
 
 def _gates(w: _Where, value) -> Gates:
-    from bench.gates import parse_law_scope, parse_percent
+    from bench.harness.gates import parse_law_scope, parse_percent
 
     table = w.table(value, "gates")
     w.keys(table, GATE_KEYS, "gates")

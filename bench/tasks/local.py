@@ -3,7 +3,7 @@
 lm-eval calls these functions as a task's ``custom_dataset``, passing the task's metadata as
 keyword arguments; prunebench (and a user of lm-eval's CLI, with ``--metadata``) puts the data
 directory there as ``data_dir``. Without it, ``$PRUNEBENCH_DATA_DIR`` is used. The file is the
-checksum-verified WikiText-2 raw test of `bench.data`.
+checksum-verified WikiText-2 raw test of `bench.sources.data`.
 
 Both builders are deterministic functions of that one file, so a task's documents, and with
 them its numbers, depend on nothing else.
@@ -25,7 +25,7 @@ MIN_CONTEXT_WORDS = 40
 
 def _raw_test_text(data_dir) -> str:
     """WikiText-2 raw test, verified, exactly as stored."""
-    from bench import data
+    from bench.sources import data
 
     root = data.resolve_data_dir(data_dir)
     if root is None:

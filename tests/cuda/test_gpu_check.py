@@ -20,9 +20,9 @@ import pytest
 import torch
 
 import gpu_check as gc
-from bench import perplexity
+from bench.evaluation import perplexity
 from bench.errors import UsageError
-from bench.models import tiny_model
+from bench.sources.models import tiny_model
 
 DEVICE = "cuda"  # a module constant so the check's code can be dry-run elsewhere
 PPL_SEQ = 2048
@@ -50,7 +50,7 @@ def _cuda_model(layers: int | None = None, **shape):
 @pytest.fixture(scope="module")
 def smollm2():
     """SmolLM2-135M-Instruct in bf16 on the GPU (skips the rows that need real weights without it)."""
-    from bench.models import load_model
+    from bench.sources.models import load_model
 
     try:
         loaded = load_model("smollm2-135m", device=DEVICE, dtype="bf16")
@@ -112,8 +112,8 @@ def test_ppl_throughput_vs_bare_bf16_forward(benchmark, smollm2, data_dir):
 
 def test_l0_equals_a_zero_lr_checkpoint_under_bf16_autocast(data_dir):
     """Issue 9 item 5 on CUDA: a bf16 base, fp32 master weights under bf16 autocast, one numeric path."""
-    from bench.models import byte_tokenizer
-    from bench.posttrain import Recipe, initial_loss, posttrain
+    from bench.sources.models import byte_tokenizer
+    from bench.training.posttrain import Recipe, initial_loss, posttrain
 
     base = tiny_model("llama", seed=3).to(device=DEVICE, dtype=torch.bfloat16)
     r = Recipe(tokens=1024, checkpoint_every=512, batch_tokens=512, micro_batch_tokens=256, seq_len=64, lr=0.0,
@@ -239,7 +239,7 @@ def _bare_adamw(model, windows, recipe, steps: int) -> None:
 
 @pytest.mark.parametrize("shape", ["smollm2-135m", "llama-1b"])
 def test_posttrain_throughput_and_mfu_vs_bare_adamw(benchmark, shape):
-    from bench.posttrain import Recipe, train
+    from bench.training.posttrain import Recipe, train
 
     seq, steps = 2048, 6
     if shape == "llama-1b":

@@ -3,8 +3,8 @@
 Loading data is the harness's job; `pruners.calibration.sample_calibration` only turns
 documents into token rows. Sources:
 
-* ``c4``, ``wikitext2``: the data directory's files (`bench.data`), or the hub;
-* ``slimpajama``: the same local directory as the post-training corpus (`bench.corpora_local`:
+* ``c4``, ``wikitext2``: the data directory's files (`bench.sources.data`), or the hub;
+* ``slimpajama``: the same local directory as the post-training corpus (`bench.training.corpora_local`:
   ``.jsonl``, ``.jsonl.zst`` or ``.parquet`` files with a ``text`` field), named by the spec's
   ``corpus_dir``, else ``$PRUNEBENCH_SLIMPAJAMA_DIR``; with neither and only online, the start of
   SlimPajama-627B streamed from the hub.
@@ -27,7 +27,7 @@ CHARS_PER_TOKEN = 6  # a generous bound: real tokenizers average ~4 characters o
 
 
 def slimpajama_dir(corpus_dir: str | None = None) -> str | None:
-    from bench.corpus import SLIMPAJAMA_DIR_ENV
+    from bench.training.corpus import SLIMPAJAMA_DIR_ENV
 
     return corpus_dir or os.environ.get(SLIMPAJAMA_DIR_ENV) or None
 
@@ -39,7 +39,7 @@ def documents(spec) -> list[str]:
         if directory is not None:
             return directory_documents(directory, spec.samples * spec.seq_len * CHARS_PER_TOKEN, spec.seed)
         return _hub_documents(spec)
-    from bench.data import load_rows
+    from bench.sources.data import load_rows
     from pruners.calibration import SOURCES
 
     dataset, split = SOURCES[spec.source]
@@ -48,7 +48,7 @@ def documents(spec) -> list[str]:
 
 def directory_documents(directory, chars: int, seed: int) -> list[str]:
     """Non-blank documents of whole files of `directory`, files in seeded order, until `chars`."""
-    from bench import corpora_local
+    from bench.training import corpora_local
 
     files = corpora_local.corpus_files(directory)
     random.Random(seed).shuffle(files)
@@ -66,8 +66,8 @@ def directory_documents(directory, chars: int, seed: int) -> list[str]:
 
 def _hub_documents(spec, max_docs: int = 20000) -> list[str]:
     """Online only: the first documents of SlimPajama-627B, enough text for the samples."""
-    from bench.corpus import SLIMPAJAMA_DIR_ENV, SLIMPAJAMA_HUB
-    from bench.data import hub_reachable
+    from bench.training.corpus import SLIMPAJAMA_DIR_ENV, SLIMPAJAMA_HUB
+    from bench.sources.data import hub_reachable
 
     if not hub_reachable():
         raise UsageError(f"calibration source 'slimpajama' needs a local directory offline: set "
@@ -87,7 +87,7 @@ def _hub_documents(spec, max_docs: int = 20000) -> list[str]:
 
 def identity(spec) -> dict:
     """What a slimpajama calibration draw reads: the directory's file digest, or the hub id."""
-    from bench import corpus
+    from bench.training import corpus
 
     directory = slimpajama_dir(spec.corpus_dir)
     if directory is None:

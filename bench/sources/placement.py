@@ -1,6 +1,6 @@
 """Placing a loaded model: one device when it fits, else an accelerate ``device_map``.
 
-Split out of `bench.models` (which re-exports these names). `place` casts on the CPU before any
+Split out of `bench.sources.models` (which re-exports these names). `place` casts on the CPU before any
 transfer, so a bf16 model never passes through the GPU in float32, and says in a small dict how
 the model was placed; that dict goes into every record (``model.info.placement``).
 """

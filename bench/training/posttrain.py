@@ -1,7 +1,7 @@
 """Post-training: continual pre-training with a loss trajectory (DESIGN.md section 5).
 
 `posttrain(model, tokenizer, recipe)` trains every parameter (or LoRA adapters) of a model on the
-post-training slice of a corpus (`bench.corpus`) with AdamW, and records a checkpoint every
+post-training slice of a corpus (`bench.training.corpus`) with AdamW, and records a checkpoint every
 `recipe.checkpoint_every` tokens: tokens seen, training loss averaged over the interval, held-out
 loss on a fixed prefix of the held-out slice (the same windows for every case), learning rate
 and wall time. The same loop (`train`) pre-trains the nano zoo.
@@ -16,7 +16,7 @@ masks re-applied after it, so pruned weights are exactly zero at every checkpoin
 A NaN or inf loss (or gradient norm) stops training; the result carries the trajectory so far
 and ``diverged=True``, and the benchmark keeps it in the record with status ``diverged``.
 
-With ``recipe.state_every`` and a `bench.train_state.Checkpointer`, the loop saves a resumable
+With ``recipe.state_every`` and a `bench.training.train_state.Checkpointer`, the loop saves a resumable
 state every few checkpoints and, given an accepted state, continues from it: the same steps,
 data order and random draws as a run that was never stopped, so the trajectory is the same.
 """
@@ -30,11 +30,11 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from bench import corpus as corpus_mod
+from bench.training import corpus as corpus_mod
 from bench.errors import UsageError
 # Re-exported: these names lived here before the split, and callers import them from here.
-from bench.recipe import BACKENDS, ENGINES, LORA_TARGETS, PARAM_DTYPES, SCHEDULES, Diverged, Recipe  # noqa: F401
-from bench.training import (MASTER_DTYPE, SingleProcess, _autocast, _checkpointing, _device,  # noqa: F401
+from bench.training.recipe import BACKENDS, ENGINES, LORA_TARGETS, PARAM_DTYPES, SCHEDULES, Diverged, Recipe  # noqa: F401
+from bench.training.loop import (MASTER_DTYPE, SingleProcess, _autocast, _checkpointing, _device,  # noqa: F401
                             _mask_pairs, _order, _param_groups, heldout_loss, master_weights)
 
 __all__ = ["BACKENDS", "ENGINES", "LORA_TARGETS", "MASTER_DTYPE", "PARAM_DTYPES", "SCHEDULES", "Diverged", "Recipe",
@@ -78,7 +78,7 @@ def train(model, windows: torch.Tensor, recipe: Recipe, *, heldout: torch.Tensor
         parallel: how processes share the work (default: one process). Every process walks the
             same data order; micro-batch k of a step runs on rank k mod world, so the global
             batch and the trajectory are those of one process.
-        state: a `bench.train_state.Checkpointer`: saves the training state every
+        state: a `bench.training.train_state.Checkpointer`: saves the training state every
             ``recipe.state_every`` checkpoints, and restores the state it was given first.
     Returns:
         The trajectory and counters; ``diverged`` is set (and training stopped) on a NaN/inf.
@@ -118,7 +118,7 @@ def train(model, windows: torch.Tensor, recipe: Recipe, *, heldout: torch.Tensor
 
     ident = resumed = None
     if state is not None:
-        from bench.train_state import inputs_identity, rng_restore, rng_snapshot
+        from bench.training.train_state import inputs_identity, rng_restore, rng_snapshot
 
         ident = inputs_identity(recipe, windows, masks, par.world)
         resumed = state.restore(model, opt, par, ident)  # weights and AdamW state, or None: fresh
@@ -256,7 +256,7 @@ def posttrain(model, tokenizer, recipe: Recipe, *, data_dir=None, masks: dict | 
               state=None) -> tuple[torch.nn.Module, dict]:
     """Post-train `model` (in place, except LoRA which returns the merged model).
 
-    With ``recipe.processes > 1`` the training runs in spawned processes (`bench.distributed`),
+    With ``recipe.processes > 1`` the training runs in spawned processes (`bench.training.distributed`),
     which is checked against the machine before any data is read.
 
     Args:
@@ -264,7 +264,7 @@ def posttrain(model, tokenizer, recipe: Recipe, *, data_dir=None, masks: dict | 
             dense low-rank update would break the pattern.
         state_dir: distributed runs without `state` only: where every checkpoint's sharded state
             is saved (all of them kept).
-        state: a `bench.train_state.Checkpointer` (with ``recipe.state_every``): resumable states,
+        state: a `bench.training.train_state.Checkpointer` (with ``recipe.state_every``): resumable states,
             the newest kept; its report goes into the record as ``train_state``.
     Returns:
         (the trained model, the record's ``posttrain`` fields: recipe, slices, trajectory,
@@ -274,7 +274,7 @@ def posttrain(model, tokenizer, recipe: Recipe, *, data_dir=None, masks: dict | 
         raise UsageError("LoRA recovery cannot keep an N:M mask (its low-rank update is dense); use full "
                          "post-training (lora=False) for 2:4 cases")
     if recipe.processes > 1:
-        from bench import distributed
+        from bench.training import distributed
 
         backend = distributed.resolve_backend(recipe, _device(model))  # bad input fails before any work
     win = training_windows(tokenizer, recipe, data_dir)

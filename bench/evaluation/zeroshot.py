@@ -174,7 +174,7 @@ def prepare(spec: ZeroShotSpec, data_dir=None) -> TaskSet:
     ``HF_DATASETS_OFFLINE=1`` with a warm HF datasets cache.
     """
     require_lm_eval()
-    from bench.data import hub_reachable, resolve_data_dir
+    from bench.sources.data import hub_reachable, resolve_data_dir
 
     root = resolve_data_dir(data_dir)
     offline_names = ", ".join(LOCAL_TASKS)
@@ -229,7 +229,7 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
 def require_tokenizer_files(spec: str) -> None:
     """Refuse a save_pretrained directory without tokenizer files.
 
-    `bench.models` gives such a directory the byte-level test tokenizer; for a zero-shot score
+    `bench.sources.models` gives such a directory the byte-level test tokenizer; for a zero-shot score
     that would silently measure the wrong thing, so it is an error here.
     """
     from pathlib import Path

@@ -97,7 +97,7 @@ def read_directory(directory: str | os.PathLike) -> list[str]:
 
 def directory_identity(directory: str | os.PathLike) -> list[dict]:
     """What the directory holds: each file's relative path, size and sha256 (for cache keys, records)."""
-    from bench.data import file_sha256
+    from bench.sources.data import file_sha256
 
     root = Path(directory).expanduser()
     return [{"file": p.relative_to(root).as_posix(), "bytes": p.stat().st_size, "sha256": file_sha256(p)}

@@ -1,6 +1,6 @@
 """The post-training recipe (DESIGN.md section 5): one validated dataclass per run.
 
-Split from `bench.posttrain` (which re-exports every name here), so the loop, the training
+Split from `bench.training.posttrain` (which re-exports every name here), so the loop, the training
 state and the study-file schema can read a recipe without importing the loop.
 """
 
@@ -10,7 +10,7 @@ import dataclasses
 import math
 from dataclasses import asdict, dataclass
 
-from bench import corpus as corpus_mod
+from bench.training import corpus as corpus_mod
 from bench.errors import UsageError, did_you_mean
 
 SCHEDULES = ("constant", "cosine", "linear")
@@ -42,11 +42,11 @@ class Recipe:
         weight_decay: AdamW decoupled weight decay (not applied to norms and biases).
         beta1, beta2, eps: AdamW.
         grad_clip: clip the global gradient norm to this (0 disables).
-        corpus: training corpus (`bench.corpus.CORPORA`: wikitext2, c4 or slimpajama).
+        corpus: training corpus (`bench.training.corpus.CORPORA`: wikitext2, c4 or slimpajama).
         corpus_dir: slimpajama only: a directory of .jsonl/.jsonl.zst/.parquet files with a
             ``text`` field; None: ``$PRUNEBENCH_SLIMPAJAMA_DIR``, then the hub (online). Left out
             of `to_dict` when None, so existing recipes keep their cache keys.
-        heldout_frac, posttrain_frac, slice_seed: how the corpus is cut (`bench.corpus.SliceSpec`).
+        heldout_frac, posttrain_frac, slice_seed: how the corpus is cut (`bench.training.corpus.SliceSpec`).
         train_slice: which slice to train on: ``posttrain`` (documents no base saw) or
             ``pretrain`` (continue on the bases' own corpus; the zoo pre-trains on it).
         max_documents: train on the first this many documents of the slice only (None: all);
@@ -60,7 +60,7 @@ class Recipe:
         grad_checkpointing: recompute activations in the backward pass (saves memory).
         ppl_at_checkpoints: also measure WikiText2/PTB perplexity at every checkpoint.
         seed: data order and dropout.
-        processes: train in this many processes on torch.distributed (`bench.distributed`): one per
+        processes: train in this many processes on torch.distributed (`bench.training.distributed`): one per
             GPU on CUDA, or CPU processes over gloo. The global batch stays `batch_tokens`: each
             step's micro-batches are split across the processes, so the accumulation steps
             (batch_tokens / micro_batch_tokens) must be a multiple of processes.
@@ -69,7 +69,7 @@ class Recipe:
         backend: ``auto`` (nccl on CUDA, gloo on CPU), ``nccl`` or ``gloo``.
         param_dtype: FSDP's all-gather dtype for the forward/backward (``float32`` or ``bfloat16``);
             master weights, gradient reduction and AdamW stay float32.
-        state_every: save a resumable training state (`bench.train_state`) every this many
+        state_every: save a resumable training state (`bench.training.train_state`) every this many
             checkpoints, so `--resume` continues a killed case from it; None (the default) saves
             none, because a state of a nano case costs more to write than the case does to rerun
             (and an 8B one is ~16 bytes a parameter). Left out of `to_dict` when None, so existing

@@ -1,8 +1,8 @@
-"""The pieces of the training loop (`bench.posttrain.train`) that are not the loop itself.
+"""The pieces of the training loop (`bench.training.posttrain.train`) that are not the loop itself.
 
 Precision (float32 master weights, bf16 autocast on CUDA), the held-out loss every checkpoint
 and L0 share, AdamW parameter groups, N:M mask bookkeeping, activation checkpointing, and the
-single-process engine whose methods `bench.distributed` overrides for DDP and FSDP2.
+single-process engine whose methods `bench.training.distributed` overrides for DDP and FSDP2.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from bench.errors import UsageError
-from bench.recipe import Recipe
+from bench.training.recipe import Recipe
 
 WEIGHTS = "weights.pt"  # one process's training-state file: model and optimizer state dicts
 
@@ -55,10 +55,10 @@ def heldout_loss(model, windows: torch.Tensor, batch_size: int, recipe: Recipe |
     """Mean next-token NLL over `windows` (n, seq_len): the one numeric path of every held-out loss.
 
     Float32 master weights (`master_weights`), the recipe's autocast, eval mode (no dropout),
-    and `bench.perplexity.window_nll_sum` (the chunked loss). L0 before training and the loss
+    and `bench.evaluation.perplexity.window_nll_sum` (the chunked loss). L0 before training and the loss
     at every checkpoint both come from here, on every device.
     """
-    from bench.perplexity import window_nll_sum
+    from bench.evaluation.perplexity import window_nll_sum
 
     was = model.training
     model.eval()
@@ -103,7 +103,7 @@ class SingleProcess:
     """The parallelism `train` runs under by default: one process, nothing to split or reduce.
 
     `train` reads like a single-device loop; each place where processes would differ goes
-    through one of these methods, and `bench.distributed` overrides them for DDP and FSDP2.
+    through one of these methods, and `bench.training.distributed` overrides them for DDP and FSDP2.
     """
 
     rank, world = 0, 1
@@ -135,10 +135,10 @@ class SingleProcess:
         return float(t)
 
     def save_state(self, model, optimizer, result) -> None:
-        """Called at each checkpoint without a `bench.train_state.Checkpointer`: the distributed
+        """Called at each checkpoint without a `bench.training.train_state.Checkpointer`: the distributed
         engines then keep every checkpoint's sharded state (the behaviour before ``state_every``)."""
 
-    # -- the training state (`bench.train_state`): collective under the distributed engines
+    # -- the training state (`bench.training.train_state`): collective under the distributed engines
 
     def barrier(self) -> None:
         """Wait for every process (one process: nothing to wait for)."""

@@ -1,11 +1,11 @@
 """Post-training on torch.distributed: DDP or FSDP2, in processes the suite spawns for one case.
 
-A recipe with ``processes > 1`` sends `bench.posttrain.posttrain` here. `run` checks the request
+A recipe with ``processes > 1`` sends `bench.training.posttrain.posttrain` here. `run` checks the request
 against the machine (one clear line for a bad one, before anything starts), writes the model,
 windows and masks to a job directory, spawns one process per rank (``torch.multiprocessing``,
 ``spawn``), and reads back what rank 0 wrote: the trajectory and a full state dict.
 
-Each rank runs the ordinary loop (`bench.posttrain.train`) with an engine that says how the
+Each rank runs the ordinary loop (`bench.training.posttrain.train`) with an engine that says how the
 processes share the work, so the loop reads like a single-device one:
 
 * every rank walks the same data order; micro-batch k of a step runs on rank k mod world, and
@@ -19,7 +19,7 @@ processes share the work, so the loop reads like a single-device one:
 * only rank 0 writes the result and the full state dict; with a ``state_dir``, each checkpoint
   also saves the sharded model and optimizer state through ``torch.distributed.checkpoint``
   (every rank writes its own shards, as DCP requires);
-* with a `bench.train_state.Checkpointer` (``Recipe.state_every``) the sharded state is the
+* with a `bench.training.train_state.Checkpointer` (``Recipe.state_every``) the sharded state is the
   resumable one: every K checkpoints the model and AdamW state go through DCP
   (``get_state_dict``), each rank's RNG and the loop's position beside them, and only the newest
   state is kept; a resumed run loads them back (``set_state_dict``) on every rank and continues
@@ -27,7 +27,7 @@ processes share the work, so the loop reads like a single-device one:
 
 Held-out losses are measured on every rank over all the held-out windows (FSDP's forward is a
 collective, so every rank must run the same batches); the FSDP root's parameters are gathered
-only inside its own forward, so it takes the full-logits loss path (`bench.perplexity`).
+only inside its own forward, so it takes the full-logits loss path (`bench.evaluation.perplexity`).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from pathlib import Path
 import torch
 
 from bench.errors import UsageError
-from bench.posttrain import Recipe, SingleProcess, TrainResult, train
+from bench.training.posttrain import Recipe, SingleProcess, TrainResult, train
 
 FSDP_SUPPORTED = {("cpu", "gloo"), ("cuda", "nccl")}
 
@@ -106,7 +106,7 @@ class DDPEngine(SingleProcess):
         torch.distributed.all_reduce(t, group=self.mesh.get_group())
         return t
 
-    # -- collectives the training state (`bench.train_state.Checkpointer`) needs
+    # -- collectives the training state (`bench.training.train_state.Checkpointer`) needs
 
     def barrier(self) -> None:
         torch.distributed.barrier(group=self.mesh.get_group())
@@ -270,7 +270,7 @@ def run(model, windows: torch.Tensor, recipe: Recipe, *, heldout: torch.Tensor |
     Args:
         model: float32 master weights (best on the CPU: the ranks read their copies from a file).
         state_dir: where each checkpoint's sharded state goes (None: not saved); all are kept.
-        state: a `bench.train_state.Checkpointer` for resumable states instead (the newest kept);
+        state: a `bench.training.train_state.Checkpointer` for resumable states instead (the newest kept);
             its report comes back from rank 0.
         device: the device type the ranks train on (default: the model's); on CUDA, rank r
             uses cuda:r.

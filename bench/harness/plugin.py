@@ -1,6 +1,6 @@
 """The prunebench pytest plugin: options, the `bench_case` parametrisation, and summaries.
 
-Thin on purpose: each hook forwards to `bench.session.BenchSession`, which holds the logic
+Thin on purpose: each hook forwards to `bench.harness.session.BenchSession`, which holds the logic
 and is tested without pytest.
 """
 
@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from bench.errors import UsageError
-from bench.profiles import DEFAULT_PROFILE, profile_help
+from bench.harness.profiles import DEFAULT_PROFILE, profile_help
 
 SESSION_KEY = pytest.StashKey["BenchSession"]()
 
@@ -63,10 +63,10 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
-    from bench.session import BenchSession, SessionOptions
+    from bench.harness.session import BenchSession, SessionOptions
 
-    from bench.gates import build_gates
-    from bench.profiles import get_cases, option_defaults
+    from bench.harness.gates import build_gates
+    from bench.harness.profiles import get_cases, option_defaults
 
     def opt(name):
         value = config.getoption(name)
@@ -83,7 +83,7 @@ def pytest_configure(config):
         cases = get_cases(profile) if eager else []
         # A law-gate scope must name a group this run can fit: checked here, before any case runs
         # (a profile without post-training leaves it to the end, against the stored records' groups).
-        from bench.study import case_group_names
+        from bench.harness.study import case_group_names
 
         gates = build_gates(opt("--max-extrapolation-error"), opt("--baseline"), opt("--max-ppl-regression"),
                             opt("--max-control-improvement"), valid_groups=case_group_names(cases) or None)
@@ -121,8 +121,8 @@ def _export_dirs(config) -> None:
     which takes no cache directory), the hub resolver, provenance, the memory estimate and xdist
     workers. `pytest_unconfigure` puts the previous values back.
     """
-    from bench.hub import MODELS_DIR_ENV
-    from bench.models import CACHE_DIR_ENV
+    from bench.sources.hub import MODELS_DIR_ENV
+    from bench.sources.models import CACHE_DIR_ENV
 
     saved = {}
     for option, var in (("--cache-dir", CACHE_DIR_ENV), ("--models-dir", MODELS_DIR_ENV)):

@@ -1,15 +1,15 @@
 """How much memory a case needs, from its model's config alone, and whether the device has it.
 
-Checked for every selected case before the first one runs (`bench.preflight`), so an 8B model
+Checked for every selected case before the first one runs (`bench.harness.preflight`), so an 8B model
 with full post-training on a 24 GB machine is one line at the start, not an out-of-memory kill
-an hour in. The estimate counts what the runner holds at its peak (`bench.runner`,
-`bench.posttrain`), from exact parameter counts on the meta device (`bench.studies.params`):
+an hour in. The estimate counts what the runner holds at its peak (`bench.harness.runner`,
+`bench.training.posttrain`), from exact parameter counts on the meta device (`bench.studies.params`):
 
 * the dense model in the load dtype (float32 on CPU, bf16 on CUDA): the runner keeps it for the
   next case of the same model;
 * a pruned copy in the load dtype (pruning methods; an N:M copy keeps dense tensors);
 * post-training a copy of the model it measures, which training holds in float32 (master
-  weights, `bench.posttrain.MASTER_DTYPE`):
+  weights, `bench.training.posttrain.MASTER_DTYPE`):
   - full-parameter: 4 bytes of weight, 4 of gradient and 8 of AdamW moments (exp_avg,
     exp_avg_sq) per parameter, 16 in all; FSDP shards this over ``processes``, DDP does not;
   - LoRA: 4 bytes per frozen weight, plus 16 per adapter parameter (rank x (in + out) of each
@@ -78,7 +78,7 @@ def gib(nbytes: int) -> str:
 
 def case_need(case, counted, dtype: torch.dtype) -> Need:
     """The memory `case` needs, from its parameter counts (`bench.studies.params.Counted`)."""
-    from bench.posttrain import Recipe
+    from bench.training.posttrain import Recipe
 
     width = torch.finfo(dtype).bits // 8
     pruned = 0 if case.method in ("dense", "control") else counted.tensors * width
@@ -152,7 +152,7 @@ def check(need: Need, device: torch.device) -> None:
 
 
 def main(argv=None) -> int:
-    """``python -m bench.memory CONFIG.json [--device cuda] [--lora] [--eval-only]``: one line per
+    """``python -m bench.sources.memory CONFIG.json [--device cuda] [--lora] [--eval-only]``: one line per
     mode, the estimate of an unpruned control case on a model of that config (no weights)."""
     import argparse
     import json
@@ -160,10 +160,10 @@ def main(argv=None) -> int:
 
     from transformers import AutoConfig
 
-    from bench.cases import Case
+    from bench.harness.cases import Case
     from bench.studies import params
 
-    p = argparse.ArgumentParser(prog="python -m bench.memory", description=main.__doc__)
+    p = argparse.ArgumentParser(prog="python -m bench.sources.memory", description=main.__doc__)
     p.add_argument("config", help="a model's config.json (e.g. tests/configs/meta-llama--Llama-3.1-8B.json)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cuda", help="load dtype: float32 on cpu, bf16 on cuda")
     args = p.parse_args(argv)

@@ -1,9 +1,9 @@
 """Resumable training state: what a killed post-training run needs to continue bit for bit.
 
-With ``Recipe.state_every = K`` the loop (`bench.posttrain.train`) saves, every K checkpoints:
+With ``Recipe.state_every = K`` the loop (`bench.training.posttrain.train`) saves, every K checkpoints:
 
 * the model and the AdamW state (one file in one process; sharded through
-  ``torch.distributed.checkpoint`` under DDP/FSDP, see `bench.distributed`);
+  ``torch.distributed.checkpoint`` under DDP/FSDP, see `bench.training.distributed`);
 * the loop's position: optimizer steps done (the LR schedule is a function of the step, so the
   step is the scheduler's whole state), the data epoch and cursor (the window order of an epoch
   is a function of seed and epoch), and the trajectory and counters so far;
@@ -14,7 +14,7 @@ A state is one directory ``state-<step>`` under the store's root. It is written 
 ``.partial-<step>`` and renamed once complete, with ``meta.json`` written last, so a kill during
 a save leaves a partial directory that is never read (and is removed by the next save). Only the
 newest state is kept. Whether a state may be used is decided twice: by the caller from the
-identity it gave the store (`bench.runner`: the case's fingerprint and provenance), and by the
+identity it gave the store (`bench.harness.runner`: the case's fingerprint and provenance), and by the
 loop from what it can check itself (recipe, world size, engine, windows, masks). A state that
 fails either check, or does not load, is ignored with a printed reason and the run starts fresh.
 """

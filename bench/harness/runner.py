@@ -5,16 +5,16 @@ models are memoised per session: the smol profile has four measurement cases per
 model, and `-k` slices still prune each model at most once.
 
 A case with a post-training recipe (the nano profile) measures perplexity after pruning
-(``ppl_pruned``), post-trains a copy of the pruned model (`bench.posttrain`) and measures again
+(``ppl_pruned``), post-trains a copy of the pruned model (`bench.training.posttrain`) and measures again
 (``ppl``); the unpruned model's perplexity (``ppl_dense``) and held-out loss (``L0``) are measured
 once per model per session. Its record's ``posttrain`` entry carries what the scaling-law fit
 needs: N0, N, rho, L0 and the trajectory of (tokens D, training loss, held-out loss).
 
 A case with zero-shot tasks (``Case.zeroshot``) runs them through lm-eval on the in-memory model
-(`bench.zeroshot`) into ``zeroshot``; a post-trained case also before post-training, into
+(`bench.evaluation.zeroshot`) into ``zeroshot``; a post-trained case also before post-training, into
 ``zeroshot_pruned``.
 
-A recipe with ``state_every`` saves resumable training states (`bench.train_state`) in the
+A recipe with ``state_every`` saves resumable training states (`bench.training.train_state`) in the
 case's working area, ``<results>/work/<case id>/train-state``. A killed case has no record, so
 the next run computes it again: with ``resume`` it continues from the newest state whose case
 fingerprint and provenance match this run's (any other is ignored with a printed reason);
@@ -31,9 +31,9 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from bench import perplexity
-from bench.cases import Case
-from bench.models import LoadedModel, count_params, default_dtype, load_model, resolve_cache_dir, resolve_device
+from bench.evaluation import perplexity
+from bench.harness.cases import Case
+from bench.sources.models import LoadedModel, count_params, default_dtype, load_model, resolve_cache_dir, resolve_device
 
 CALIB_KEYS = {"calibration": "source", "samples": "samples", "calib_seq_len": "seq_len", "seed": "seed"}
 
@@ -70,7 +70,7 @@ class CaseRunner:
 
     def prepare(self, cases: list[Case]) -> None:
         """Build the nano zoo models `cases` need that are not cached yet (several at once)."""
-        from bench import zoo
+        from bench.training import zoo
 
         specs = [c.model for c in cases if zoo.is_nano(c.model)]
         if specs:
@@ -85,7 +85,7 @@ class CaseRunner:
         return self.memo.dense
 
     def _load(self, spec: str) -> LoadedModel:
-        from bench import zoo
+        from bench.training import zoo
 
         if not zoo.is_nano(spec):
             return load_model(spec, cache_dir=self.ctx.cache_dir, device=self.ctx.device)
@@ -123,7 +123,7 @@ class CaseRunner:
 
     def zeroshot(self, loaded: LoadedModel, case: Case, model=None) -> dict:
         """The case's lm-eval tasks on `model` (default: the loaded one), in memory."""
-        from bench import zeroshot
+        from bench.evaluation import zeroshot
 
         model = model if model is not None else loaded.model
         spec = case.zeroshot
@@ -143,10 +143,10 @@ class CaseRunner:
     def dense_heldout(self, case: Case, recipe) -> float:
         """L0: the unpruned model's held-out loss on the recipe's fixed windows (once per session).
 
-        Measured by `bench.posttrain.initial_loss`, the same function, float32 master weights and
+        Measured by `bench.training.posttrain.initial_loss`, the same function, float32 master weights and
         autocast as every checkpoint's held-out loss, so L0 and the trajectory differ by training only.
         """
-        from bench.posttrain import initial_loss
+        from bench.training.posttrain import initial_loss
 
         key = (case.model, recipe.slices, recipe.seq_len, recipe.eval_windows, recipe.bf16)
         if key not in self.memo.dense_heldout:
@@ -160,7 +160,7 @@ class CaseRunner:
         `provenance` is what the record will carry; a training state is resumed only when it was
         saved under the same one (None: computed here, as the session computes it).
         """
-        from bench.zoo import non_embedding_params
+        from bench.training.zoo import non_embedding_params
 
         t0 = time.perf_counter()
         base = self.dense(case.model)
@@ -201,8 +201,8 @@ class CaseRunner:
     def _posttrain(self, case: Case, loaded: LoadedModel, masks: dict | None, fields: dict,
                    provenance: dict | None = None) -> None:
         """Measure, post-train a copy, measure again; fills the record's post-training fields."""
-        from bench.posttrain import Recipe, posttrain
-        from bench.zoo import plateau_figure
+        from bench.training.posttrain import Recipe, posttrain
+        from bench.training.zoo import plateau_figure
 
         recipe = Recipe.from_options(case.posttrain_options)
         fields["ppl_dense"] = self.dense_ppl(case)
@@ -254,9 +254,9 @@ class CaseRunner:
         return None if self.ctx.results_dir is None else Path(self.ctx.results_dir) / "work" / case.id
 
     def checkpointer(self, case: Case, recipe, provenance: dict | None = None):
-        """The case's `bench.train_state.Checkpointer`, holding the state to resume from if any."""
-        from bench.provenance import case_provenance, stale_reasons
-        from bench.train_state import Checkpointer, StateStore, say
+        """The case's `bench.training.train_state.Checkpointer`, holding the state to resume from if any."""
+        from bench.harness.provenance import case_provenance, stale_reasons
+        from bench.training.train_state import Checkpointer, StateStore, say
 
         if recipe.state_every is None:
             return None

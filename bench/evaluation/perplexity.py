@@ -27,9 +27,9 @@ import time
 import torch
 import torch.nn.functional as F
 
-from bench import data as data_mod
+from bench.sources import data as data_mod
 from bench.errors import UsageError
-from bench.models import max_positions
+from bench.sources.models import max_positions
 
 PROTOCOL = "llm-pruner"
 DEFAULT_BATCH_TOKENS = 4096  # windows per batch = max(1, this // seq_len)

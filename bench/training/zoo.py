@@ -1,11 +1,11 @@
 """The nano zoo: small Llama (or Qwen2) base models the suite trains itself, cached.
 
-A *family* (`bench.zoo_families`) is a tokenizer plus a list of base sizes with their
+A *family* (`bench.training.zoo_families`) is a tokenizer plus a list of base sizes with their
 pre-training recipes:
 
 * the tokenizer is a byte-level BPE trained with `tokenizers` on the pre-training slice of the
-  corpus (`bench.corpus`: WikiText-2 train, the held-out and post-training documents excluded);
-* each base is trained from scratch on that slice with `bench.posttrain.train` (AdamW, warm-up
+  corpus (`bench.training.corpus`: WikiText-2 train, the held-out and post-training documents excluded);
+* each base is trained from scratch on that slice with `bench.training.posttrain.train` (AdamW, warm-up
   and cosine schedule, about one pass), annealed down to the post-training learning rate so
   that further training barely moves its held-out loss (the control case of the nano profile
   measures this: under 1% over the post-training budget).
@@ -33,12 +33,12 @@ from pathlib import Path
 
 import torch
 
-from bench import corpus as corpus_mod
-from bench.models import LoadedModel, atomic_dir, register_alias, resolve_cache_dir
-from bench.posttrain import heldout_windows, train, training_windows
-# The families and their size tables live in bench.zoo_families; they are re-exported here
+from bench.training import corpus as corpus_mod
+from bench.sources.models import LoadedModel, atomic_dir, register_alias, resolve_cache_dir
+from bench.training.posttrain import heldout_windows, train, training_windows
+# The families and their size tables live in bench.training.zoo_families; they are re-exported here
 # because callers name them as zoo.Family, zoo.FAMILIES, ...
-from bench.zoo_families import (FAMILIES, NANO_SIZES, NANO_VOCAB, SMOKE_SIZES, SPECIALS,  # noqa: F401
+from bench.training.zoo_families import (FAMILIES, NANO_SIZES, NANO_VOCAB, SMOKE_SIZES, SPECIALS,  # noqa: F401
                                  BaseSize, Family, family_table, is_nano, non_embedding_params,
                                  parse_spec, register_family)
 
@@ -172,7 +172,7 @@ def build_base(family: Family, size: BaseSize, tokenizer, data_dir=None, progres
     t0 = time.perf_counter()
     result = train(model, win, recipe, heldout=held, progress=progress, desc=f"pretrain {family.spec(size.key)}")
     if result.diverged:
-        raise RuntimeError(f"pre-training {family.spec(size.key)} diverged ({result.divergence}); lower its lr in bench/zoo.py")
+        raise RuntimeError(f"pre-training {family.spec(size.key)} diverged ({result.divergence}); lower its lr in bench/training/zoo.py")
     log = {"pretrain": {**result.to_dict(), "recipe": recipe.to_dict(), "wall_s": time.perf_counter() - t0,
                         "corpus_windows": int(win.shape[0]), "epochs": result.tokens / (win.numel() or 1),
                         "final_val_loss": result.trajectory[-1]["val_loss"]},
@@ -269,7 +269,7 @@ def ensure_all(specs, cache_dir=None, data_dir=None, workers: int | None = None,
 
 def load(spec: str, cache_dir=None, data_dir=None, progress: bool = False) -> LoadedModel:
     """Load a nano base model (building it on first use), float32 on the CPU."""
-    from bench.models import load_local
+    from bench.sources.models import load_local
 
     directory = ensure(spec, cache_dir, data_dir, progress)
     loaded = load_local(directory)

@@ -3,10 +3,10 @@
 A corpus is a list of documents (WikiText-2 train: its 629 articles, each the rows between two
 level-1 headings; C4 and SlimPajama: one record's ``text`` each). The corpora (`CORPORA`):
 
-* ``wikitext2``: WikiText-2 train from the data directory (`bench.data`);
+* ``wikitext2``: WikiText-2 train from the data directory (`bench.sources.data`);
 * ``c4``: the C4 sample of the data directory (1,000 documents locally);
 * ``slimpajama``: a local directory of ``.jsonl``, ``.jsonl.zst`` or ``.parquet`` files with a
-  ``text`` field (`bench.corpora_local`), named by the recipe's ``corpus_dir`` or, when that is
+  ``text`` field (`bench.training.corpora_local`), named by the recipe's ``corpus_dir`` or, when that is
   unset, ``$PRUNEBENCH_SLIMPAJAMA_DIR``; with neither, and only when the hub is reachable, the
   first ``$PRUNEBENCH_SLIMPAJAMA_DOCS`` (default 1,000,000) documents of SlimPajama-627B streamed
   through ``datasets``.
@@ -49,10 +49,10 @@ from pathlib import Path
 
 import torch
 
-from bench import data as data_mod
+from bench.sources import data as data_mod
 from bench.errors import UsageError, did_you_mean
 
-# corpus name -> (bench.data dataset, split), or None for a corpus read from its own directory
+# corpus name -> (bench.sources.data dataset, split), or None for a corpus read from its own directory
 # (or the hub). The raw WikiText-2 train split is not available offline; the tokenized copy
 # (with <unk>) is its stand-in, as DESIGN.md section 3 says.
 CORPORA = {
@@ -153,7 +153,7 @@ def origin(spec: SliceSpec, data_dir=None) -> tuple:
     """Where the corpus's documents come from, resolved now (part of every cache key).
 
     Returns:
-        ``("data", root)`` (a `bench.data` corpus; root None: the hub), ``("dir", path)`` or
+        ``("data", root)`` (a `bench.sources.data` corpus; root None: the hub), ``("dir", path)`` or
         ``("hub", dataset id, documents)``.
     """
     if CORPORA[spec.corpus] is not None:
@@ -179,7 +179,7 @@ def _document_texts(corpus: str, where: tuple) -> tuple[str, ...]:
             return tuple(document_text(d) for d in split_documents(rows))
         return tuple(row + "\n\n" for row in rows if row.strip())
     if where[0] == "dir":
-        from bench import corpora_local
+        from bench.training import corpora_local
 
         return tuple(t + "\n\n" for t in corpora_local.read_directory(where[1]))
     return tuple(t + "\n\n" for t in _stream_hub(where[1], where[2]))
@@ -215,7 +215,7 @@ def source_identity(spec: SliceSpec, data_dir=None) -> dict:
             out["sha256"] = data_mod.file_sha256(Path(where[1]) / data_mod.get_source(dataset, split).relpath)
         return out
     if where[0] == "dir":
-        from bench import corpora_local
+        from bench.training import corpora_local
 
         files = corpora_local.directory_identity(where[1])
         digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
@@ -246,12 +246,12 @@ def token_stream(tokenizer, spec: SliceSpec, name: str, data_dir=None, max_docum
 
     Args:
         max_documents: only the slice's first this many documents (None: all).
-        cache_dir: the prunebench cache the stream is kept in (`bench.models.resolve_cache_dir`:
+        cache_dir: the prunebench cache the stream is kept in (`bench.sources.models.resolve_cache_dir`:
             None is ``$PRUNEBENCH_CACHE_DIR``, which `pytest bench --cache-dir` sets for the run).
     Cached per process and (tokenizer, corpus, cut, slice, document limit, data source), and on
     disk (see the module docstring) so that no other process tokenises the same slice again.
     """
-    from bench.perplexity import tokenizer_key
+    from bench.evaluation.perplexity import tokenizer_key
 
     if name not in SLICES:
         raise UsageError(f"unknown corpus slice {name!r}{did_you_mean(name, SLICES)}; choose one of {', '.join(SLICES)}")
@@ -286,7 +286,7 @@ def tokenize(tokenizer, texts: list[str]) -> torch.Tensor:
 
 def stream_path(inputs: dict, cache_dir=None) -> Path:
     """Where the token stream of `inputs` lives on disk: ``<cache>/corpora/<key>.pt``."""
-    from bench.models import resolve_cache_dir
+    from bench.sources.models import resolve_cache_dir
 
     key = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:24]
     return resolve_cache_dir(cache_dir) / "corpora" / f"{key}.pt"
@@ -294,7 +294,7 @@ def stream_path(inputs: dict, cache_dir=None) -> Path:
 
 def _disk_cached(inputs: dict, build, cache_dir=None) -> tuple[torch.Tensor, int]:
     """Load (stream, corpus documents) of `inputs` from disk, or `build()` them and write them atomically."""
-    from bench.locks import entry_lock
+    from bench.harness.locks import entry_lock
 
     path = stream_path(inputs, cache_dir)
     path.parent.mkdir(parents=True, exist_ok=True)

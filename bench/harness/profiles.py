@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from bench.cases import Case
+from bench.harness.cases import Case
 from bench.errors import UsageError, did_you_mean
 
 DEFAULT_PROFILE = "nano"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bench.errors import UsageError
 
-# /2: every record carries a `provenance` block (bench.provenance) that `--resume` compares.
+# /2: every record carries a `provenance` block (bench.harness.provenance) that `--resume` compares.
 SCHEMA = "prunebench.record/2"
 RECORD_SUFFIX = ".json"
 RESULTS_DIR_ENV = "PRUNEBENCH_RESULTS_DIR"

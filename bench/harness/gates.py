@@ -188,7 +188,7 @@ def _ppl_index(records: list[dict]) -> dict[tuple[str, str], float]:
 
 def load_baseline(path: str | Path) -> list[dict]:
     """Records of a stored run; other schema versions are refused with the fix."""
-    from bench.records import SCHEMA, load_records, read_record
+    from bench.harness.records import SCHEMA, load_records, read_record
 
     p = Path(path)
     if p.is_file():
@@ -264,7 +264,7 @@ def build_gates(max_extrapolation_error, baseline: str | None, max_ppl_regressio
         max_extrapolation_error: None, one scope string or a list of them (the option may be
             given several times), each parsed by `parse_law_scope`.
         valid_groups: the law groups the run can have ('family/method@recipe' keys, e.g.
-            from `bench.study.case_group_names(cases)`); with them a scope naming no group is
+            from `bench.harness.study.case_group_names(cases)`); with them a scope naming no group is
             refused here rather than after the run.
     """
     gates = []

@@ -13,13 +13,13 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import records as rec_mod
+from bench.harness import records as rec_mod
 from reports.markdown import fmt_num
-from bench.cases import Case
+from bench.harness.cases import Case
 from bench.errors import UsageError, did_you_mean
-from bench.locks import RunLock
-from bench.profiles import DEFAULT_PROFILE, ProfileOptions, get_cases
-from bench.runner import CaseRunner, RunContext
+from bench.harness.locks import RunLock
+from bench.harness.profiles import DEFAULT_PROFILE, ProfileOptions, get_cases
+from bench.harness.runner import CaseRunner, RunContext
 
 
 @dataclass
@@ -35,7 +35,7 @@ class SessionOptions:
     threads: int | None = None  # torch intra-op threads (None: torch's default, one per core)
     law: str = "p2"
     holdout: tuple[str, ...] | None = None
-    gates: tuple = ()  # bench.gates check objects
+    gates: tuple = ()  # bench.harness.gates check objects
     report: bool = True
 
 
@@ -146,7 +146,7 @@ class BenchSession:
 
     def provenance(self, case: Case) -> dict:
         """The provenance this run gives `case`'s record (computed once per case)."""
-        from bench.provenance import case_provenance
+        from bench.harness.provenance import case_provenance
 
         if case.id not in self._provenance:
             self._provenance[case.id] = case_provenance(
@@ -159,7 +159,7 @@ class BenchSession:
         Same means: a readable record of this schema, status ok, the same config (fingerprint)
         and the same provenance (code, model, data, device, dtype, library versions).
         """
-        from bench.provenance import stale_reasons
+        from bench.harness.provenance import stale_reasons
 
         path = rec_mod.record_path(self.results_dir, case.id)
         if not path.is_file():
@@ -204,7 +204,7 @@ class BenchSession:
         self.outcomes.append(CaseOutcome(case, rec, stale=stale))
         if rec.get("status") == "diverged":
             # The record keeps the trajectory up to the divergence; the case still fails.
-            from bench.posttrain import Diverged
+            from bench.training.posttrain import Diverged
 
             div = rec.get("posttrain", {}).get("divergence") or {}
             raise Diverged(
@@ -223,7 +223,7 @@ class BenchSession:
         reported as a usage error.
         """
         from bench.errors import UsageError
-        from bench.study import StudyConfig, run_study
+        from bench.harness.study import StudyConfig, run_study
 
         fin = Finish()
         self.finished = fin
@@ -283,11 +283,11 @@ class BenchSession:
         self.outcomes.sort(key=lambda o: order.get(o.record["case_id"], len(order)))
 
     def preflight(self, cases: list[Case], collect_only: bool = False) -> list:
-        """Before any case runs: hub models resolve and every case fits its device (`bench.preflight`).
+        """Before any case runs: hub models resolve and every case fits its device (`bench.harness.preflight`).
 
         Cases `--resume` will reuse are not checked: they load nothing.
         """
-        from bench.preflight import check_cases
+        from bench.harness.preflight import check_cases
 
         if self.options.resume:
             cases = [c for c in cases if self.stored(c) is None]

@@ -10,7 +10,7 @@ A *spec* is what users type after ``--model``:
 * a path to a ``.gguf`` file;
 * a Hugging Face hub id such as ``meta-llama/Llama-3.1-8B``, optionally pinned
   (``meta-llama/Llama-3.1-8B@<sha>``), resolved offline first: a models directory, the HF cache,
-  then the hub (`bench.hub`).
+  then the hub (`bench.sources.hub`).
 
 GGUF models are dequantised once and cached as safetensors under the cache directory, because
 dequantising on every load costs ~25 s for a 135M model and the result never changes.
@@ -27,12 +27,12 @@ from typing import Callable
 
 import torch
 
-from bench import hub
+from bench.sources import hub
 from bench.errors import UsageError, did_you_mean
-# The cache directory and atomic builds live in bench.cache; these names stay importable from here.
-from bench.cache import _HOST, CACHE_DIR_ENV, atomic_dir, resolve_cache_dir, sweep_stale_tmp  # noqa: F401
+# The cache directory and atomic builds live in bench.sources.cache; these names stay importable from here.
+from bench.sources.cache import _HOST, CACHE_DIR_ENV, atomic_dir, resolve_cache_dir, sweep_stale_tmp  # noqa: F401
 # Placement lives in its own module; these names stay importable from here.
-from bench.placement import FIT_FRACTION, check_device_map, fits, meta_bytes, place, uses_disk  # noqa: F401
+from bench.sources.placement import FIT_FRACTION, check_device_map, fits, meta_bytes, place, uses_disk  # noqa: F401
 
 GGUF_MAGIC = b"GGUF"
 
@@ -169,7 +169,7 @@ def known_aliases() -> list[str]:
 
 def _find_alias(spec: str) -> AliasLoader | None:
     if spec.startswith("nano-"):
-        import bench.zoo  # noqa: F401  - registers the nano-* aliases on first use
+        import bench.training.zoo  # noqa: F401  - registers the nano-* aliases on first use
     if spec in _ALIASES:
         return _ALIASES[spec]
     for prefix, fn in _ALIAS_PREFIXES.items():
@@ -318,7 +318,7 @@ def _unknown(spec: str) -> UsageError:
 
 def check_spec(spec: str) -> None:
     """Refuse, without loading anything, a spec `load_model` could not resolve: not an alias,
-    not an existing path, and not a hub id that resolves (`bench.hub.resolve`: offline, a
+    not an existing path, and not a hub id that resolves (`bench.sources.hub.resolve`: offline, a
     local copy at the pinned revision)."""
     spec = str(spec)
     path = Path(spec).expanduser()
@@ -337,7 +337,7 @@ def _looks_like_hub_id(spec: str) -> bool:
 
 
 def load_hub(spec: str, dev: torch.device, dtype: torch.dtype, device_map=None) -> LoadedModel:
-    """A hub spec (``org/name[@revision]``), resolved offline first (`bench.hub`).
+    """A hub spec (``org/name[@revision]``), resolved offline first (`bench.sources.hub`).
 
     A local copy (models directory or HF cache snapshot) loads like any save_pretrained
     directory; otherwise transformers downloads the pinned revision. ``info`` says where the

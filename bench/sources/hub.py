@@ -6,7 +6,7 @@ tag>`` (a study's model ``revision`` key makes the same spec). It resolves, firs
 1. a local models directory: ``$PRUNEBENCH_MODELS_DIR/<org>/<name>/`` (or ``--models-dir``),
    a ``save_pretrained`` directory. Its revision is the one it declares in a one-line
    ``revision`` file (e.g. the commit of the snapshot it was copied from), else
-   ``sha256:<digest>`` of its config and weight files (`bench.provenance.directory_digest`);
+   ``sha256:<digest>`` of its config and weight files (`bench.harness.provenance.directory_digest`);
 2. the Hugging Face cache (``$HF_HUB_CACHE``, else ``$HF_HOME/hub``, else
    ``~/.cache/huggingface/hub``), in huggingface_hub's layout: ``models--<org>--<name>/`` with
    ``refs/<branch>`` holding a commit sha and ``snapshots/<sha>/`` the files. The revision is
@@ -116,7 +116,7 @@ def _declared_revision(path: Path) -> tuple[str, str]:
         text = declared.read_text().strip()
         if text:
             return text.splitlines()[0].strip(), f"its {REVISION_FILE} file"
-    from bench.provenance import directory_digest
+    from bench.harness.provenance import directory_digest
 
     return f"sha256:{directory_digest(path)}", "the digest of its files"
 
@@ -218,7 +218,7 @@ def resolve(spec: str) -> Resolved:
     hit = _in_models_dir(hs, found) or _in_hf_cache(hs, found)
     if hit is not None:
         return hit
-    from bench.data import hub_reachable
+    from bench.sources.data import hub_reachable
 
     if offline_by_setting() or not hub_reachable():
         if found:

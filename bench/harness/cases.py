@@ -11,7 +11,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
-from bench.zeroshot import ZeroShotSpec
+from bench.evaluation.zeroshot import ZeroShotSpec
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class Case:
 
     Attributes:
         profile: the profile that defined it.
-        model: model spec handed to `bench.models.load_model`.
+        model: model spec handed to `bench.sources.models.load_model`.
         model_key: short model label used in ids (``smol``, ``l2``).
         method: ``dense``, ``control`` or a pruning method registered in `pruners`.
         ratio: target pruning ratio (fraction of parameters removed); 0 for dense/control.
@@ -43,7 +43,7 @@ class Case:
         posttrain: post-training recipe as sorted pairs, or empty for none.
         id_suffix: extra id part (the smol profile puts dataset and seq_len there).
         family: model family for the scaling-law fit (``nano-llama``, ``smollm2``).
-        zeroshot: lm-eval tasks to run on the model (`bench.zeroshot.ZeroShotSpec`), or None;
+        zeroshot: lm-eval tasks to run on the model (`bench.evaluation.zeroshot.ZeroShotSpec`), or None;
             a post-trained case runs them before and after post-training.
     """
 

@@ -11,7 +11,7 @@ case costs no model load:
   uncommitted diff, so two different dirty trees do not look alike) when run from a checkout;
 * model: the zoo entry key of a nano model, the sha256 of a GGUF file, a digest of a local
   directory's config and weight files, or the hub id with where it resolved (models directory,
-  HF cache, hub) and its revision (`bench.hub`);
+  HF cache, hub) and its revision (`bench.sources.hub`);
 * data: the sha256 of every data file the case reads (evaluation, calibration, post-training);
 * device and dtype, and the torch and transformers versions.
 """
@@ -24,8 +24,8 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-from bench.cases import Case
-from bench.data import file_sha256  # memoised: a session hashes a GGUF file once
+from bench.harness.cases import Case
+from bench.sources.data import file_sha256  # memoised: a session hashes a GGUF file once
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 # The fields `--resume` compares, in the order a stale line names them.
@@ -88,11 +88,12 @@ def directory_digest(path: Path) -> str:
 
 def model_identity(spec: str, cache_dir=None, data_dir=None) -> dict:
     """What identifies the weights `spec` resolves to, without loading them."""
-    from bench import models, zoo
+    from bench.sources import models
+    from bench.training import zoo
 
     spec = str(spec)
     if zoo.is_nano(spec):
-        from bench.models import resolve_cache_dir
+        from bench.sources.models import resolve_cache_dir
 
         family, size = zoo.parse_spec(spec)
         _, key, _, _ = zoo._entry(family, size, resolve_cache_dir(cache_dir), data_dir)
@@ -108,7 +109,7 @@ def model_identity(spec: str, cache_dir=None, data_dir=None) -> dict:
         return {"kind": "gguf", "spec": spec, "file": path.name, "sha256": file_sha256(path)}
     if path.is_dir():
         return {"kind": "local", "spec": spec, "weights_sha256": directory_digest(path)}
-    from bench import hub
+    from bench.sources import hub
 
     # A models directory's declared revision or digest, an HF cache snapshot's commit, or
     # (online, nothing local) the commit the hub gives for the pin; offline with no copy is
@@ -119,7 +120,8 @@ def model_identity(spec: str, cache_dir=None, data_dir=None) -> dict:
 
 def case_datasets(case: Case) -> list[tuple[str, str]]:
     """(dataset, split) of every data file `case` reads."""
-    from bench import corpus, data
+    from bench.training import corpus
+    from bench.sources import data
     from pruners.calibration import SOURCES as CALIB_SOURCES
 
     used = [(e.dataset, data.EVAL_SPLIT[e.dataset]) for e in case.evals if e.dataset in data.EVAL_SPLIT]
@@ -136,8 +138,8 @@ def case_datasets(case: Case) -> list[tuple[str, str]]:
 def corpus_identity(case: Case, data_dir=None) -> dict:
     """``corpus:<name>`` -> digest of a post-training corpus that is not a data-directory file
     (a SlimPajama directory: its files' digest; online: the hub coordinates)."""
-    from bench import corpus
-    from bench.posttrain import Recipe
+    from bench.training import corpus
+    from bench.training.posttrain import Recipe
 
     if not case.posttrain:
         return {}
@@ -153,7 +155,7 @@ def calibration_identity(case: Case) -> dict:
     """``calibration:slimpajama`` -> digest of the SlimPajama directory calibration reads (or the hub id)."""
     if case.prune_options.get("calibration") != "slimpajama":
         return {}
-    from bench import calibration_data
+    from bench.training import calibration_data
     from pruners.calibration import CalibrationSpec
 
     ident = calibration_data.identity(CalibrationSpec("slimpajama"))
@@ -162,7 +164,7 @@ def calibration_identity(case: Case) -> dict:
 
 def data_digests(datasets, data_dir=None) -> dict:
     """``dataset/split`` -> sha256 of the file read (or ``hub:<path>@<revision>`` online)."""
-    from bench import data
+    from bench.sources import data
 
     out = {}
     root = data.resolve_data_dir(data_dir)
@@ -182,7 +184,7 @@ def provenance(model_spec: str, datasets, *, cache_dir=None, data_dir=None, devi
         device, dtype: as the loader takes them; None means its defaults (CUDA when present, and
             float32 on CPU, bf16 on CUDA), so the result is known before anything is loaded.
     """
-    from bench.models import default_dtype, parse_dtype, resolve_device
+    from bench.sources.models import default_dtype, parse_dtype, resolve_device
 
     dev = resolve_device(device)
     return {

@@ -1,6 +1,6 @@
 """The nano zoo's families: base sizes, their shapes and pre-training recipes (no training here).
 
-`bench.zoo` trains and caches the bases these describe; this module only says what they are,
+`bench.training.zoo` trains and caches the bases these describe; this module only says what they are,
 so the size tables can be read (and counted, `family_table`) without building anything.
 """
 
@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from bench import corpus as corpus_mod
+from bench.training import corpus as corpus_mod
 from bench.errors import UsageError, did_you_mean
-from bench.posttrain import Recipe
+from bench.training.posttrain import Recipe
 
 SPECIALS = ("<bos>", "<eos>", "<pad>")
 

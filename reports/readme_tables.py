@@ -16,13 +16,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from reports.markdown import fmt_num, fmt_pct
-
-
-def _table(rows, headers) -> str:
-    from tabulate import tabulate
-
-    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+from reports.numbers import fmt_num, fmt_pct
+from reports.table import table as _table
 
 
 def _most_common(values) -> str:

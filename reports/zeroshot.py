@@ -9,7 +9,7 @@ A post-trained case contributes a row before post-training and one after.
 
 from __future__ import annotations
 
-from tabulate import tabulate
+from reports.table import table
 
 # LLM-Pruner's columns: (task, title, metric).
 LLM_PRUNER_COLUMNS = (
@@ -75,41 +75,41 @@ def _cap_note(caps: dict) -> str:
     return f"\n\\{CAP_MARK} capped: computed on a subset ({'; '.join(parts)}); not comparable to full-task figures.\n"
 
 
-def llm_pruner_table(records: list[dict]) -> str:
-    """LLM-Pruner's zero-shot table: accuracy (%) per task with its metric, and the average."""
+def _stage_table(records: list[dict], columns, titles: list[str], cells_of) -> str:
+    """One row per (record, stage) that measured any of `columns` ((task, metric) pairs), with
+    the cells `cells_of(results by (task, metric), caps)` gives; "" when no row has any."""
     caps: dict = {}
     rows = []
     for rec in _order(records):
         for stage, entry in _stages(rec):
             have = _rows_of(entry)
-            if not any((t, m) in have for t, _, m in LLM_PRUNER_COLUMNS):
-                continue
-            cells = [_cell(have.get((t, m)), 100.0, caps) for t, _, m in LLM_PRUNER_COLUMNS]
-            values = [have[(t, m)]["value"] for t, _, m in LLM_PRUNER_COLUMNS if (t, m) in have]
-            average = f"{100 * sum(values) / len(values):.2f}" if len(values) == len(LLM_PRUNER_COLUMNS) else "–"
-            if average != "–" and any(c.endswith(CAP_MARK) for c in cells):
-                average += CAP_MARK
-            rows.append(_ident(rec) + [stage] + cells + [average])
+            if any(c in have for c in columns):
+                rows.append(_ident(rec) + [stage] + cells_of(have, caps))
     if not rows:
         return ""
-    headers = ["Model", "Method", "Ratio", "Stage"] + [title for _, title, _ in LLM_PRUNER_COLUMNS] + ["Average"]
-    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True) + "\n" + _cap_note(caps)
+    return table(rows, ["Model", "Method", "Ratio", "Stage"] + titles) + "\n" + _cap_note(caps)
+
+
+def llm_pruner_table(records: list[dict]) -> str:
+    """LLM-Pruner's zero-shot table: accuracy (%) per task with its metric, and the average."""
+
+    def cells_of(have: dict, caps: dict) -> list[str]:
+        cells = [_cell(have.get((t, m)), 100.0, caps) for t, _, m in LLM_PRUNER_COLUMNS]
+        values = [have[(t, m)]["value"] for t, _, m in LLM_PRUNER_COLUMNS if (t, m) in have]
+        average = f"{100 * sum(values) / len(values):.2f}" if len(values) == len(LLM_PRUNER_COLUMNS) else "–"
+        if average != "–" and any(c.endswith(CAP_MARK) for c in cells):
+            average += CAP_MARK
+        return cells + [average]
+
+    return _stage_table(records, [(t, m) for t, _, m in LLM_PRUNER_COLUMNS],
+                        [title for _, title, _ in LLM_PRUNER_COLUMNS] + ["Average"], cells_of)
 
 
 def offline_table(records: list[dict]) -> str:
     """The shipped offline tasks: WikiText document-level perplexity and the last-word task."""
-    caps: dict = {}
-    rows = []
-    for rec in _order(records):
-        for stage, entry in _stages(rec):
-            have = _rows_of(entry)
-            if not any((t, m) in have for t, _, m, _ in OFFLINE_COLUMNS):
-                continue
-            rows.append(_ident(rec) + [stage] + [_cell(have.get((t, m)), s, caps) for t, _, m, s in OFFLINE_COLUMNS])
-    if not rows:
-        return ""
-    headers = ["Model", "Method", "Ratio", "Stage"] + [title for _, title, _, _ in OFFLINE_COLUMNS]
-    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True) + "\n" + _cap_note(caps)
+    return _stage_table(records, [(t, m) for t, _, m, _ in OFFLINE_COLUMNS],
+                        [title for _, title, _, _ in OFFLINE_COLUMNS],
+                        lambda have, caps: [_cell(have.get((t, m)), s, caps) for t, _, m, s in OFFLINE_COLUMNS])
 
 
 def zeroshot_section(records: list[dict]) -> str:

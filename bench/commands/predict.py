@@ -213,7 +213,7 @@ def _fmt_band(band, fmt) -> str:
 
 def run(args) -> int:
     from reports.render import strict_json
-    from reports.markdown import fmt_tokens
+    from reports.numbers import fmt_tokens
 
     out = predict(args)
     if args.json:

@@ -177,7 +177,7 @@ def parse_law_scope(text: str, valid_groups=None) -> ExtrapolationGate:
 
 
 def _pct(value: float) -> str:
-    from reports.markdown import fmt_pct
+    from reports.numbers import fmt_pct
 
     return fmt_pct(value / 100)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.harness import records as rec_mod
-from reports.markdown import fmt_num
+from reports.numbers import fmt_num
 from bench.harness.cases import Case
 from bench.errors import UsageError, did_you_mean
 from bench.harness.locks import RunLock

@@ -1,0 +1,195 @@
+"""Tables from a study's fit.json: constants and identifiability, extrapolation, the
+generalisation tests, the candidate forms and their conditions, and the predicted tokens.
+"""
+
+from __future__ import annotations
+
+from reports.numbers import fmt_num, fmt_pct, fmt_sci, fmt_tokens
+from reports.table import table as _table
+
+def _key(g: dict) -> str:
+    """A group's name ('family/method@recipe'; fit.json files without keys: 'family/method')."""
+    return g.get("key", f"{g['family']}/{g['method']}")
+
+
+def _ident(g: dict) -> dict:
+    return g.get("identifiability") or {}
+
+
+def _verdict(g: dict) -> str:
+    ident = _ident(g)
+    if ident.get("identified"):
+        return "identified"
+    return "not identified: " + "; ".join(ident.get("reasons") or ["no verdict"])
+
+
+def _constant(g: dict, name: str, value: float) -> str:
+    """One constant: its value and interval when identified, else 'not identified' and why."""
+    c = _ident(g).get("constants", {}).get(name)
+    if c is None:
+        return f"{name}: not assessed (no bootstrap interval)"
+    lo, hi = c["interval"]
+    if not c["identified"]:
+        return f"{name}: not identified (CI [{fmt_sci(lo)}, {fmt_sci(hi)}])"
+    return f"{name}={fmt_sci(value)} [{fmt_sci(lo)}, {fmt_sci(hi)}]"
+
+
+def recipes_section(fit: dict) -> str:
+    """Which post-training recipe each label names (groups never mix recipes)."""
+    seen = {}
+    for g in fit.get("groups", []):
+        seen.setdefault(g.get("recipe", "unrecorded"), g.get("recipe_summary", "not recorded"))
+    return "\n".join(f"- `{k}`: {v}" for k, v in sorted(seen.items())) + "\n"
+
+
+def fit_table(fit: dict) -> str:
+    """Fitted constants with bootstrap intervals and identifiability, and the fit's metrics, per group."""
+    rows = []
+    for g in fit.get("groups", []):
+        if g.get("fit") is None:
+            rows.append([_key(g), g["law"], f"not fitted: {g.get('error')}",
+                         "–", "–", "–", "–", "–", "–"])
+            continue
+        f = g["fit"]
+        consts = "; ".join(_constant(g, k, v) for k, v in f["constants"].items())
+        units = ", ".join(f"{k}: {u['scale']:g} {u['quantity']}" for k, u in f["units"].items())
+        wr = g.get("within_run") or {}
+        rows.append([_key(g), g["law"], _verdict(g), consts, units,
+                     f"{f['n_runs']}/{f['n_points']}", fmt_sci(f["objective"]), fmt_num(wr.get("r2"), 4),
+                     fmt_pct(None if wr.get("mape") is None else wr["mape"] / 100)])
+    level = next((g["bootstrap"]["level"] for g in fit.get("groups", []) if g.get("bootstrap")), None)
+    ci = f" [{100 * level:.0f}% CI, runs resampled]" if level else ""
+    headers = ["group", "law", "identifiability", f"constants{ci}", "units", "runs/points", "Huber objective ↓",
+               "within-run R² ↑", "within-run MAPE ↓"]
+    text = _table(rows, headers) + "\n"
+    crit = fit.get("identifiability_criterion")
+    search = next((g.get("search") for g in fit.get("groups", []) if g.get("search")), None)
+    notes = []
+    if crit:
+        notes.append(f"A constant is identified when its {crit}.")
+    if search:
+        notes.append(f"Search: {search['starts']} starts ({search['grid']} grid), {search['n_polish']} polished; "
+                     f"each of the {search['bootstrap_replicates']} bootstrap replicates is searched the same way "
+                     "(no warm start).")
+        checked = [g for g in fit.get("groups", []) if "coarse_reaches_full" in (g.get("search") or {})]
+        missed = [g.get("key", g["family"]) for g in checked if not g["search"]["coarse_reaches_full"]]
+        if checked:
+            notes.append("The full grid, tried once per group, found no better optimum." if not missed else
+                         f"The full grid found a better optimum than the coarse search for {', '.join(missed)}: "
+                         "their intervals come from a search that is too small (re-render with --search full).")
+    return text + ("\n" + " ".join(notes) + "\n" if notes else "")
+
+
+def _figure(m: dict, key: str) -> str:
+    """A test figure (percent), or why it is not a measurement."""
+    if m.get("runaway"):
+        return "run-away"
+    v = m.get(key)
+    if v is None and key.startswith("gap") and m.get("gap_nonpositive"):
+        return "– (L ≤ L0)"  # no gap to be relative to at the checkpoints concerned
+    return "–" if v is None else fmt_pct(v / 100)
+
+
+def extrapolation_table(fit: dict) -> str:
+    rows = []
+    for g in fit.get("groups", []):
+        for size, m in (g.get("extrapolation") or {}).items():
+            rows.append([_key(g), size, ", ".join(g["fit_sizes"]),
+                         _figure(m, "extrapolation_error"), _figure(m, "gap_final_worst"),
+                         fmt_num(m["r2"], 4) if not m.get("runaway") else "–", fmt_sci(m["huber"]),
+                         fmt_sci(m.get("slope_difference")), _verdict(g) + (f"; {m['runaway']}" if m.get("runaway") else "")])
+    if not rows:
+        return "_No held-out models to extrapolate to._\n"
+    return _table(rows, ["group", "held-out size", "fitted on", "extrapolation error (MAPE) ↓",
+                         "gap error, final (worst run) ↓", "R² ↑", "Huber ↓", "avg slope difference ↓", "fit"]) + "\n"
+
+
+def tests_table(fit: dict) -> str:
+    """The three generalisation tests per group, each target with MAPE on L and the gap errors."""
+    rows = []
+    for g in fit.get("groups", []):
+        key = _key(g)
+        for name in ("larger-d", "larger-n0", "higher-rho"):
+            t = (g.get("tests") or {}).get(name)
+            if t is None:
+                continue
+            if t.get("error"):
+                rows.append([key, name, t.get("fit_on", ""), "–", f"not run: {t['error']}", "–", "–", "–"])
+                continue
+            for size, m in t["targets"].items():
+                rows.append([key, name, t["fit_on"], size, _figure(m, "mape"), _figure(m, "gap_mean"),
+                             _figure(m, "gap_final"), _figure(m, "gap_final_worst")])
+    if not rows:
+        return "_No generalisation tests._\n"
+    return _table(rows, ["group", "test", "fitted on", "predicted", "MAPE on L ↓", "gap error, mean ↓",
+                         "gap error, final ↓", "gap error, final (worst run) ↓"]) + "\n" + (
+        "\nGap error: |predicted - measured| / (measured - L0) at each checkpoint, L0 the unpruned loss; "
+        "'final' is the mean over the predicted runs of their last checkpoint; checkpoints at or below L0 "
+        "(L ≤ L0) have no gap and are left out. 'run-away' marks a prediction "
+        "off by more than a factor "
+        f"{fit.get('runaway_factor', 10):g} somewhere, which is not a measured error.\n")
+
+
+_MARK = {True: "yes", False: "no", None: "n/a"}
+
+
+def forms_table(fit: dict) -> str:
+    """Every candidate form's fit quality (in-sample) and its errors on the held-out sizes."""
+    rows = []
+    for g in fit.get("groups", []):
+        key = _key(g)
+        for f in g.get("forms") or []:
+            if f["status"] != "ok":
+                rows.append([key, f"`{f['law']}`", f.get("note", ""), f"failed: {f.get('error')}", "–", "–", "–", "–", "–", "–"])
+                continue
+            m, h = f["metrics"], f.get("heldout") or {}
+            rows.append([key, f"`{f['law']}`", f.get("note", ""), "ok", fmt_num(m["r2"], 4), fmt_sci(m["huber"]),
+                         fmt_pct(m["mape"] / 100), fmt_sci(m.get("slope_difference")),
+                         _figure(h, "mape") if h else "–", _figure(h, "gap_final_worst") if h else "–"])
+    if not rows:
+        return "_No candidate forms compared._\n"
+    return _table(rows, ["group", "form", "what differs", "fit", "R² ↑", "Huber ↓", "MAPE ↓", "avg slope difference ↓",
+                         "held-out MAPE ↓", "held-out gap error, final (worst run) ↓"]) + "\n"
+
+
+def conditions_table(fit: dict) -> str:
+    """Which forms meet which of the four conditions, checked over the data range."""
+    from_names = ("rho->0", "decreasing-in-D", "increasing-in-rho", "gap-decreasing-in-N0")
+    rows = []
+    for g in fit.get("groups", []):
+        key = _key(g)
+        for f in g.get("forms") or []:
+            if f["status"] != "ok":
+                rows.append([key, f"`{f['law']}`"] + ["failed"] * len(from_names))
+                continue
+            c = f.get("conditions") or {}
+            rows.append([key, f"`{f['law']}`"] + [_MARK[(c.get(n) or {}).get("met")] for n in from_names])
+    if not rows:
+        return "_No candidate forms compared._\n"
+    return _table(rows, ["group", "form", "L → L0 as ρ → 0", "L decreases with D", "L increases with ρ",
+                         "L − L0 decreases with N0"]) + "\n" + (
+        "\nChecked on a grid over the fitted N0, D and ρ (L0 at the runs' median); ρ → 0 down to 1e-12, where the "
+        "gap must fall at every step to below 1% of its value at the smallest fitted ρ. n/a: the data do not vary "
+        "that input.\n")
+
+
+def optimal_tokens_table(fit: dict) -> str:
+    rows = []
+    for g in fit.get("groups", []):
+        ident = _ident(g).get("identified", False)
+        for o in g.get("optimal_tokens") or []:
+            tm, ts = o["tokens_to_margin"], o["tokens_to_slope"]
+
+            def cell(t):
+                if not ident:  # numbers from constants the data do not pin down say nothing
+                    return "fit not identified"
+                return fmt_tokens(t["tokens"]) if t["reachable"] else f"never ({t['reason']})"
+
+            rows.append([_key(g), o["size"], fmt_pct(o["rho"]),
+                         cell(tm), cell(ts), fmt_tokens(o["trained_tokens"])])
+    if not rows:
+        return "_No fitted groups._\n"
+    first = next(o for g in fit["groups"] for o in g.get("optimal_tokens") or [])
+    return _table(rows, ["group", "size", "ratio", f"tokens to within {fmt_pct(first['margin'], 1)} of asymptote",
+                         f"tokens until gain < {first['slope_threshold']:g}/token", "tokens trained"]) + "\n"
+

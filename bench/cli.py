@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-from bench.errors import UsageError
+from bench.errors import USER_ERRORS
 
 # name -> (module, one-line help). The module is only imported when the command runs
 # or when its parser has to be built.
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args._run(args) or 0)
-    except UsageError as exc:
+    except USER_ERRORS as exc:
         print(f"prunebench: error: {exc}", file=sys.stderr)
         return 2
 

@@ -1,10 +1,17 @@
 """User-facing errors.
 
-Every mistake a user can make (bad option, missing data, unknown model) raises a
-`UsageError` whose message is one line naming the problem and the fix. The CLI turns it
-into `prunebench: error: ...` and exit code 2; the pytest plugin into a usage error.
+Every mistake a user can make (bad option, missing data, unknown model) raises an error whose
+message is one line naming the problem and the fix: `UsageError` in the harness, and in the
+two leaves, which import nothing of `bench`, their own `pruners.errors.PrunerError` and
+`fitting.errors.FitError`. `USER_ERRORS` holds all three: the CLI turns any of them into
+`prunebench: error: ...` and exit code 2; the pytest plugin into a usage error.
 Internal bugs stay ordinary exceptions so their tracebacks are not hidden.
 """
+
+from fitting.errors import FitError
+from pruners.errors import PrunerError, did_you_mean
+
+__all__ = ["USER_ERRORS", "FitError", "PrunerError", "UsageError", "did_you_mean"]
 
 
 class UsageError(Exception):
@@ -15,9 +22,5 @@ class UsageError(Exception):
         super().__init__(" ".join(str(message).split()))
 
 
-def did_you_mean(name: str, known) -> str:
-    """A ' (did you mean X?)' hint for an unknown name, or '' when nothing is close."""
-    import difflib
-
-    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+# What to catch to report a user's mistake in one line (exit 2 / pytest usage error).
+USER_ERRORS = (UsageError, PrunerError, FitError)

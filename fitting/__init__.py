@@ -50,24 +50,37 @@ estimates), `fitting.synthetic.make_runs` (runs drawn from a law at known parame
 
 Units: data are always raw counts; each law divides them by its units (p2: N0 in 1e9
 parameters, D in 1e6 tokens; chinchilla: raw) and every FitResult stores the units used.
-User mistakes raise `bench.errors.UsageError`.
+User mistakes raise `fitting.errors.FitError` (a ValueError; `fitting` imports nothing of `bench`).
 
 Speed: the 4,500-start Chinchilla grid takes a few seconds (batched float32-then-float64
 screen, chunks in threads: $PRUNEBENCH_FIT_THREADS, default the cores up to 4; BLAS is held
 to one thread during fits).
 """
 
-from fitting.intervals import BootstrapResult, bootstrap
-from fitting.data import Points, Run, runs_from_table, stack
-from fitting.fitter import FitResult, fit, fit_points
-from fitting.laws import Law, Unit, available_laws, get_law, register
-from fitting.metrics import evaluate, evaluate_fit
-from fitting.optimal import TokenTarget, tokens_to_margin, tokens_to_slope
-from fitting.protocols import ExtrapolationResult, WithinRunResult, extrapolation, within_run
+import importlib
 
-__all__ = [
-    "BootstrapResult", "ExtrapolationResult", "FitResult", "Law", "Points", "Run", "TokenTarget",
-    "Unit", "WithinRunResult", "available_laws", "bootstrap", "evaluate", "evaluate_fit",
-    "extrapolation", "fit", "fit_points", "get_law", "register", "runs_from_table", "stack",
-    "tokens_to_margin", "tokens_to_slope", "within_run",
-]
+# Loaded on first use, so that `fitting.errors` (which `bench.errors` imports) does not pull in
+# numpy and scipy.
+_EXPORTS = {
+    "BootstrapResult": "intervals", "bootstrap": "intervals",
+    "Points": "data", "Run": "data", "runs_from_table": "data", "stack": "data",
+    "FitResult": "fitter", "fit": "fitter", "fit_points": "fitter",
+    "Law": "laws", "Unit": "laws", "available_laws": "laws", "get_law": "laws", "register": "laws",
+    "evaluate": "metrics", "evaluate_fit": "metrics",
+    "TokenTarget": "optimal", "tokens_to_margin": "optimal", "tokens_to_slope": "optimal",
+    "ExtrapolationResult": "protocols", "WithinRunResult": "protocols", "extrapolation": "protocols",
+    "within_run": "protocols",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"fitting.{_EXPORTS[name]}"), name)
+    try:
+        return importlib.import_module(f"fitting.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"fitting.{name}":
+            raise
+        raise AttributeError(f"module 'fitting' has no attribute {name!r}") from None

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.errors import UsageError
+from fitting.errors import FitError
 from fitting.data import Run, runs_from_table
 from fitting.table import column, exclude_top_loss, read_csv
 
@@ -48,7 +48,7 @@ def load_runs(path: str | Path, exclude_top: int = EXCLUDE_TOP) -> list[Run]:
     if path.is_dir():
         path = path / "chinchilla" / CSV_NAME
     if not path.is_file():
-        raise UsageError(f"Chinchilla points not found at {str(path)!r}")
+        raise FitError(f"Chinchilla points not found at {str(path)!r}")
     table = read_csv(path)
     cols = {
         "N": column(table, "Model Size"),

@@ -15,7 +15,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from bench.errors import UsageError
+from fitting.errors import FitError
 from fitting.laws.base import TOKENS
 
 
@@ -45,21 +45,21 @@ class Run:
         tokens = np.atleast_1d(np.asarray(self.tokens, dtype=float))
         loss = np.atleast_1d(np.asarray(self.loss, dtype=float))
         if tokens.ndim != 1 or tokens.shape != loss.shape:
-            raise UsageError(
+            raise FitError(
                 f"run {self.run_id!r}: tokens and loss must be 1-D of equal length, "
                 f"got {tokens.shape} and {loss.shape}"
             )
         if tokens.size == 0:
-            raise UsageError(f"run {self.run_id!r} has no checkpoints")
+            raise FitError(f"run {self.run_id!r} has no checkpoints")
         for what, v in (("token counts", tokens), ("losses", loss)):
             bad = ~np.isfinite(v) | (v <= 0)
             if bad.any():
-                raise UsageError(
+                raise FitError(
                     f"run {self.run_id!r} has non-positive or non-finite {what} "
                     f"(first bad value {v[bad][0]!r}); every value must be > 0"
                 )
         if TOKENS in self.inputs:
-            raise UsageError(f"run {self.run_id!r}: pass the token axis as `tokens`, not inputs[{TOKENS!r}]")
+            raise FitError(f"run {self.run_id!r}: pass the token axis as `tokens`, not inputs[{TOKENS!r}]")
         order = np.argsort(tokens, kind="stable")
         inputs = {}
         for name, v in self.inputs.items():
@@ -69,7 +69,7 @@ class Run:
             elif arr.shape == tokens.shape:
                 inputs[name] = arr[order]
             else:
-                raise UsageError(
+                raise FitError(
                     f"run {self.run_id!r}: input {name!r} must be a number or have one value "
                     f"per checkpoint ({tokens.size}), got shape {arr.shape}"
                 )
@@ -87,7 +87,7 @@ class Run:
         try:
             v = self.inputs[name]
         except KeyError:
-            raise UsageError(
+            raise FitError(
                 f"run {self.run_id!r} has no input {name!r}; it has {sorted(self.inputs) + [TOKENS]}"
             ) from None
         return np.broadcast_to(np.asarray(v, dtype=float), self.tokens.shape)
@@ -121,11 +121,11 @@ def stack(runs: Sequence[Run], inputs: Sequence[str]) -> Points:
     """Flatten `runs` into `Points` holding the columns `inputs`.
 
     Raises:
-        UsageError: no runs, or a run lacks one of `inputs`.
+        FitError: no runs, or a run lacks one of `inputs`.
     """
     runs = list(runs)
     if not runs:
-        raise UsageError("no runs to fit: the data selection is empty")
+        raise FitError("no runs to fit: the data selection is empty")
     x = {name: np.concatenate([r.column(name) for r in runs]) for name in inputs}
     loss = np.concatenate([r.loss for r in runs])
     run = np.concatenate([np.full(r.n_checkpoints, i) for i, r in enumerate(runs)])
@@ -148,13 +148,13 @@ def runs_from_table(
             row is its own run, as for Chinchilla's final losses.
     """
     if TOKENS not in inputs:
-        raise UsageError(f"the table needs a column for the token axis {TOKENS!r}")
+        raise FitError(f"the table needs a column for the token axis {TOKENS!r}")
     for col in list(inputs.values()) + [loss] + ([run_column] if run_column else []):
         if col not in columns:
-            raise UsageError(f"no column {col!r} in the table; it has {sorted(columns)}")
+            raise FitError(f"no column {col!r} in the table; it has {sorted(columns)}")
     n = len(np.asarray(columns[loss]))
     if n == 0:
-        raise UsageError("the table has no rows")
+        raise FitError("the table has no rows")
     ids = np.asarray(columns[run_column]).astype(str) if run_column else np.arange(n).astype(str)
     runs = []
     for rid in dict.fromkeys(ids):  # first-appearance order

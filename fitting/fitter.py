@@ -7,7 +7,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from bench.errors import UsageError
+from fitting.errors import FitError
 from fitting._blas import one_blas_thread
 from fitting.data import Points, Run, stack
 from fitting.laws.base import Law, Unit, get_law
@@ -59,7 +59,7 @@ class FitResult:
         law = get_law(self.law)
         missing = [k for k in law.inputs if k not in x]
         if missing:
-            raise UsageError(f"law {self.law!r} needs inputs {list(law.inputs)}; missing {missing}")
+            raise FitError(f"law {self.law!r} needs inputs {list(law.inputs)}; missing {missing}")
         arrays = np.broadcast_arrays(*(np.atleast_1d(np.asarray(x[k], dtype=float)) for k in law.inputs))
         return {k: a.ravel() / self.units[k].scale for k, a in zip(law.inputs, arrays)}
 
@@ -80,7 +80,7 @@ class FitResult:
             params: other parameters to put in place of the stored ones (a bootstrap replicate).
 
         Raises:
-            UsageError: the dict lacks a field, names an unknown law, or its parameters or
+            FitError: the dict lacks a field, names an unknown law, or its parameters or
                 units do not match the law's.
         """
         try:
@@ -88,9 +88,9 @@ class FitResult:
             theta = dict(d["params"] if params is None else params)
             units = {k: Unit(u["quantity"], float(u["scale"])) for k, u in d["units"].items()}
         except (KeyError, TypeError) as exc:
-            raise UsageError(f"stored fit lacks {exc}; it must hold law, params and units") from None
+            raise FitError(f"stored fit lacks {exc}; it must hold law, params and units") from None
         if set(theta) != set(law.params) or set(units) != set(law.inputs):
-            raise UsageError(f"stored fit does not match law {law.name!r}: params {sorted(theta)} "
+            raise FitError(f"stored fit does not match law {law.name!r}: params {sorted(theta)} "
                              f"(want {sorted(law.params)}), units {sorted(units)} (want {sorted(law.inputs)})")
         theta = {k: float(v) for k, v in theta.items()}
         return cls(law=law.name, params=theta, constants=law.constants(theta), objective=float(d.get("objective", "nan")),
@@ -121,7 +121,7 @@ def resolve_units(law: Law, units: Mapping[str, float | Unit] | None = None) -> 
     out = dict(law.units)
     for name, u in (units or {}).items():
         if name not in law.inputs:
-            raise UsageError(f"unit given for {name!r}, which law {law.name!r} has no input of; inputs: {list(law.inputs)}")
+            raise FitError(f"unit given for {name!r}, which law {law.name!r} has no input of; inputs: {list(law.inputs)}")
         out[name] = u if isinstance(u, Unit) else Unit(law.units[name].quantity, float(u))
     law.check_units(out)
     return out
@@ -150,7 +150,7 @@ def fit(
             L-BFGS-B; 0 keeps the best screened endpoint as it is.
 
     Raises:
-        UsageError: fewer points than parameters, inputs the law cannot take, bad grid.
+        FitError: fewer points than parameters, inputs the law cannot take, bad grid.
     """
     law = get_law(law)
     runs = list(runs)
@@ -179,7 +179,7 @@ def fit_points(
 def _fit_points(pts, law, *, n_runs, units, grid, starts, delta, n_polish) -> FitResult:
     law = get_law(law)
     if pts.n < len(law.params):
-        raise UsageError(
+        raise FitError(
             f"law {law.name!r} has {len(law.params)} parameters but only {pts.n} point(s) were "
             f"given; fit needs at least as many points as parameters"
         )
@@ -192,12 +192,12 @@ def _fit_points(pts, law, *, n_runs, units, grid, starts, delta, n_polish) -> Fi
         starts = law.initial_grid(grid)
     starts = np.atleast_2d(np.asarray(starts, dtype=float))
     if starts.shape[1] != len(law.params):
-        raise UsageError(f"starts must have {len(law.params)} columns ({list(law.params)}), got {starts.shape[1]}")
+        raise FitError(f"starts must have {len(law.params)} columns ({list(law.params)}), got {starts.shape[1]}")
 
     sc = screen(obj, starts)
     best_idx = distinct_best(sc, max(1, n_polish))
     if best_idx.size == 0:
-        raise UsageError(
+        raise FitError(
             f"law {law.name!r}: the prediction overflowed from every one of {len(starts)} starts; "
             f"check the units and the initial grid"
         )

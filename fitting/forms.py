@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from bench.errors import UsageError
+from fitting.errors import FitError
 from fitting.conditions import check_conditions
 from fitting.data import Run
 from fitting.fitter import fit
@@ -54,7 +54,7 @@ def compare_forms(fit_runs: Sequence[Run], heldout_runs: Sequence[Run] = (), for
             missing = sorted({k for r in list(fit_runs) + list(heldout_runs) for k in law.inputs
                               if k != "D" and k not in r.inputs})
             if missing:
-                raise UsageError(f"the runs lack input {', '.join(missing)}"
+                raise FitError(f"the runs lack input {', '.join(missing)}"
                                  + (" (no control run of the same family, size and recipe)" if "L0D" in missing else ""))
             res = fit(fit_runs, law, units={k: v for k, v in units.items() if k in law.inputs},
                       starts=law.search_grid(search), **fit_kwargs)
@@ -64,7 +64,7 @@ def compare_forms(fit_runs: Sequence[Run], heldout_runs: Sequence[Run] = (), for
                        conditions=check_conditions(res, fit_runs))
             if row["heldout"] is not None:
                 row["heldout"].pop("gap_per_run", None)
-        except (UsageError, ArithmeticError, ValueError, FloatingPointError) as exc:
-            row["error"] = f"{exc.__class__.__name__}: {exc}" if not isinstance(exc, UsageError) else str(exc)
+        except (FitError, ArithmeticError, ValueError, FloatingPointError) as exc:
+            row["error"] = f"{exc.__class__.__name__}: {exc}" if not isinstance(exc, FitError) else str(exc)
         out.append(row)
     return out

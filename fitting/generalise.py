@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
-from bench.errors import UsageError
+from fitting.errors import FitError
 from fitting.data import Run
 from fitting.fitter import FitResult, fit
 from fitting.metrics import evaluate_with_gap
@@ -48,9 +48,9 @@ def larger_d(runs: Sequence[Run], law, fraction: float = 0.8, **fit_kwargs) -> d
         parts = [split_run(r, fraction) for r in runs]
         tails = [t for _, t in parts if t is not None]
         if not tails:
-            raise UsageError("no run has checkpoints left after the fit part")
+            raise FitError("no run has checkpoints left after the fit part")
         result = fit([h for h, _ in parts], law, **fit_kwargs)
-    except UsageError as exc:
+    except FitError as exc:
         return _failed("larger-d", fit_on, exc)
     targets = {g: evaluate_with_gap(result, rs) for g, rs in sorted(_by_group(tails).items())}
     overall = evaluate_with_gap(result, tails)
@@ -82,11 +82,11 @@ def higher_rho(runs: Sequence[Run], law, ratio_of: Mapping[str, float], **fit_kw
         f"one ratio ({', '.join(f'{x:g}' for x in ratios) or 'none'})"
     try:
         if len(ratios) < 2:
-            raise UsageError(f"needs runs at 2 or more pruning ratios; this group has {len(ratios)}")
+            raise FitError(f"needs runs at 2 or more pruning ratios; this group has {len(ratios)}")
         low = [r for r in runs if round(float(ratio_of[r.run_id]), 6) < top]
         high = [r for r in runs if round(float(ratio_of[r.run_id]), 6) == top]
         result = fit(low, law, **fit_kwargs)
-    except UsageError as exc:
+    except FitError as exc:
         return _failed("higher-rho", fit_on, exc)
     targets = {g: evaluate_with_gap(result, rs) for g, rs in sorted(_by_group(high).items())}
     return {"test": "higher-rho", "fit_on": fit_on, "fit": _summary(result), "targets": targets, "error": None}

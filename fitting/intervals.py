@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from bench.errors import UsageError
+from fitting.errors import FitError
 from fitting.data import Points, Run, stack
 from fitting.fitter import DEFAULT_POLISH, fit_points
 from fitting.laws.base import Law, get_law
@@ -94,11 +94,11 @@ def bootstrap(
     law = get_law(law)
     runs = list(runs)
     if n < 1:
-        raise UsageError(f"bootstrap needs at least one replicate, got n={n}")
+        raise FitError(f"bootstrap needs at least one replicate, got n={n}")
     if not 0 < level < 1:
-        raise UsageError(f"bootstrap level must be in (0, 1), got {level}")
+        raise FitError(f"bootstrap level must be in (0, 1), got {level}")
     if len(runs) < 2:
-        raise UsageError(f"bootstrap resamples whole runs and needs at least 2 runs; got {len(runs)}")
+        raise FitError(f"bootstrap resamples whole runs and needs at least 2 runs; got {len(runs)}")
     starts = fit_kwargs.get("starts")
     n_starts = len(starts) if starts is not None else len(law.initial_grid(fit_kwargs.get("grid")))
     search = {"starts": int(n_starts), "n_polish": int(fit_kwargs.get("n_polish", DEFAULT_POLISH)),
@@ -114,14 +114,14 @@ def bootstrap(
         sample = _subset(pts, np.concatenate([by_run[i] for i in pick]))
         try:
             res = fit_points(sample, law, n_runs=len(pick), **fit_kwargs)
-        except UsageError:
+        except FitError:
             n_failed += 1
             continue
         n_unconverged += not res.converged
         consts.append(res.constants)
         params.append(res.params)
     if not consts:
-        raise UsageError(f"all {n} bootstrap replicates failed to fit; there are too few runs or points")
+        raise FitError(f"all {n} bootstrap replicates failed to fit; there are too few runs or points")
 
     lo, hi = 100 * (1 - level) / 2, 100 * (1 + level) / 2
 

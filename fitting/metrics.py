@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.errors import UsageError
+from fitting.errors import FitError
 from fitting.laws.base import TOKENS
 from fitting.objective import HUBER_DELTA, huber
 
@@ -16,9 +16,9 @@ from fitting.objective import HUBER_DELTA, huber
 def _pair(pred, actual) -> tuple[np.ndarray, np.ndarray]:
     pred, actual = np.asarray(pred, dtype=float), np.asarray(actual, dtype=float)
     if pred.shape != actual.shape or pred.ndim != 1:
-        raise UsageError(f"predictions {pred.shape} and observations {actual.shape} must be 1-D and match")
+        raise FitError(f"predictions {pred.shape} and observations {actual.shape} must be 1-D and match")
     if pred.size == 0:
-        raise UsageError("no points to evaluate the law on")
+        raise FitError("no points to evaluate the law on")
     return pred, actual
 
 
@@ -55,7 +55,7 @@ def slope_difference(pred, actual, tokens, run) -> float | None:
     pred, actual = _pair(pred, actual)
     tokens, run = np.asarray(tokens, dtype=float), np.asarray(run)
     if tokens.shape != pred.shape or run.shape != pred.shape:
-        raise UsageError("tokens and run ids must have one value per point")
+        raise FitError("tokens and run ids must have one value per point")
     diffs = []
     for rid in np.unique(run):
         idx = np.flatnonzero(run == rid)
@@ -87,7 +87,7 @@ def evaluate_fit(result, runs) -> dict:
     """Metrics of a `FitResult` on `runs`; slopes are per token in the fit's token unit."""
     runs = list(runs)
     if not runs:
-        raise UsageError("no runs to evaluate the law on")
+        raise FitError("no runs to evaluate the law on")
     pred = np.concatenate([result.predict_run(r) for r in runs])
     actual = np.concatenate([r.loss for r in runs])
     tokens = np.concatenate([r.tokens for r in runs]) / result.units[TOKENS].scale
@@ -111,7 +111,7 @@ def gap_errors(result, runs) -> dict:
     """
     runs = list(runs)
     if not runs:
-        raise UsageError("no runs to evaluate the gap error on")
+        raise FitError("no runs to evaluate the gap error on")
     per_run, every, finals, n_bad = {}, [], [], 0
     for r in runs:
         if "L0" not in r.inputs:

@@ -17,7 +17,7 @@ from typing import Mapping
 
 import numpy as np
 
-from bench.errors import UsageError
+from fitting.errors import FitError
 from fitting.laws.base import Law
 
 HUBER_DELTA = 1e-3
@@ -47,7 +47,7 @@ def fit_threads() -> int:
     env = os.environ.get("PRUNEBENCH_FIT_THREADS", "").strip()
     if env:
         if not env.isdigit() or int(env) < 1:
-            raise UsageError(f"PRUNEBENCH_FIT_THREADS must be a positive integer, got {env!r}")
+            raise FitError(f"PRUNEBENCH_FIT_THREADS must be a positive integer, got {env!r}")
         return int(env)
     return max(1, min(4, os.cpu_count() or 1))
 

@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Mapping
 
-from bench.errors import UsageError
+from fitting.errors import FitError
 from fitting.fitter import FitResult
 from fitting.laws.base import TOKENS, get_law
 
@@ -57,7 +57,7 @@ def _decompose(result: FitResult, point: Mapping[str, float]):
     need = [k for k in law.inputs if k != TOKENS]
     missing = [k for k in need if k not in point]
     if missing:
-        raise UsageError(f"law {result.law!r} needs {need} to place the point; missing {missing}")
+        raise FitError(f"law {result.law!r} needs {need} to place the point; missing {missing}")
     raw = {k: float(point[k]) for k in need}
     law.check_inputs({**raw, TOKENS: 1.0})
     x = {k: v / result.units[k].scale for k, v in raw.items()}
@@ -88,7 +88,7 @@ def tokens_to_margin(
         max_tokens: a budget; a requirement beyond it is reported as not reachable.
     """
     if not margin > 0:
-        raise UsageError(f"margin must be > 0 (relative, e.g. 0.01), got {margin}")
+        raise FitError(f"margin must be > 0 (relative, e.g. 0.01), got {margin}")
     limit, coef, beta, scale, raw = _decompose(result, point)
     if beta <= 0:
         return TokenTarget(None, False, f"beta={beta:.6g} <= 0: the predicted loss does not fall towards a finite limit",
@@ -114,7 +114,7 @@ def tokens_to_slope(
         max_tokens: a budget; a requirement beyond it is reported as not reachable.
     """
     if not threshold > 0:
-        raise UsageError(f"threshold must be > 0 (loss per token), got {threshold}")
+        raise FitError(f"threshold must be > 0 (loss per token), got {threshold}")
     limit, coef, beta, scale, raw = _decompose(result, point)
     lim = limit if beta > 0 else None
     if beta == 0 or coef == 0:

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from bench.errors import UsageError, did_you_mean
+from fitting.errors import FitError, did_you_mean
 from fitting.data import Run
 from fitting.fitter import FitResult, fit
 from fitting.laws.base import Law
@@ -62,15 +62,15 @@ def within_run(runs: Sequence[Run], law: str | Law, fraction: float = 0.8, **fit
     """Fit on the first `fraction` of every run's checkpoints, validate on the rest.
 
     Raises:
-        UsageError: `fraction` outside (0, 1), or no run long enough to leave a validation part.
+        FitError: `fraction` outside (0, 1), or no run long enough to leave a validation part.
     """
     if not 0 < fraction < 1:
-        raise UsageError(f"the fit fraction must be in (0, 1), got {fraction}")
+        raise FitError(f"the fit fraction must be in (0, 1), got {fraction}")
     parts = [split_run(r, fraction) for r in runs]
     heads = [h for h, _ in parts]
     tails = [t for _, t in parts if t is not None]
     if not tails:
-        raise UsageError("within-run validation needs runs with at least 2 checkpoints; none have")
+        raise FitError("within-run validation needs runs with at least 2 checkpoints; none have")
     result = fit(heads, law, **fit_kwargs)
     return WithinRunResult(fit=result, fraction=fraction,
                            validation=evaluate_fit(result, tails), in_sample=evaluate_fit(result, heads))
@@ -80,7 +80,7 @@ def _check_groups(wanted: Iterable[str], known: set[str], what: str) -> tuple[st
     wanted = tuple(dict.fromkeys(str(g) for g in wanted))
     for g in wanted:
         if g not in known:
-            raise UsageError(
+            raise FitError(
                 f"{what} {g!r} is not in the data{did_you_mean(g, known)}; groups present: {', '.join(sorted(known))}"
             )
     return wanted
@@ -104,7 +104,7 @@ def extrapolation(
         `extrapolation_error` (= its MAPE, percent).
 
     Raises:
-        UsageError: a group not in the data, overlapping or empty selections.
+        FitError: a group not in the data, overlapping or empty selections.
     """
     runs = list(runs)
     known = {r.group for r in runs}
@@ -114,12 +114,12 @@ def extrapolation(
     else:
         heldout = _check_groups(heldout_groups, known, "held-out group")
     if not fit_groups:
-        raise UsageError("extrapolation needs at least one group to fit on")
+        raise FitError("extrapolation needs at least one group to fit on")
     if not heldout:
-        raise UsageError("extrapolation needs at least one held-out group; every group is in the fit set")
+        raise FitError("extrapolation needs at least one held-out group; every group is in the fit set")
     overlap = set(fit_groups) & set(heldout)
     if overlap:
-        raise UsageError(f"groups {sorted(overlap)} are both fitted on and held out")
+        raise FitError(f"groups {sorted(overlap)} are both fitted on and held out")
     result = fit([r for r in runs if r.group in fit_groups], law, **fit_kwargs)
     per_group = {}
     for g in heldout:

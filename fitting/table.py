@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.errors import UsageError, did_you_mean
+from fitting.errors import FitError, did_you_mean
 
 _BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
            ast.Div: operator.truediv, ast.Pow: operator.pow}
@@ -27,19 +27,19 @@ def read_csv(path: str | Path) -> dict[str, np.ndarray]:
     """Columns of a CSV with a header row: float arrays where every value parses, else strings."""
     path = Path(path)
     if not path.is_file():
-        raise UsageError(f"points file {str(path)!r} does not exist")
+        raise FitError(f"points file {str(path)!r} does not exist")
     with path.open(newline="") as fh:
         reader = csv.reader(fh)
         try:
             header = next(reader)
         except StopIteration:
-            raise UsageError(f"points file {str(path)!r} is empty") from None
+            raise FitError(f"points file {str(path)!r} is empty") from None
         rows = [r for r in reader if r]
     if len(set(header)) != len(header):
-        raise UsageError(f"points file {str(path)!r} has duplicate column names")
+        raise FitError(f"points file {str(path)!r} has duplicate column names")
     for i, r in enumerate(rows):
         if len(r) != len(header):
-            raise UsageError(f"{path}: row {i + 2} has {len(r)} fields, the header has {len(header)}")
+            raise FitError(f"{path}: row {i + 2} has {len(r)} fields, the header has {len(header)}")
     columns = {}
     for j, name in enumerate(header):
         vals = [r[j] for r in rows]
@@ -52,10 +52,10 @@ def read_csv(path: str | Path) -> dict[str, np.ndarray]:
 
 def _numeric(columns: dict, name: str) -> np.ndarray:
     if name not in columns:
-        raise UsageError(f"no column {name!r}{did_you_mean(name, columns)}; columns: {', '.join(columns)}")
+        raise FitError(f"no column {name!r}{did_you_mean(name, columns)}; columns: {', '.join(columns)}")
     v = columns[name]
     if v.dtype == object:
-        raise UsageError(f"column {name!r} is not numeric")
+        raise FitError(f"column {name!r} is not numeric")
     return v
 
 
@@ -76,9 +76,9 @@ def column(columns: dict[str, np.ndarray], spec: str) -> np.ndarray:
     try:
         tree = ast.parse(code, mode="eval")
     except SyntaxError:
-        raise UsageError(not_found) from None
+        raise FitError(not_found) from None
     if isinstance(tree.body, ast.Name) and tree.body.id not in refs:
-        raise UsageError(not_found)  # a bare word: a misspelt column, not an expression
+        raise FitError(not_found)  # a bare word: a misspelt column, not an expression
 
     def ev(node):
         if isinstance(node, ast.Expression):
@@ -91,7 +91,7 @@ def column(columns: dict[str, np.ndarray], spec: str) -> np.ndarray:
             return _BINOPS[type(node.op)](ev(node.left), ev(node.right))
         if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
             return _UNARY[type(node.op)](ev(node.operand))
-        raise UsageError(
+        raise FitError(
             f"column spec {spec!r}: only numbers, [column] references, + - * / ** and parentheses "
             f"are allowed; unknown column names must be written in [brackets]"
         )
@@ -109,7 +109,7 @@ def exclude_top_loss(loss: np.ndarray, k: int) -> np.ndarray:
     """
     loss = np.asarray(loss, dtype=float)
     if k < 0 or k >= loss.size:
-        raise UsageError(f"cannot exclude the {k} largest losses of {loss.size} points")
+        raise FitError(f"cannot exclude the {k} largest losses of {loss.size} points")
     if k == 0:
         return np.ones(loss.size, dtype=bool)
     return loss < np.sort(loss)[-k]

@@ -12,10 +12,25 @@ A new method is one module: a config dataclass whose fields carry their help tex
 ``@register`` line. Methods are discovered from this package, the ``prunebench.pruners`` entry
 points and ``$PRUNEBENCH_PLUGINS`` (`pruners.registry`). Architecture access lives in
 `pruners.adapter`, calibration data in `pruners.calibration`, masks that post-training keeps in
-`pruners.masks`, saving and loading (per-layer widths, N:M checks) in `pruners.saving`.
+`pruners.masks`, saving and loading (per-layer widths, N:M checks) in `pruners.saving`, the error a bad
+request raises (`PrunerError`) in `pruners.errors`.
 """
 
-from pruners.registry import get_method, known_methods, make_config, prune, register
-from pruners.report import PruneReport, count_params
+import importlib
+
+# Loaded on first use, so that `pruners.errors` (which `bench.errors` imports) does not pull in torch.
+_EXPORTS = {"get_method": "registry", "known_methods": "registry", "make_config": "registry",
+            "prune": "registry", "register": "registry", "PruneReport": "report", "count_params": "report"}
 
 __all__ = ["PruneReport", "count_params", "get_method", "known_methods", "make_config", "prune", "register"]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"pruners.{_EXPORTS[name]}"), name)
+    try:
+        return importlib.import_module(f"pruners.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"pruners.{name}":
+            raise
+        raise AttributeError(f"module 'pruners' has no attribute {name!r}") from None

@@ -9,7 +9,7 @@ consistent: module attributes (`num_key_value_groups`, `layer_idx`, ...) and the
 `save_pretrained` then `from_pretrained` gives the same logits.
 
 Supported: Llama (`LlamaForCausalLM`) and Qwen2 (`Qwen2ForCausalLM`, with q/k/v biases and
-per-layer `layer_types`). Anything else raises a `UsageError` naming what is supported.
+per-layer `layer_types`). Anything else raises a `PrunerError` naming what is supported.
 
 Layers whose widths differ from one another (block-wise pruning of a layer range) cannot be
 described by a stock config; the per-layer sizes are then recorded in
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from bench.errors import UsageError
+from pruners.errors import PrunerError
 
 LAYER_SIZES_KEY = "prunebench_layer_sizes"
 
@@ -55,7 +55,7 @@ class Adapter:
         config = getattr(model, "config", None)
         model_type = getattr(config, "model_type", None)
         if model_type not in ARCHS or not hasattr(getattr(model, "model", None), "layers"):
-            raise UsageError(
+            raise PrunerError(
                 f"unsupported architecture {model_type or type(model).__name__!r}: the pruners "
                 f"support {', '.join(supported_architectures())} causal LMs; convert the model or "
                 f"add it to pruners/adapter.py")
@@ -223,7 +223,7 @@ class Adapter:
         drop = set(int(i) for i in indices)
         keep = [i for i in range(self.num_layers) if i not in drop]
         if not keep:
-            raise UsageError("this would remove every decoder layer; use a smaller ratio")
+            raise PrunerError("this would remove every decoder layer; use a smaller ratio")
         layer_types = getattr(self.config, "layer_types", None)
         self.base.layers = nn.ModuleList([self.base.layers[i] for i in keep])
         if layer_types is not None:
@@ -266,7 +266,7 @@ class Adapter:
         """Keep intermediate channels `keep` of layer i's MLP."""
         keep = torch.as_tensor(keep, dtype=torch.long).sort().values
         if len(keep) == 0:
-            raise UsageError(f"this would remove every MLP channel of layer {i}; use a smaller ratio")
+            raise PrunerError(f"this would remove every MLP channel of layer {i}; use a smaller ratio")
         g, u, d = self.gate_up_down(i)
         _slice_linear(g, keep, dim=0)
         _slice_linear(u, keep, dim=0)
@@ -280,7 +280,7 @@ class Adapter:
         """Keep hidden (embedding) channels `keep` in every tensor that carries them."""
         keep = torch.as_tensor(keep, dtype=torch.long).sort().values
         if len(keep) == 0:
-            raise UsageError("this would remove every hidden channel; use a smaller ratio")
+            raise PrunerError("this would remove every hidden channel; use a smaller ratio")
         tied = self.tied
         emb = self.embed
         emb.weight = _sliced_param(emb.weight, keep, dim=1)
@@ -335,7 +335,7 @@ class Adapter:
             for key, val in self._template.items():
                 setattr(c, key, val)
             if self.spec.hidden_divisible_by_heads and self.hidden_size % c.num_attention_heads:
-                raise UsageError(
+                raise PrunerError(
                     f"hidden size {self.hidden_size} is not a multiple of {c.num_attention_heads} heads, "
                     f"which {self.spec.model_type} configs require; prune fewer hidden channels")
             setattr(c, LAYER_SIZES_KEY, sizes)

@@ -29,7 +29,7 @@ sums heads {g, g + n_kv, g + 2 n_kv, ...} while still deleting the blocked ones;
 Small ratios. When a layer's n_pruned is below one head (ratio < about 1/n_kv_heads for KV
 groups), the reference crashes. Here the rule is explicit (`attention`):
 ``auto`` (default) prunes no attention in that layer and says so in the report's notes;
-``require`` refuses with a UsageError (the CLI uses it when --attn-layers is given, i.e. when
+``require`` refuses with a PrunerError (the CLI uses it when --attn-layers is given, i.e. when
 the user asked for attention pruning); ``off`` never prunes attention. A ratio that would
 remove every group, head or channel of a layer is refused.
 """
@@ -42,7 +42,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from bench.errors import UsageError
+from pruners.errors import PrunerError
 from pruners.adapter import Adapter
 from pruners.calibration import as_calibration, require
 from pruners.common import check_choice, check_range_in_model, check_ratio, parse_range
@@ -99,7 +99,7 @@ class BlockwiseConfig:
         self.attn_layers = parse_range(self.attn_layers, "--attn-layers")
         self.mlp_layers = parse_range(self.mlp_layers, "--mlp-layers")
         if self.faithful and self.granularity != "kv-group":
-            raise UsageError("faithful GQA scoring applies to kv-group granularity only; drop --faithful "
+            raise PrunerError("faithful GQA scoring applies to kv-group granularity only; drop --faithful "
                              "or use --granularity kv-group")
 
     def ranges(self, n_layers: int) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -182,14 +182,14 @@ def _attention_plan(ad: Adapter, i: int, cfg: BlockwiseConfig) -> int:
     if cfg.granularity == "kv-group":
         remove = n_pruned(n_kv * hd, cfg.ratio) // hd
         if remove >= n_kv:
-            raise UsageError(f"ratio {cfg.ratio} would remove every KV group of layer {i}; use a smaller ratio")
+            raise PrunerError(f"ratio {cfg.ratio} would remove every KV group of layer {i}; use a smaller ratio")
     else:
         remove = (n_pruned(n_h * hd, cfg.ratio) // hd) // n_kv
         if remove >= n_h // n_kv:
-            raise UsageError(f"ratio {cfg.ratio} would remove every query head of layer {i}; use a smaller ratio")
+            raise PrunerError(f"ratio {cfg.ratio} would remove every query head of layer {i}; use a smaller ratio")
     if remove == 0 and cfg.ratio > 0 and cfg.attention == "require":
         unit = "KV group" if cfg.granularity == "kv-group" else "query head per KV group"
-        raise UsageError(f"ratio {cfg.ratio} is too small to prune attention in layer {i}: it removes less than "
+        raise PrunerError(f"ratio {cfg.ratio} is too small to prune attention in layer {i}: it removes less than "
                          f"one {unit} (a KV group needs ratio >= about 1/{n_kv}); raise --ratio or drop --attn-layers")
     return remove
 
@@ -245,7 +245,7 @@ def plan(model: nn.Module, config: BlockwiseConfig):
     """What each layer loses, before any change: ((attn range, MLP range), attention plan, MLP plan).
 
     The attention plan maps layer -> KV groups (or query heads per group) to remove;
-    the MLP plan maps layer -> channels to remove. Raises UsageError for impossible requests.
+    the MLP plan maps layer -> channels to remove. Raises PrunerError for impossible requests.
     """
     ad = Adapter(model)
     (a0, a1), (m0, m1) = config.ranges(ad.num_layers)
@@ -255,7 +255,7 @@ def plan(model: nn.Module, config: BlockwiseConfig):
         c = ad.intermediate(i)
         k = n_pruned(c, config.ratio)
         if k >= c:
-            raise UsageError(f"ratio {config.ratio} would remove every MLP channel of layer {i}; use a smaller ratio")
+            raise PrunerError(f"ratio {config.ratio} would remove every MLP channel of layer {i}; use a smaller ratio")
         mlp_plan[i] = k
     return ((a0, a1), (m0, m1)), attn_plan, mlp_plan
 

@@ -16,7 +16,7 @@ Sampling rule (the same for every source): shuffle the documents with the seed, 
 ones, tokenize each without special tokens, join them with the tokenizer's EOS id, and cut
 the first N x L tokens of that stream into N rows. Samples never overlap, the result depends
 only on (source, N, L, seed, tokenizer), and asking for more tokens than the corpus holds is
-a `UsageError` rather than a silent repeat.
+a `PrunerError` rather than a silent repeat.
 
 Defaults follow the reference for each method (`default_shape`, declared by each config's
 ``calibration_shape``): 128 x 2048 for Wanda and SparseGPT, 10 x 64 for LLM-Pruner's Taylor
@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from bench.errors import UsageError, did_you_mean
+from pruners.errors import PrunerError, did_you_mean
 
 # source -> (bench.sources.data dataset, split); None: streamed from the hub
 SOURCES = {
@@ -53,12 +53,12 @@ class CalibrationSpec:
 
     def __post_init__(self):
         if self.corpus_dir is not None and self.source != "slimpajama":
-            raise UsageError(f"corpus_dir applies to calibration source 'slimpajama' only, not {self.source!r}")
+            raise PrunerError(f"corpus_dir applies to calibration source 'slimpajama' only, not {self.source!r}")
         if self.source not in SOURCES:
-            raise UsageError(f"unknown calibration source {self.source!r}{did_you_mean(self.source, SOURCES)}; "
+            raise PrunerError(f"unknown calibration source {self.source!r}{did_you_mean(self.source, SOURCES)}; "
                              f"choose one of {', '.join(SOURCES)}")
         if int(self.samples) < 1 or int(self.seq_len) < 2:
-            raise UsageError(f"calibration needs at least 1 sample of 2 tokens, got {self.samples} x {self.seq_len}; "
+            raise PrunerError(f"calibration needs at least 1 sample of 2 tokens, got {self.samples} x {self.seq_len}; "
                              "raise --samples / --seq-len")
 
 
@@ -104,7 +104,7 @@ def as_calibration(data) -> Calibration | None:
 def require(calibration, what: str) -> Calibration:
     cal = as_calibration(calibration)
     if cal is None:
-        raise UsageError(f"{what} needs calibration data; pass --calibration c4|wikitext2 (and --samples/--seq-len)")
+        raise PrunerError(f"{what} needs calibration data; pass --calibration c4|wikitext2 (and --samples/--seq-len)")
     return cal
 
 
@@ -144,7 +144,7 @@ def sample_calibration(tokenizer, documents: list[str], spec: CalibrationSpec) -
         if len(stream) >= need:
             break
     if len(stream) < need:
-        raise UsageError(
+        raise PrunerError(
             f"calibration source {spec.source!r} has only {len(stream):,} tokens, fewer than the "
             f"{spec.samples} x {spec.seq_len} = {need:,} requested; lower --samples or --seq-len")
     ids = torch.tensor(stream[:need], dtype=torch.long).view(spec.samples, spec.seq_len)

@@ -1,10 +1,10 @@
-"""Validation helpers shared by the method configs (each raises a one-line `UsageError`)."""
+"""Validation helpers shared by the method configs (each raises a one-line `PrunerError`)."""
 
 from __future__ import annotations
 
 import math
 
-from bench.errors import UsageError, did_you_mean
+from pruners.errors import PrunerError, did_you_mean
 
 
 def check_ratio(ratio, what: str = "--ratio") -> float:
@@ -12,22 +12,22 @@ def check_ratio(ratio, what: str = "--ratio") -> float:
     try:
         r = float(ratio)
     except (TypeError, ValueError):
-        raise UsageError(f"{what} must be a number in [0, 1), got {ratio!r}") from None
+        raise PrunerError(f"{what} must be a number in [0, 1), got {ratio!r}") from None
     if not math.isfinite(r) or not 0.0 <= r < 1.0:
-        raise UsageError(f"{what} must be in [0, 1) (the fraction to remove), got {ratio}")
+        raise PrunerError(f"{what} must be in [0, 1) (the fraction to remove), got {ratio}")
     return r
 
 
 def check_choice(value, choices, what: str) -> str:
     if value not in choices:
-        raise UsageError(f"unknown {what} {value!r}{did_you_mean(value, choices)}; "
+        raise PrunerError(f"unknown {what} {value!r}{did_you_mean(value, choices)}; "
                          f"choose one of {', '.join(choices)}")
     return value
 
 
 def check_positive_int(value, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise UsageError(f"{what} must be a positive integer, got {value!r}")
+        raise PrunerError(f"{what} must be a positive integer, got {value!r}")
     return value
 
 
@@ -42,18 +42,18 @@ def parse_range(value, what: str = "--layers") -> tuple[int, int] | None:
                 raise ValueError
             start, end = int(parts[0]), int(parts[1])
         except ValueError:
-            raise UsageError(f"{what} must look like START:END (end exclusive), got {value!r}") from None
+            raise PrunerError(f"{what} must look like START:END (end exclusive), got {value!r}") from None
     else:
         try:
             start, end = (int(x) for x in value)
         except (TypeError, ValueError):
-            raise UsageError(f"{what} must be a (start, end) pair, got {value!r}") from None
+            raise PrunerError(f"{what} must be a (start, end) pair, got {value!r}") from None
     if start < 0 or end < start:
-        raise UsageError(f"{what} {start}:{end} is not a range: need 0 <= START <= END")
+        raise PrunerError(f"{what} {start}:{end} is not a range: need 0 <= START <= END")
     return (start, end)
 
 
 def check_range_in_model(rng: tuple[int, int] | None, n_layers: int, what: str = "--layers") -> None:
     if rng is not None and rng[1] > n_layers:
-        raise UsageError(f"{what} {rng[0]}:{rng[1]} is outside the model, which has {n_layers} layers "
+        raise PrunerError(f"{what} {rng[0]}:{rng[1]} is outside the model, which has {n_layers} layers "
                          f"(valid: 0 <= START <= END <= {n_layers})")

@@ -32,7 +32,7 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from bench.errors import UsageError
+from pruners.errors import PrunerError
 from pruners.adapter import Adapter
 from pruners.calibration import as_calibration, require
 from pruners.common import check_choice, check_positive_int, check_ratio
@@ -73,7 +73,7 @@ class DepthConfig:
 def layers_for_ratio(model: torch.nn.Module, ratio: float, unit: str = "params") -> int:
     """The number of layers to remove: closest to `ratio` of the parameters, or of the layers.
 
-    Raises a UsageError when that would be every layer.
+    Raises a PrunerError when that would be every layer.
     """
     ad = Adapter(model)
     if unit == "layers":
@@ -82,7 +82,7 @@ def layers_for_ratio(model: torch.nn.Module, ratio: float, unit: str = "params")
         per_layer = sum(ad.layer_params(i) for i in range(ad.num_layers)) / ad.num_layers
         k = int(round(ratio * count_params(model) / per_layer)) if per_layer else 0
     if k >= ad.num_layers:
-        raise UsageError(f"ratio {ratio} would remove {k} of the model's {ad.num_layers} layers, i.e. all of "
+        raise PrunerError(f"ratio {ratio} would remove {k} of the model's {ad.num_layers} layers, i.e. all of "
                          f"them; use a smaller ratio")
     return k
 

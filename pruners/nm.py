@@ -34,7 +34,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from bench.errors import UsageError
+from pruners.errors import PrunerError
 from pruners.adapter import Adapter
 from pruners.calibration import as_calibration, require
 from pruners.common import check_choice, check_positive_int
@@ -60,7 +60,7 @@ def parse_nm(text: str) -> tuple[int, int]:
     try:
         n, m = (int(x) for x in str(text).split(":"))
     except ValueError:
-        raise UsageError(f"--nm must look like N:M (e.g. 2:4), got {text!r}") from None
+        raise PrunerError(f"--nm must look like N:M (e.g. 2:4), got {text!r}") from None
     return n, m
 
 
@@ -96,15 +96,15 @@ class NMConfig:
         for name in ("n", "m", "blocksize", "batch_size"):
             check_positive_int(getattr(self, name), name)
         if not self.n < self.m:
-            raise UsageError(f"N:M needs 1 <= N < M, got {self.n}:{self.m}; e.g. --nm 2:4")
+            raise PrunerError(f"N:M needs 1 <= N < M, got {self.n}:{self.m}; e.g. --nm 2:4")
         if self.blocksize % self.m:
-            raise UsageError(f"SparseGPT blocksize {self.blocksize} must be a multiple of M={self.m}")
+            raise PrunerError(f"SparseGPT blocksize {self.blocksize} must be a multiple of M={self.m}")
         if not 0 <= self.percdamp < 1:
-            raise UsageError(f"percdamp must be in [0, 1), got {self.percdamp}")
+            raise PrunerError(f"percdamp must be in [0, 1), got {self.percdamp}")
         if self.ratio is not None:
             sparsity = 1 - self.n / self.m
             if not isinstance(self.ratio, (int, float)) or not math.isclose(self.ratio, sparsity, abs_tol=1e-9):
-                raise UsageError(f"--ratio {self.ratio} contradicts {self.n}:{self.m}, whose sparsity is "
+                raise PrunerError(f"--ratio {self.ratio} contradicts {self.n}:{self.m}, whose sparsity is "
                                  f"{sparsity:g}; drop --ratio or pass --ratio {sparsity:g}")
 
     @property
@@ -254,7 +254,7 @@ def check_nm(model: nn.Module, config: NMConfig) -> None:
     for i in range(ad.num_layers):
         for name, lin in ad.layer_linears(i).items():
             if lin.in_features % config.m:
-                raise UsageError(f"layer {i} {name} has {lin.in_features} inputs, not a multiple of M={config.m}; "
+                raise PrunerError(f"layer {i} {name} has {lin.in_features} inputs, not a multiple of M={config.m}; "
                                  f"choose another --nm")
 
 

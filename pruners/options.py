@@ -34,7 +34,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from bench.errors import UsageError
+from pruners.errors import PrunerError
 
 SIMPLE = (bool, int, float, str)
 SHARED = ("ratio", "seed", "batch_size")  # one CLI flag each, for every method that declares the field
@@ -88,7 +88,7 @@ class Option:
         want = {float: numbers.Real, int: numbers.Integral}.get(self.kind, self.kind)
         ok = isinstance(value, want) and (self.kind is bool or not isinstance(value, bool))
         if not ok:
-            raise UsageError(f"{where} option {self.name!r} must be {_TYPE_WORDS[self.kind]}"
+            raise PrunerError(f"{where} option {self.name!r} must be {_TYPE_WORDS[self.kind]}"
                              f"{' or absent' if self.optional else ''}, got {value!r}")
 
     def parse(self, text: str, flag: str):
@@ -97,7 +97,7 @@ class Option:
             try:
                 return self.kind(text)
             except ValueError:
-                raise UsageError(f"{flag} must be {_TYPE_WORDS[self.kind]}, got {text!r}") from None
+                raise PrunerError(f"{flag} must be {_TYPE_WORDS[self.kind]}, got {text!r}") from None
         return text
 
 

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Callable
 
-from bench.errors import UsageError, did_you_mean
+from pruners.errors import PrunerError, did_you_mean
 from pruners.options import Option, options
 
 ENTRY_POINT_GROUP = "prunebench.pruners"
@@ -51,7 +51,7 @@ class Method:
     config_cls: type
     fn: Callable  # (model, calibration, config) -> PruneReport
     summary: str
-    check: Callable | None = None  # (model, config) -> None; raises UsageError, changes nothing
+    check: Callable | None = None  # (model, config) -> None; raises PrunerError, changes nothing
     options: tuple[Option, ...] = ()
 
     @property
@@ -83,7 +83,7 @@ def register(name: str, config_cls: type, check: Callable | None = None):
 
     Raises:
         TypeError: a malformed config class.
-        UsageError: `name` is already registered by another function (a plugin clashing with a
+        PrunerError: `name` is already registered by another function (a plugin clashing with a
             built-in, or two plugins with one name).
     """
     if not name or not name.replace("_", "").replace("-", "").isalnum():
@@ -98,7 +98,7 @@ def register(name: str, config_cls: type, check: Callable | None = None):
     def deco(fn: Callable) -> Callable:
         old = _METHODS.get(name)
         if old is not None and (old.fn.__module__, old.fn.__qualname__) != (fn.__module__, fn.__qualname__):
-            raise UsageError(f"pruning method {name!r} of {fn.__module__} is already registered by "
+            raise PrunerError(f"pruning method {name!r} of {fn.__module__} is already registered by "
                              f"{old.module}; rename one of them or uninstall one plugin")
         summary = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
         _METHODS[name] = Method(name, config_cls, fn, summary, check, opts)
@@ -133,10 +133,10 @@ def _load_plugin(module: str, where: str, expect: str | None = None) -> None:
     try:
         importlib.import_module(module)
     except ImportError as exc:
-        raise UsageError(f"{where} names module {module!r}, which cannot be imported ({exc}); "
+        raise PrunerError(f"{where} names module {module!r}, which cannot be imported ({exc}); "
                          "install it or fix the name") from None
     if expect is not None and expect not in _METHODS:
-        raise UsageError(f"{where}: module {module!r} registered no pruning method named {expect!r}; "
+        raise PrunerError(f"{where}: module {module!r} registered no pruning method named {expect!r}; "
                          "the entry point's name must be the method's name")
 
 
@@ -155,7 +155,7 @@ def get_method(name: str) -> Method:
     discover()
     if name not in _METHODS:
         known = sorted(_METHODS)
-        raise UsageError(f"unknown pruning method {name!r}{did_you_mean(name, known)}; "
+        raise PrunerError(f"unknown pruning method {name!r}{did_you_mean(name, known)}; "
                          f"choose one of {', '.join(known)}")
     return _METHODS[name]
 
@@ -163,14 +163,14 @@ def get_method(name: str) -> Method:
 def make_config(name: str, **fields):
     """Build method `name`'s config from keyword fields (the study-file keys).
 
-    Unknown fields and values of the wrong type are a one-line UsageError; the config's own
+    Unknown fields and values of the wrong type are a one-line PrunerError; the config's own
     ``__post_init__`` then validates the values.
     """
     m = get_method(name)
     by_name = {o.name: o for o in m.options}
     bad = sorted(set(fields) - set(by_name))
     if bad:
-        raise UsageError(f"method {name!r} has no option {bad[0]!r}{did_you_mean(bad[0], by_name)}; "
+        raise PrunerError(f"method {name!r} has no option {bad[0]!r}{did_you_mean(bad[0], by_name)}; "
                          f"its options are {', '.join(sorted(by_name))}")
     for key, value in fields.items():
         by_name[key].check(value, f"method {name!r}")
@@ -192,7 +192,7 @@ def needs_calibration(config) -> bool:
 
 
 def validate(model, config) -> None:
-    """Raise the UsageError `prune` would raise for this model, without changing anything."""
+    """Raise the PrunerError `prune` would raise for this model, without changing anything."""
     m = method_of(config)
     if m.check is not None:
         m.check(model, config)

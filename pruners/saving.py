@@ -27,7 +27,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from bench.errors import UsageError
+from pruners.errors import PrunerError
 from pruners import hf_modeling
 from pruners.adapter import LAYER_SIZES_KEY
 from pruners.nm import NM_KEY, check_pattern
@@ -40,11 +40,11 @@ def save_pruned(model, out_dir, tokenizer=None, report=None) -> Path:
     """Save `model` (and optionally its tokenizer and report) to a new directory `out_dir`.
 
     Raises:
-        UsageError: `out_dir` already exists and is not empty.
+        PrunerError: `out_dir` already exists and is not empty.
     """
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UsageError(f"output directory {out} already exists and is not empty; remove it or choose another --out")
+        raise PrunerError(f"output directory {out} already exists and is not empty; remove it or choose another --out")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
@@ -82,19 +82,19 @@ def load_pruned(path, dtype=None, device=None):
         dtype: torch dtype to load in; None keeps transformers' default.
         device: where to put the model; None leaves it on the CPU.
     Raises:
-        UsageError: no config.json, or an N:M checkpoint whose zeros break its pattern.
+        PrunerError: no config.json, or an N:M checkpoint whose zeros break its pattern.
     """
     from transformers import AutoConfig, AutoModelForCausalLM
 
     path = Path(path)
     if not (path / "config.json").is_file():
-        raise UsageError(f"{path} has no config.json; pass a directory written by save_pruned/save_pretrained")
+        raise PrunerError(f"{path} has no config.json; pass a directory written by save_pruned/save_pretrained")
     config = AutoConfig.from_pretrained(path)
     kwargs = {} if dtype is None else {"dtype": dtype}
     if getattr(config, LAYER_SIZES_KEY, None):
         cls = hf_modeling.CLASSES.get(config.model_type)
         if cls is None:
-            raise UsageError(f"{path}: per-layer widths are supported for {', '.join(hf_modeling.CLASSES)}, "
+            raise PrunerError(f"{path}: per-layer widths are supported for {', '.join(hf_modeling.CLASSES)}, "
                              f"not {config.model_type!r}")
         model = cls.from_pretrained(path, config=config, **kwargs)
     else:
@@ -103,7 +103,7 @@ def load_pruned(path, dtype=None, device=None):
     if nm:
         bad = check_pattern(model, int(nm["n"]), int(nm["m"]))
         if bad:
-            raise UsageError(f"{path}: {len(bad)} weight(s) break the saved {nm['n']}:{nm['m']} pattern "
+            raise PrunerError(f"{path}: {len(bad)} weight(s) break the saved {nm['n']}:{nm['m']} pattern "
                              f"(first: {bad[0]}); the checkpoint was modified after pruning")
     if device is not None:
         model.to(device)

@@ -25,7 +25,7 @@ from typing import ClassVar
 
 import torch
 
-from bench.errors import UsageError
+from pruners.errors import PrunerError
 from pruners.adapter import Adapter
 from pruners.calibration import as_calibration, require
 from pruners.common import check_choice, check_positive_int, check_ratio
@@ -70,7 +70,7 @@ def channels_to_keep(model: torch.nn.Module, ratio: float) -> int:
     keep = a * round((hidden - n_remove) / a)
     keep = min(keep, hidden)
     if keep <= 0:
-        raise UsageError(f"ratio {ratio} would remove every hidden channel (width {hidden}, multiple of {a}); "
+        raise PrunerError(f"ratio {ratio} would remove every hidden channel (width {hidden}, multiple of {a}); "
                          "use a smaller ratio")
     return keep
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from pruner_helpers import check_consistent, ids, tiny
 
-from bench.errors import UsageError
+from pruners.errors import PrunerError
 from pruners import make_config, prune
 from pruners.adapter import Adapter
 from pruners.depth import DepthConfig, layers_for_ratio
@@ -57,12 +57,12 @@ def test_layers_unit_on_a_tiny_model_reports_the_achieved_parameter_fraction():
 
 
 def test_layers_unit_refuses_removing_every_layer():
-    with pytest.raises(UsageError, match="all of them"):
+    with pytest.raises(PrunerError, match="all of them"):
         prune(_emb_light(), ids(), make_config("depth", ratio=0.95, unit="layers"))
 
 
 def test_unknown_unit_is_a_usage_error_with_a_suggestion():
-    with pytest.raises(UsageError, match="did you mean 'layers'"):
+    with pytest.raises(PrunerError, match="did you mean 'layers'"):
         make_config("depth", ratio=0.2, unit="layer")
 
 

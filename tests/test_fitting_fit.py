@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
-from bench.errors import UsageError
+from fitting.errors import FitError
 from fitting import Run, fit, get_law
 from fitting import multistart
 from fitting._blas import one_blas_thread
@@ -110,12 +110,12 @@ def test_predict_reproduces_the_data():
 
 def test_fewer_points_than_parameters():
     runs = make_runs("chinchilla", CHIN, sizes=(1e9,), tokens=(1e9, 1e10, 1e11, 1e12))
-    with pytest.raises(UsageError, match="5 parameters but only 4 point"):
+    with pytest.raises(FitError, match="5 parameters but only 4 point"):
         fit(runs, "chinchilla")
 
 
 def test_run_without_checkpoints():
-    with pytest.raises(UsageError, match="no checkpoints"):
+    with pytest.raises(FitError, match="no checkpoints"):
         Run("r", "g", {"N": 1e9}, [], [])
 
 
@@ -123,25 +123,25 @@ def test_run_without_checkpoints():
                                                  ([1e9, 2e9], [2.0, -1.0], "losses"),
                                                  ([1e9, 2e9], [2.0, np.nan], "losses")])
 def test_non_positive_tokens_or_losses(tokens, loss, what):
-    with pytest.raises(UsageError, match=what):
+    with pytest.raises(FitError, match=what):
         Run("r", "g", {"N": 1e9}, tokens, loss)
 
 
 def test_missing_input_names_the_run_and_input():
     runs = [Run("only-d", "g", {}, np.geomspace(1e9, 1e10, 6), np.linspace(3, 2, 6))]
-    with pytest.raises(UsageError, match="'only-d' has no input 'N'"):
+    with pytest.raises(FitError, match="'only-d' has no input 'N'"):
         fit(runs, "chinchilla")
 
 
 def test_empty_selection_and_bad_grid_and_units():
-    with pytest.raises(UsageError, match="no runs"):
+    with pytest.raises(FitError, match="no runs"):
         fit([], "chinchilla")
     runs = make_runs("chinchilla", CHIN, tokens=CHIN_TOKENS)
-    with pytest.raises(UsageError, match="missing"):
+    with pytest.raises(FitError, match="missing"):
         fit(runs, "chinchilla", grid={"a": (1.0,)})
-    with pytest.raises(UsageError, match="no input of"):
+    with pytest.raises(FitError, match="no input of"):
         fit(runs, "chinchilla", units={"rho": 1.0})
-    with pytest.raises(UsageError, match="positive"):
+    with pytest.raises(FitError, match="positive"):
         fit(runs, "chinchilla", units={"D": 0.0})
 
 
@@ -152,7 +152,7 @@ def test_table_rows_become_runs():
     assert [r.n_checkpoints for r in per_row] == [1, 1, 1]
     grouped = runs_from_table(cols, {"N": "n", "D": "d"}, "l", run_column="run")
     assert [(r.run_id, r.n_checkpoints) for r in grouped] == [("x", 2), ("y", 1)]
-    with pytest.raises(UsageError, match="no column 'missing'"):
+    with pytest.raises(FitError, match="no column 'missing'"):
         runs_from_table(cols, {"N": "missing", "D": "d"}, "l")
 
 
@@ -166,5 +166,5 @@ def test_thread_count_does_not_change_the_answer(monkeypatch):
     three = fit(runs, "chinchilla")
     assert one.params == three.params and one.objective == three.objective
     monkeypatch.setenv("PRUNEBENCH_FIT_THREADS", "zero")
-    with pytest.raises(UsageError, match="PRUNEBENCH_FIT_THREADS"):
+    with pytest.raises(FitError, match="PRUNEBENCH_FIT_THREADS"):
         fit(runs, "chinchilla")

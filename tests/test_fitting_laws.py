@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import fitting.laws as laws_pkg
-from bench.errors import UsageError
+from fitting.errors import FitError
 from fitting.laws import base
 from fitting.laws import Law, Unit, available_laws, get_law, register
 from fitting.synthetic import make_runs
@@ -59,7 +59,7 @@ def test_registry_holds_every_form():
 
 
 def test_unknown_law_lists_known_and_suggests():
-    with pytest.raises(UsageError) as exc:
+    with pytest.raises(FitError) as exc:
         get_law("chinchila")
     msg = str(exc.value)
     assert "did you mean 'chinchilla'" in msg
@@ -141,7 +141,7 @@ def test_inputs_outside_the_domain_are_usage_errors(name, bad, match):
     law = get_law(name)
     x = {"N0": 1e9, "N": 0.7e9, "D": 1e8, "rho": 0.3, "L0": 2.5}
     x = {k: np.array([v]) for k, v in {**x, **bad}.items() if k in law.inputs}
-    with pytest.raises(UsageError, match=match):
+    with pytest.raises(FitError, match=match):
         law.check_inputs(x)
 
 
@@ -215,5 +215,5 @@ def test_p2_n_needs_one_unit_for_both_sizes():
     from fitting import fit
 
     runs = make_runs("p2-n", TRUE["p2-n"])
-    with pytest.raises(UsageError, match="same unit"):
+    with pytest.raises(FitError, match="same unit"):
         fit(runs, "p2-n", units={"N": 1e6})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.errors import UsageError
+from fitting.errors import FitError
 from fitting.metrics import evaluate, huber_loss, mape, r2, slope_difference
 
 
@@ -47,7 +47,7 @@ def test_slope_difference_without_pairs_is_none():
 def test_evaluate_and_bad_shapes():
     m = evaluate(np.array([2.0, 1.0]), np.array([2.0, 1.0]), np.array([1.0, 2.0]), np.zeros(2))
     assert m == {"r2": 1.0, "huber": 0.0, "mape": 0.0, "slope_difference": 0.0, "n_points": 2}
-    with pytest.raises(UsageError, match="must be 1-D and match"):
+    with pytest.raises(FitError, match="must be 1-D and match"):
         r2(np.ones(2), np.ones(3))
-    with pytest.raises(UsageError, match="no points"):
+    with pytest.raises(FitError, match="no points"):
         mape(np.array([]), np.array([]))

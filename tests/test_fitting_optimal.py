@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from bench.errors import UsageError
+from fitting.errors import FitError
 from fitting import fit, get_law, tokens_to_margin, tokens_to_slope
 from fitting.synthetic import make_runs, unpruned_loss
 
@@ -57,11 +57,11 @@ def test_never_within_range_is_explicit(result):
 
 
 def test_bad_questions(result):
-    with pytest.raises(UsageError, match="margin"):
+    with pytest.raises(FitError, match="margin"):
         tokens_to_margin(result, POINT, margin=0.0)
-    with pytest.raises(UsageError, match="threshold"):
+    with pytest.raises(FitError, match="threshold"):
         tokens_to_slope(result, POINT, threshold=-1.0)
-    with pytest.raises(UsageError, match="missing \\['rho'\\]"):
+    with pytest.raises(FitError, match="missing \\['rho'\\]"):
         tokens_to_margin(result, {"N0": 1e9, "L0": 2.0})
-    with pytest.raises(UsageError, match="rho < 1"):
+    with pytest.raises(FitError, match="rho < 1"):
         tokens_to_margin(result, {**POINT, "rho": 1.5})

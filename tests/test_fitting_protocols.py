@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import fitting.intervals as intervals_mod
-from bench.errors import UsageError
+from fitting.errors import FitError
 from fitting import Run, bootstrap, extrapolation, fit, get_law, within_run
 from fitting.protocols import split_run
 from fitting.synthetic import make_runs
@@ -38,9 +38,9 @@ def test_within_run_fits_early_checkpoints_and_validates_late_ones():
 
 def test_within_run_needs_a_validation_part():
     runs = [Run(str(i), "g", {"N": 1e9 * (i + 1)}, [1e9], [2.5 - 0.1 * i]) for i in range(6)]
-    with pytest.raises(UsageError, match="at least 2 checkpoints"):
+    with pytest.raises(FitError, match="at least 2 checkpoints"):
         within_run(runs, "chinchilla")
-    with pytest.raises(UsageError, match="fraction"):
+    with pytest.raises(FitError, match="fraction"):
         within_run(make_runs("p2", P2), "p2", fraction=1.0)
 
 
@@ -69,13 +69,13 @@ def test_extrapolation_error_reflects_a_wrong_law():
 
 def test_extrapolation_group_errors():
     runs = make_runs("p2", P2)
-    with pytest.raises(UsageError, match=r"held-out group '7e\+09' is not in the data"):
+    with pytest.raises(FitError, match=r"held-out group '7e\+09' is not in the data"):
         extrapolation(runs, "p2", fit_groups=["1e+08"], heldout_groups=["7e+09"])
-    with pytest.raises(UsageError, match="did you mean '1e\\+08'"):
+    with pytest.raises(FitError, match="did you mean '1e\\+08'"):
         extrapolation(runs, "p2", fit_groups=["1e+8"])
-    with pytest.raises(UsageError, match="both fitted on and held out"):
+    with pytest.raises(FitError, match="both fitted on and held out"):
         extrapolation(runs, "p2", fit_groups=["1e+08"], heldout_groups=["1e+08"])
-    with pytest.raises(UsageError, match="at least one held-out"):
+    with pytest.raises(FitError, match="at least one held-out"):
         extrapolation(runs, "p2", fit_groups=sorted({r.group for r in runs}))
 
 
@@ -141,5 +141,5 @@ def test_bootstrap_searches_every_replicate_like_the_main_fit(monkeypatch):
 
 
 def test_bootstrap_needs_two_runs():
-    with pytest.raises(UsageError, match="at least 2 runs"):
+    with pytest.raises(FitError, match="at least 2 runs"):
         bootstrap(make_runs("p2", P2, sizes=(1e9,), ratios=(0.25,)), "p2", n=3)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench.errors import UsageError
+from pruners.errors import PrunerError
 from pruners import registry
 
 TESTS = Path(__file__).resolve().parent
@@ -116,11 +117,11 @@ def test_environment_variable_plugin_registers_and_reruns(clean_registry, monkey
     assert [o.name for o in m.options] == ["ratio", "projection", "score", "hold_zeros"]
     assert registry.needs_calibration(registry.make_config("toy", ratio=0.5, score="activation"))
     assert not registry.needs_calibration(registry.make_config("toy", ratio=0.5))
-    with pytest.raises(UsageError, match="did you mean 'toy'"):
+    with pytest.raises(PrunerError, match="did you mean 'toy'"):
         registry.get_method("tyo")
-    with pytest.raises(UsageError, match=r"option 'projection' must be a string, got 3"):
+    with pytest.raises(PrunerError, match=r"option 'projection' must be a string, got 3"):
         registry.make_config("toy", ratio=0.5, projection=3)  # a study file's wrong type
-    with pytest.raises(UsageError, match=r"no option 'projector' \(did you mean 'projection'"):
+    with pytest.raises(PrunerError, match=r"no option 'projector' \(did you mean 'projection'"):
         registry.make_config("toy", ratio=0.5, projector="up_proj")
 
 
@@ -134,7 +135,7 @@ def test_duplicate_name_is_refused(clean_registry, monkeypatch, tmp_path):
     site = dist_with_entry_point(tmp_path / "site", "depth", "dup_depth")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.syspath_prepend(str(site))
-    with pytest.raises(UsageError, match="'depth' of dup_depth is already registered by pruners.depth"):
+    with pytest.raises(PrunerError, match="'depth' of dup_depth is already registered by pruners.depth"):
         registry.known_methods()
     assert registry._METHODS["depth"].module == "pruners.depth"  # the built-in stays
 
@@ -143,7 +144,7 @@ def test_entry_point_must_register_its_own_name(clean_registry, monkeypatch, tmp
     site = dist_with_entry_point(tmp_path / "site", "toy2", "toy_method")
     monkeypatch.syspath_prepend(str(TESTS))
     monkeypatch.syspath_prepend(str(site))
-    with pytest.raises(UsageError, match="registered no pruning method named 'toy2'"):
+    with pytest.raises(PrunerError, match="registered no pruning method named 'toy2'"):
         registry.known_methods()
 
 

@@ -10,7 +10,7 @@ import torch
 
 from bench.sources import models
 from bench.harness.locks import LOCK_DIR
-from bench.errors import UsageError
+from bench.errors import USER_ERRORS, UsageError
 
 
 @pytest.mark.parametrize("arch", ["llama", "qwen2"])
@@ -126,7 +126,7 @@ def test_local_dirs_go_through_the_pruned_loader(tmp_path):
     weights = load_file(tmp_path / "nm" / "model.safetensors")
     weights["model.layers.0.mlp.up_proj.weight"] = torch.ones_like(weights["model.layers.0.mlp.up_proj.weight"])
     save_file(weights, tmp_path / "nm" / "model.safetensors", metadata={"format": "pt"})
-    with pytest.raises(UsageError, match="break the saved 2:4 pattern"):
+    with pytest.raises(USER_ERRORS, match="break the saved 2:4 pattern"):
         models.load_model(str(tmp_path / "nm"))
 
 

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pruner_helpers import ARCHS, check_consistent, hooks_left, ids, logits, one_torch_thread, tiny  # noqa: F401
 
-from bench.errors import UsageError
+from pruners.errors import PrunerError
 from pruners import count_params, make_config, prune
 from pruners.adapter import Adapter
 from pruners.nm import check_pattern
@@ -121,7 +121,7 @@ def test_achieved_ratio_is_reported(arch, ratio, method):
     before = count_params(model)
     try:
         report = prune(model, ids(), make_config(method, ratio=ratio))
-    except UsageError as exc:  # only for ratios that would remove everything
+    except PrunerError as exc:  # only for ratios that would remove everything
         assert "every" in str(exc) or "all of them" in str(exc)
         return
     assert report.params_before == before
@@ -271,7 +271,7 @@ def test_small_ratio_rule_auto_skips_require_refuses():
     assert [n for n in report.notes if "left unpruned" in n] == [
         "ratio 0.25 removes less than one KV group in layers 0-3 (one KV group needs ratio >= about "
         "1/n_kv_heads); their attention is left unpruned"]
-    with pytest.raises(UsageError, match="too small to prune attention"):
+    with pytest.raises(PrunerError, match="too small to prune attention"):
         prune(tiny("llama"), None, make_config("blockwise", ratio=0.25, attention="require"))
     off = prune(tiny("llama"), None, make_config("blockwise", ratio=0.5, attention="off"))
     assert off.removed["attention"] == {} and off.removed["attn_layers"] == [0, 0]
@@ -307,7 +307,7 @@ def test_taylor_grads_only_for_pruned_layers(monkeypatch):
 
 
 def test_taylor_without_calibration_is_a_usage_error():
-    with pytest.raises(UsageError, match="calibration"):
+    with pytest.raises(PrunerError, match="calibration"):
         prune(tiny("llama"), None, make_config("blockwise", ratio=0.5, importance="taylor"))
 
 
@@ -376,7 +376,7 @@ def test_nm_load_verifies_pattern(tmp_path):
     key = "model.layers.0.mlp.up_proj.weight"
     state[key] = torch.ones_like(state[key])
     save_file(state, f, metadata={"format": "pt"})
-    with pytest.raises(UsageError, match="break the saved 2:4 pattern"):
+    with pytest.raises(PrunerError, match="break the saved 2:4 pattern"):
         load_pruned(out)
 
 
@@ -400,7 +400,7 @@ def test_sparsegpt_beats_magnitude_on_layer_reconstruction():
 
 
 def test_unknown_method_lists_known_with_hint():
-    with pytest.raises(UsageError, match=r"unknown pruning method 'widht' \(did you mean 'width'\?\).*blockwise"):
+    with pytest.raises(PrunerError, match=r"unknown pruning method 'widht' \(did you mean 'width'\?\).*blockwise"):
         make_config("widht", ratio=0.2)
 
 
@@ -417,7 +417,7 @@ def test_unknown_method_lists_known_with_hint():
     ("depth", dict(ratio=0.2, varaint="block"), "did you mean 'variant'"),
 ])
 def test_config_validation(method, fields, match):
-    with pytest.raises(UsageError, match=match):
+    with pytest.raises(PrunerError, match=match):
         make_config(method, **fields)
 
 
@@ -431,7 +431,7 @@ def test_config_validation(method, fields, match):
 def test_impossible_requests_leave_model_untouched(method, fields, match):
     model = tiny("llama")
     state = {k: v.clone() for k, v in model.state_dict().items()}
-    with pytest.raises(UsageError, match=match):
+    with pytest.raises(PrunerError, match=match):
         prune(model, ids(), make_config(method, **fields))
     assert model.state_dict().keys() == state.keys()
     assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
@@ -441,7 +441,7 @@ def test_unsupported_architecture():
     from transformers import GPT2Config, GPT2LMHeadModel
 
     model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50))
-    with pytest.raises(UsageError, match="unsupported architecture 'gpt2'.*llama, qwen2"):
+    with pytest.raises(PrunerError, match="unsupported architecture 'gpt2'.*llama, qwen2"):
         prune(model, None, make_config("depth", ratio=0.2))
 
 
@@ -486,7 +486,7 @@ def test_config_declares_options_calibration_and_masks(method):
             for choice in opt.choices:
                 make_config(method, ratio=ratio, **{opt.name: choice})
         if opt.kind is not None and opt.name != "ratio":
-            with pytest.raises(UsageError, match=f"option '{opt.name}' must be"):
+            with pytest.raises(PrunerError, match=f"option '{opt.name}' must be"):
                 make_config(method, ratio=ratio, **{opt.name: WRONG[opt.kind]})
     samples, seq_len = m.calibration_shape
     assert samples >= 1 and seq_len >= 2

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from bench.errors import UsageError
+from pruners.errors import PrunerError
 from pruners.calibration import CalibrationSpec, as_calibration, default_shape, load_calibration
 
 
@@ -38,7 +39,7 @@ def test_shape_seed_and_record(byte_tok, rows):
 
 
 def test_shorter_than_requested_is_refused(byte_tok, rows):
-    with pytest.raises(UsageError, match="fewer than the 1000 x 1000"):
+    with pytest.raises(PrunerError, match="fewer than the 1000 x 1000"):
         load_calibration(byte_tok, CalibrationSpec("wikitext2", samples=1000, seq_len=1000))
 
 
@@ -48,7 +49,7 @@ def test_shorter_than_requested_is_refused(byte_tok, rows):
     (dict(seq_len=1), "at least 1 sample of 2 tokens"),
 ])
 def test_spec_validation(fields, match):
-    with pytest.raises(UsageError, match=match):
+    with pytest.raises(PrunerError, match=match):
         CalibrationSpec(**fields)
 
 
@@ -136,7 +137,7 @@ def test_slimpajama_offline_without_a_directory_says_how_to_provide_one(byte_tok
     monkeypatch.delenv(SLIMPAJAMA_DIR_ENV, raising=False)
     with pytest.raises(UsageError, match=r"needs a local directory offline: set \$PRUNEBENCH_SLIMPAJAMA_DIR"):
         load_calibration(byte_tok, CalibrationSpec("slimpajama", samples=1, seq_len=8))
-    with pytest.raises(UsageError, match="corpus_dir applies to calibration source 'slimpajama' only"):
+    with pytest.raises(PrunerError, match="corpus_dir applies to calibration source 'slimpajama' only"):
         CalibrationSpec("c4", corpus_dir="/somewhere")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.errors import UsageError
+from bench.errors import USER_ERRORS, UsageError
 import numpy as np
 
 from bench.harness.study import StudyConfig, case_group_names, collect_groups, group_runs, recipe_label, run_study
@@ -116,7 +116,7 @@ def test_run_without_checkpoints_is_refused():
 def test_non_positive_loss_is_refused():
     recs = synthetic_records()
     recs[0]["posttrain"]["trajectory"][2]["val_loss"] = 0.0
-    with pytest.raises(UsageError, match="non-positive"):
+    with pytest.raises(USER_ERRORS, match="non-positive"):
         run_study(recs, StudyConfig(bootstrap=0))
 
 

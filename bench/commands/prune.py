@@ -44,12 +44,12 @@ def _builtin_first(methods):
 
 
 def add_parser(p) -> None:
-    from bench.errors import UsageError
+    from bench.errors import USER_ERRORS
     from pruners.registry import methods
 
     try:
         registered = _builtin_first(methods())
-    except UsageError as exc:  # a broken plugin: one line, exit 2
+    except USER_ERRORS as exc:  # a broken plugin: one line, exit 2
         p.error(str(exc))
     names = [m.name for m in registered]
     with_batch = [m.name for m in registered if any(o.name == "batch_size" for o in m.options)]

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from bench.errors import UsageError
+from bench.errors import USER_ERRORS, UsageError
 from bench.harness.profiles import DEFAULT_PROFILE, profile_help
 
 SESSION_KEY = pytest.StashKey["BenchSession"]()
@@ -87,7 +87,7 @@ def pytest_configure(config):
 
         gates = build_gates(opt("--max-extrapolation-error"), opt("--baseline"), opt("--max-ppl-regression"),
                             opt("--max-control-improvement"), valid_groups=case_group_names(cases) or None)
-    except UsageError as exc:
+    except USER_ERRORS as exc:
         raise pytest.UsageError(str(exc)) from None
     holdout = tuple(opt("--holdout")) if opt("--holdout") else None
     session = BenchSession(SessionOptions(
@@ -98,7 +98,7 @@ def pytest_configure(config):
     try:
         if eager:
             session.validate()  # the law and held-out sizes, before any case spends compute
-    except UsageError as exc:
+    except USER_ERRORS as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION_KEY] = session
     worker = getattr(config, "workerinput", None)
@@ -194,7 +194,7 @@ def pytest_xdist_node_collection_finished(node, ids):
         # The workers skip the preflight checks; the controller runs them once, before the lock.
         bench.preflight(list(dict.fromkeys(selected)), collect_only=node.config.getoption("collectonly"))
         bench.acquire_results(bench.run_id, os.getpid())
-    except UsageError as exc:
+    except USER_ERRORS as exc:
         pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
 
 
@@ -221,7 +221,7 @@ def pytest_generate_tests(metafunc):
     session = metafunc.config.stash[SESSION_KEY]
     try:
         cases = session.cases()
-    except UsageError as exc:
+    except USER_ERRORS as exc:
         raise pytest.UsageError(str(exc)) from None
     metafunc.parametrize("bench_case", cases, ids=[c.id for c in cases])
 
@@ -240,7 +240,7 @@ def pytest_collection_finish(session):
             if getattr(session.config, "workerinput", None) is None:
                 bench.preflight(selected, collect_only=session.config.getoption("collectonly"))
                 bench.acquire_results(bench.run_id, os.getpid())  # writable, and not in use by another run
-        except UsageError as exc:
+        except USER_ERRORS as exc:
             raise pytest.UsageError(str(exc)) from None
         bench.select(selected)
 
@@ -259,7 +259,7 @@ def run_case(request, bench_session):
         before = len(bench_session.outcomes)
         try:
             return bench_session.run_case(case)
-        except UsageError as exc:
+        except USER_ERRORS as exc:
             pytest.fail(f"{case.id}: {exc}", pytrace=False)
         finally:
             for outcome in bench_session.outcomes[before:]:  # for an xdist controller

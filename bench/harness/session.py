@@ -222,7 +222,7 @@ class BenchSession:
         and `--resume` runs build one complete report. A gate with nothing to evaluate is
         reported as a usage error.
         """
-        from bench.errors import UsageError
+        from bench.errors import USER_ERRORS
         from bench.harness.study import StudyConfig, run_study
 
         fin = Finish()
@@ -236,7 +236,7 @@ class BenchSession:
             targets = {"study": fin.study, "run": [o.record for o in self.outcomes], "stored": records}
             for gate in self.options.gates:
                 fin.verdicts.append(gate.check(targets[gate.needs]))
-        except UsageError as exc:
+        except USER_ERRORS as exc:
             fin.usage_error = str(exc)
         if self.options.report:
             from reports.render import write_report

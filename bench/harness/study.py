@@ -27,7 +27,7 @@ import json
 import math
 from dataclasses import dataclass, field
 
-from bench.errors import UsageError, did_you_mean
+from bench.errors import USER_ERRORS, UsageError, did_you_mean
 
 # Law used for 2:4 groups when the study's law is rho-based: for N:M the ratio is fixed, so
 # the paper (Eq. 7) drops the rho factor.
@@ -332,7 +332,7 @@ def study_group(family: str, method: str, runs: list, config: StudyConfig, recip
     held_runs = [r for r in runs if r.group in heldout]
     try:
         g.fit = fit(fit_runs, law, **search)
-    except UsageError as exc:
+    except USER_ERRORS as exc:
         g.error = str(exc)
         g.identifiability = {"identified": False, "verdict": "not identified", "reasons": [f"the fit failed: {exc}"],
                              "constants": {}}
@@ -351,7 +351,7 @@ def study_group(family: str, method: str, runs: list, config: StudyConfig, recip
                 g.notes.append(f"search: the full grid ({full.n_starts} starts) found a lower objective "
                                f"({full.objective:.6g} < {g.fit.objective:.6g}); the coarse search misses this "
                                "group's optimum: re-render with --search full")
-        except UsageError as exc:
+        except USER_ERRORS as exc:
             g.notes.append(f"search check: {exc}")
     # Each later step can fail on its own (a bootstrap resample or the 80% within-run split
     # may have fewer points than parameters); that is recorded, and the rest still runs.
@@ -359,7 +359,7 @@ def study_group(family: str, method: str, runs: list, config: StudyConfig, recip
     try:
         if config.bootstrap:
             g.bootstrap = bootstrap(fit_runs, law, n=config.bootstrap, seed=config.seed, **search)
-    except UsageError as exc:
+    except USER_ERRORS as exc:
         boot_error = str(exc)
         g.notes.append(f"bootstrap: {exc}")
     g.identifiability = identifiability(fit_runs, law, g.bootstrap, boot_error=boot_error)

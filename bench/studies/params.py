@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.harness.cases import Case
-from bench.errors import UsageError
+from bench.errors import USER_ERRORS, UsageError
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,7 @@ def count_cases(cases: list[Case], configs_dir: Path | None = None, cache_dir=No
                 fields = {k: v for k, v in case.prune_options.items() if k not in CALIB_KEYS}
                 try:
                     after = prune(model, None, make_config(case.method, ratio=case.ratio, **fields)).params_after
-                except UsageError as exc:
+                except USER_ERRORS as exc:
                     raise UsageError(f"case {case.id}: {exc}") from None
             by_prune[case.prune_key] = Counted(before, after, source, tensors=count_params(model),
                                                lora_io=lora_features(model))

@@ -77,7 +77,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10: the same parser, as the tomli package
     import tomli as tomllib
 
-from bench.errors import UsageError, did_you_mean
+from bench.errors import USER_ERRORS, UsageError, did_you_mean
 
 BUILTIN_DIR = Path(__file__).resolve().parent
 SUFFIX = ".toml"
@@ -359,7 +359,7 @@ def _calibration(w: _Where, value, key: str) -> tuple:
         w.integer(table["seed"], f"{key}.seed", low=0)
     try:
         CalibrationSpec(**table)
-    except UsageError as exc:
+    except USER_ERRORS as exc:
         raise w.error(key, str(exc)) from None
     return tuple(sorted((CASE_CALIB[k], v) for k, v in table.items()))
 
@@ -530,7 +530,7 @@ def _methods(w: _Where, value, calibration: tuple, models) -> tuple[MethodEntry,
             for ratio in (dict(by_model).get(model.key, ()) if by_model else ratios):
                 try:
                     config = make_config(method, ratio=ratio, **merged)
-                except UsageError as exc:
+                except USER_ERRORS as exc:
                     key = f"{where}.options" + (f" with {model.where}.options.{method}"
                                                 if model.options_for(method) else "")
                     raise w.error(key, f"{exc} (model {model.key or model.spec}, ratio {ratio:g})") from None

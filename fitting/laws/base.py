@@ -18,7 +18,7 @@ from typing import ClassVar, Mapping
 
 import numpy as np
 
-from bench.errors import UsageError, did_you_mean
+from fitting.errors import FitError, did_you_mean
 
 #: The input name that always means "the run's token axis" (post-training or training tokens).
 TOKENS = "D"
@@ -38,7 +38,7 @@ class Unit:
 
     def __post_init__(self):
         if not (np.isfinite(self.scale) and self.scale > 0):
-            raise UsageError(f"unit scale must be a positive number, got {self.scale!r}")
+            raise FitError(f"unit scale must be a positive number, got {self.scale!r}")
 
     def label(self) -> str:
         """Readable form, e.g. '1e9 parameters' or 'tokens'."""
@@ -133,10 +133,10 @@ class Law:
 
     def asymptote(self, params: Mapping[str, float], x: Mapping[str, np.ndarray]) -> Asymptote:
         """Decompose the law along D at the given (scaled) non-token inputs."""
-        raise UsageError(f"law {self.name!r} has no closed form along the token axis")
+        raise FitError(f"law {self.name!r} has no closed form along the token axis")
 
     def check_inputs(self, x: Mapping[str, np.ndarray]) -> None:
-        """Raise UsageError for inputs outside the law's domain. Inputs are raw (unscaled).
+        """Raise FitError for inputs outside the law's domain. Inputs are raw (unscaled).
 
         The default demands every input be finite and positive, since all forms take logs.
         """
@@ -144,13 +144,13 @@ class Law:
             v = np.asarray(x[name], dtype=float)
             bad = ~np.isfinite(v) | (v <= 0)
             if bad.any():
-                raise UsageError(
+                raise FitError(
                     f"law {self.name!r} needs input {name!r} finite and > 0; "
                     f"{int(bad.sum())} point(s) have {name}={v[bad][0]!r}"
                 )
 
     def check_units(self, units: Mapping[str, Unit]) -> None:
-        """Raise UsageError for a unit choice the formula cannot take (default: any is fine)."""
+        """Raise FitError for a unit choice the formula cannot take (default: any is fine)."""
 
     # -- shared helpers -----------------------------------------------------------------------
 
@@ -160,20 +160,20 @@ class Law:
         missing = [p for p in self.params if p not in grid]
         extra = [p for p in grid if p not in self.params]
         if missing or extra:
-            raise UsageError(
+            raise FitError(
                 f"grid for law {self.name!r} must give exactly {list(self.params)}; "
                 f"missing {missing}, unknown {extra}"
             )
         axes = [np.asarray(grid[p], dtype=float).ravel() for p in self.params]
         if any(a.size == 0 for a in axes):
-            raise UsageError(f"grid for law {self.name!r} has an empty axis")
+            raise FitError(f"grid for law {self.name!r} has an empty axis")
         mesh = np.meshgrid(*axes, indexing="ij")
         return np.stack([m.ravel() for m in mesh], axis=1)
 
     def search_grid(self, kind: str = "full") -> np.ndarray:
         """Starts of a named search: "full" (`grid`) or "coarse" (`coarse_grid`, else `grid`)."""
         if kind not in ("full", "coarse"):
-            raise UsageError(f"search grid must be 'full' or 'coarse', got {kind!r}")
+            raise FitError(f"search grid must be 'full' or 'coarse', got {kind!r}")
         return self.initial_grid(self.coarse_grid if kind == "coarse" and self.coarse_grid else None)
 
     def describe(self) -> str:
@@ -242,7 +242,7 @@ def get_law(law: str | Law) -> Law:
     """Look a law up by name (a `Law` instance passes through).
 
     Raises:
-        UsageError: unknown name; the message lists the known ones and the closest match.
+        FitError: unknown name; the message lists the known ones and the closest match.
     """
     if isinstance(law, Law):
         return law
@@ -251,6 +251,6 @@ def get_law(law: str | Law) -> Law:
         return _REGISTRY[law]
     except KeyError:
         known = sorted(_REGISTRY)
-        raise UsageError(
+        raise FitError(
             f"unknown law {law!r}{did_you_mean(law, known)}; known laws: {', '.join(known)}"
         ) from None

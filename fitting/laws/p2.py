@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.errors import UsageError
+from fitting.errors import FitError
 from fitting.laws import _p2core as core
 from fitting.laws.base import Law, Unit, register
 
@@ -50,4 +50,4 @@ class P2(Law):
         super().check_inputs(x)
         rho = np.asarray(x["rho"], dtype=float)
         if (rho >= 1).any():
-            raise UsageError(f"law {self.name!r} needs the pruning ratio rho < 1 (fraction removed); got {rho.max()!r}")
+            raise FitError(f"law {self.name!r} needs the pruning ratio rho < 1 (fraction removed); got {rho.max()!r}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.errors import UsageError
+from fitting.errors import FitError
 from fitting.laws import _p2core as core
 from fitting.laws.base import Law, Unit, register
 
@@ -49,8 +49,8 @@ class P2N(Law):
         super().check_inputs(x)
         n, n0 = np.asarray(x["N"], dtype=float), np.asarray(x["N0"], dtype=float)
         if (n >= n0).any():
-            raise UsageError("law 'p2-n' needs N < N0 (a pruned model); drop unpruned points or use 'p2'")
+            raise FitError("law 'p2-n' needs N < N0 (a pruned model); drop unpruned points or use 'p2'")
 
     def check_units(self, units):
         if units["N"].scale != units["N0"].scale:
-            raise UsageError("law 'p2-n' needs N and N0 in the same unit")
+            raise FitError("law 'p2-n' needs N and N0 in the same unit")

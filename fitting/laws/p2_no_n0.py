@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.errors import UsageError
+from fitting.errors import FitError
 from fitting.laws import _p2core as core
 from fitting.laws.base import Law, Unit, register
 
@@ -39,4 +39,4 @@ class P2NoN0(Law):
     def check_inputs(self, x):
         super().check_inputs(x)
         if (np.asarray(x["rho"], dtype=float) >= 1).any():
-            raise UsageError("law 'p2-no-n0' needs the pruning ratio rho < 1 (fraction removed)")
+            raise FitError("law 'p2-no-n0' needs the pruning ratio rho < 1 (fraction removed)")

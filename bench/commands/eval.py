@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
+from bench.commands.options import add_device_options, add_io_options
+
 
 def add_parser(p) -> None:
     p.add_argument("--model", required=True,
@@ -18,11 +20,8 @@ def add_parser(p) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="requests per forward pass (default 8)")
     p.add_argument("--bootstrap-iters", type=int, default=None,
                    help="resamples for perplexity stderrs (default 100000, as lm-eval's CLI)")
-    p.add_argument("--data-dir", default=None, help="local data directory (default $PRUNEBENCH_DATA_DIR)")
-    p.add_argument("--cache-dir", default=None, help="prunebench cache (default $PRUNEBENCH_CACHE_DIR or ~/.cache/prunebench)")
-    p.add_argument("--results-dir", default=None, help="also write a versioned record there")
-    p.add_argument("--device", default=None, help="torch device (default cuda when available, else cpu)")
-    p.add_argument("--dtype", default=None, help="float32, bf16 or fp16 (default float32 on CPU, bf16 on CUDA)")
+    add_io_options(p, data_help="local data directory (default $PRUNEBENCH_DATA_DIR)")
+    add_device_options(p)
     p.add_argument("--verbose", action="store_true", help="let lm-eval log its progress on stderr")
     p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
 

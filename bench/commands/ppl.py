@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
+from bench.commands.options import add_device_options, add_io_options
+
 
 def add_parser(p) -> None:
     p.add_argument("--model", required=True,
@@ -14,11 +16,8 @@ def add_parser(p) -> None:
     p.add_argument("--seq-len", type=int, required=True, help="window length in tokens (seed table: 128, 2048)")
     p.add_argument("--max-windows", type=int, default=None, help="evaluate at most K evenly spaced windows")
     p.add_argument("--batch-size", type=int, default=None, help="windows per forward pass (default: 4096 tokens' worth)")
-    p.add_argument("--data-dir", default=None, help="local data directory (default $PRUNEBENCH_DATA_DIR, else the hub)")
-    p.add_argument("--cache-dir", default=None, help="prunebench cache (default $PRUNEBENCH_CACHE_DIR or ~/.cache/prunebench)")
-    p.add_argument("--results-dir", default=None, help="also write a versioned record there")
-    p.add_argument("--device", default=None, help="torch device (default cuda when available, else cpu)")
-    p.add_argument("--dtype", default=None, help="float32, bf16 or fp16 (default float32 on CPU, bf16 on CUDA)")
+    add_io_options(p, data_help="local data directory (default $PRUNEBENCH_DATA_DIR, else the hub)")
+    add_device_options(p)
     p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
 
 

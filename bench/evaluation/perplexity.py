@@ -77,16 +77,21 @@ def encode_stream(tokenizer, text: str) -> torch.Tensor:
     return _STREAMS[key]
 
 
+def windows(stream: torch.Tensor, seq_len: int) -> torch.Tensor:
+    """Non-overlapping windows, the last partial one dropped. (T,) -> (n, seq_len); n may be 0."""
+    n = stream.numel() // seq_len
+    return stream[: n * seq_len].view(n, seq_len)
+
+
 def make_windows(ids: torch.Tensor, seq_len: int) -> torch.Tensor:
-    """Non-overlapping windows, the last partial one dropped. (T,) -> (n, seq_len)."""
+    """`windows` for the protocol: a seq_len below 2, or a text shorter than one window, is refused."""
     if seq_len < 2:
         raise UsageError(f"seq_len must be at least 2 to predict any token, got {seq_len}")
-    n = ids.numel() // seq_len
-    if n == 0:
+    if ids.numel() < seq_len:
         raise UsageError(
             f"the text has {ids.numel()} tokens, shorter than one window of {seq_len}; "
             f"use a smaller --seq-len")
-    return ids[: n * seq_len].view(n, seq_len)
+    return windows(ids, seq_len)
 
 
 def select_windows(n: int, max_windows: int | None) -> list[int]:

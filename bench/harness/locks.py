@@ -102,11 +102,11 @@ class RunLock:
                 return
             import datetime as _dt
 
-            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({
-                "run_id": self.run_id, "pid": self.owner_pid, "host": self.host,
-                "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}))
-            os.replace(tmp, self.path)
+            from bench.sources.atomic import atomic_write
+
+            holder = json.dumps({"run_id": self.run_id, "pid": self.owner_pid, "host": self.host,
+                                 "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
+            atomic_write(self.path, lambda tmp: tmp.write_text(holder))
 
     def release(self) -> None:
         """Give the directory up, if this run still holds it."""

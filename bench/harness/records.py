@@ -17,6 +17,7 @@ from importlib import metadata
 from pathlib import Path
 
 from bench.errors import UsageError
+from bench.sources.atomic import atomic_write
 
 # /2: every record carries a `provenance` block (bench.harness.provenance) that `--resume` compares.
 SCHEMA = "prunebench.record/2"
@@ -97,20 +98,7 @@ def write_record(results_dir: Path, record: dict) -> Path:
     path = record_path(results_dir, record["case_id"])
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = json.dumps(_clean(record), indent=1, sort_keys=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    return atomic_write(path, lambda tmp: tmp.write_text(payload))
 
 
 def read_record(path: Path) -> dict:

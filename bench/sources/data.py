@@ -42,44 +42,36 @@ class Source:
 _WIKITEXT_REV = "b08601e04326c79dfdd32d625aee71d232d685c3"
 _PTB_REV = "refs/convert/parquet"
 
+_SPLIT_FILE = {"train": "train", "validation": "valid", "test": "test"}  # a split's part of a file name
+
+
+def _wikitext(variant: str, split: str, sha256: str) -> Source:
+    """A WikiText-2 split: ``raw`` (``wiki.test.raw``) or ``tokens`` (``wiki.test.tokens``)."""
+    config = "wikitext-2-raw-v1" if variant == "raw" else "wikitext-2-v1"
+    return Source(f"wikitext-2-{variant}/wiki.{_SPLIT_FILE[split]}.{variant}", "wikitext", sha256,
+                  ("Salesforce/wikitext", config, split, _WIKITEXT_REV))
+
+
+def _ptb(split: str, sha256: str) -> Source:
+    return Source(f"ptb/ptb.{_SPLIT_FILE[split]}.txt", "ptb", sha256,
+                  ("ptb-text-only/ptb_text_only", "penn_treebank", split, _PTB_REV))
+
+
 SOURCES: dict[str, dict[str, Source]] = {
     "wikitext2": {
-        "test": Source(
-            "wikitext-2-raw/wiki.test.raw", "wikitext",
-            "173c87a53759e0201f33e0ccf978e510c2042d7f2cb78229d9a50d79b9e7dd08",
-            ("Salesforce/wikitext", "wikitext-2-raw-v1", "test", _WIKITEXT_REV)),
-        "validation": Source(
-            "wikitext-2-raw/wiki.valid.raw", "wikitext",
-            "4cd0f6876d07a413aa911261ff6d363c72d757d47f0fdd6015702014c89cb9c7",
-            ("Salesforce/wikitext", "wikitext-2-raw-v1", "validation", _WIKITEXT_REV)),
+        "test": _wikitext("raw", "test", "173c87a53759e0201f33e0ccf978e510c2042d7f2cb78229d9a50d79b9e7dd08"),
+        "validation": _wikitext("raw", "validation", "4cd0f6876d07a413aa911261ff6d363c72d757d47f0fdd6015702014c89cb9c7"),
     },
     "wikitext2-tokens": {
-        "train": Source(
-            "wikitext-2-tokens/wiki.train.tokens", "wikitext",
-            "9e9fa1ad55b1c2c95b08e37dd8e653f638fac2c6de904b79e813611eefbc985f",
-            ("Salesforce/wikitext", "wikitext-2-v1", "train", _WIKITEXT_REV)),
-        "validation": Source(
-            "wikitext-2-tokens/wiki.valid.tokens", "wikitext",
-            "f0737ed31fc1329026e95cb8b98e19c2a182c39c240ab909dc31abf2f8af58e8",
-            ("Salesforce/wikitext", "wikitext-2-v1", "validation", _WIKITEXT_REV)),
-        "test": Source(
-            "wikitext-2-tokens/wiki.test.tokens", "wikitext",
-            "d790b833ef8cf03a90db7bf1271b7520b83c45ce07ba3c1a9699df81e239eca0",
-            ("Salesforce/wikitext", "wikitext-2-v1", "test", _WIKITEXT_REV)),
+        "train": _wikitext("tokens", "train", "9e9fa1ad55b1c2c95b08e37dd8e653f638fac2c6de904b79e813611eefbc985f"),
+        "validation": _wikitext("tokens", "validation",
+                                "f0737ed31fc1329026e95cb8b98e19c2a182c39c240ab909dc31abf2f8af58e8"),
+        "test": _wikitext("tokens", "test", "d790b833ef8cf03a90db7bf1271b7520b83c45ce07ba3c1a9699df81e239eca0"),
     },
     "ptb": {
-        "train": Source(
-            "ptb/ptb.train.txt", "ptb",
-            "fcea919f6cf83f35d4d00c6cbf08040d13d4155226340912e2fef9c9c4102cbf",
-            ("ptb-text-only/ptb_text_only", "penn_treebank", "train", _PTB_REV)),
-        "validation": Source(
-            "ptb/ptb.valid.txt", "ptb",
-            "c9fe6985fe0d4ccb578183407d7668fc6066c20700cb4cf87d8ff1cc34df1bf2",
-            ("ptb-text-only/ptb_text_only", "penn_treebank", "validation", _PTB_REV)),
-        "test": Source(
-            "ptb/ptb.test.txt", "ptb",
-            "dd65dff31e70846b2a6030a87482edcd5d199130cdcfa1f3dccbb033728deee0",
-            ("ptb-text-only/ptb_text_only", "penn_treebank", "test", _PTB_REV)),
+        "train": _ptb("train", "fcea919f6cf83f35d4d00c6cbf08040d13d4155226340912e2fef9c9c4102cbf"),
+        "validation": _ptb("validation", "c9fe6985fe0d4ccb578183407d7668fc6066c20700cb4cf87d8ff1cc34df1bf2"),
+        "test": _ptb("test", "dd65dff31e70846b2a6030a87482edcd5d199130cdcfa1f3dccbb033728deee0"),
     },
     "c4": {
         # The sample was re-serialised upstream, so no canonical checksum exists; we pin

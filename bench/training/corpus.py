@@ -50,6 +50,7 @@ from pathlib import Path
 import torch
 
 from bench.sources import data as data_mod
+from bench.sources.atomic import atomic_write
 from bench.errors import UsageError, did_you_mean
 
 # corpus name -> (bench.sources.data dataset, split), or None for a corpus read from its own directory
@@ -305,16 +306,8 @@ def _disk_cached(inputs: dict, build, cache_dir=None) -> tuple[torch.Tensor, int
             if json.dumps(blob.get("inputs"), sort_keys=True) == want:
                 return blob["ids"], blob["documents"]
         ids, n_docs = build()
-        tmp = path.with_name(f".tmp-{path.name}.{os.getpid()}")
-        torch.save({"inputs": inputs, "ids": ids, "documents": n_docs}, tmp)
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: torch.save({"inputs": inputs, "ids": ids, "documents": n_docs}, tmp))
     return ids, n_docs
-
-
-def windows(stream: torch.Tensor, seq_len: int) -> torch.Tensor:
-    """Non-overlapping windows, last partial one dropped. (T,) -> (n, seq_len)."""
-    n = stream.numel() // seq_len
-    return stream[: n * seq_len].view(n, seq_len)
 
 
 def corpus_hash(spec: SliceSpec, data_dir=None) -> str:

@@ -253,10 +253,11 @@ def _worker(rank: int, job: str, port: int, world: int, backend: str, device_typ
                        parallel=engine, state=spec["state"])
         state = engine.full_state_dict(model)
         if rank == 0:
-            tmp = Path(job) / "result.pt.tmp"
+            from bench.sources.atomic import atomic_write
+
             report = None if spec["state"] is None else spec["state"].report
-            torch.save({"result": dataclasses.asdict(result), "state": state, "state_report": report}, tmp)
-            os.replace(tmp, Path(job) / "result.pt")
+            atomic_write(Path(job) / "result.pt", lambda tmp: torch.save(
+                {"result": dataclasses.asdict(result), "state": state, "state_report": report}, tmp))
         torch.distributed.barrier()
     finally:
         torch.distributed.destroy_process_group()

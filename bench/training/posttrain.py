@@ -10,8 +10,9 @@ Token accounting: a step consumes `batch_tokens` input tokens (sequences x seq_l
 micro-batches of `micro_batch_tokens` whose gradients accumulate; "tokens seen" counts input
 tokens, so checkpoint k sits at exactly k x checkpoint_every.
 
-N:M masks (2:4) are kept: the gradients of pruned weights are zeroed before each step and the
-masks re-applied after it, so pruned weights are exactly zero at every checkpoint (paper Eq. 4).
+N:M masks (2:4) are kept with the pruners' own masking (`pruners.masks`): the gradients of pruned
+weights are zeroed before each step and the masks re-applied after it, so pruned weights are
+exactly zero at every checkpoint (paper Eq. 4).
 
 A NaN or inf loss (or gradient norm) stops training; the result carries the trajectory so far
 and ``diverged=True``, and the benchmark keeps it in the record with status ``diverged``.
@@ -35,7 +36,8 @@ from bench.errors import UsageError
 # Re-exported: these names lived here before the split, and callers import them from here.
 from bench.training.recipe import BACKENDS, ENGINES, LORA_TARGETS, PARAM_DTYPES, SCHEDULES, Diverged, Recipe  # noqa: F401
 from bench.training.loop import (MASTER_DTYPE, SingleProcess, _autocast, _checkpointing, _device,  # noqa: F401
-                            _mask_pairs, _order, _param_groups, heldout_loss, master_weights)
+                            _order, _param_groups, heldout_loss, master_weights)
+from pruners.masks import mask_pairs, zero_masked
 
 __all__ = ["BACKENDS", "ENGINES", "LORA_TARGETS", "MASTER_DTYPE", "PARAM_DTYPES", "SCHEDULES", "Diverged", "Recipe",
            "SingleProcess", "TrainResult", "add_lora", "heldout_loss", "heldout_windows", "initial_loss",
@@ -110,11 +112,9 @@ def train(model, windows: torch.Tensor, recipe: Recipe, *, heldout: torch.Tensor
     params = [p for p in base.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(_param_groups(base, recipe.weight_decay), lr=recipe.lr,
                             betas=(recipe.beta1, recipe.beta2), eps=recipe.eps)
-    mparams, mvals = _mask_pairs(base, masks)
-    mvals = [par.shard_like(m, p) for p, m in zip(mparams, mvals)]
-    if mparams:
-        with torch.no_grad():
-            torch._foreach_mul_([par.local(p) for p in mparams], mvals)  # start from the exact pattern
+    mparams, mvals = mask_pairs(base, masks)  # the keep-masks, as the pruners apply them
+    mvals = [par.shard_like(m, p) for p, m in zip(mparams, mvals)]  # each process masks its shard
+    zero_masked([par.local(p) for p in mparams], mvals)  # start from the exact pattern
 
     ident = resumed = None
     if state is not None:
@@ -160,10 +160,8 @@ def train(model, windows: torch.Tensor, recipe: Recipe, *, heldout: torch.Tensor
                         loss = model(input_ids=x, labels=x, use_cache=False).loss
                     (loss / local_accum).backward()  # the engines average over processes
                 loss_sum += loss.detach().float()
-            if mparams:
-                pairs = [(par.local(p.grad), m) for p, m in zip(mparams, mvals) if p.grad is not None]
-                if pairs:
-                    torch._foreach_mul_([g for g, _ in pairs], [m for _, m in pairs])
+            pairs = [(par.local(p.grad), m) for p, m in zip(mparams, mvals) if p.grad is not None]
+            zero_masked([g for g, _ in pairs], [m for _, m in pairs])  # pruned weights get no update
             gnorm = torch.nn.utils.clip_grad_norm_(params, recipe.grad_clip) if recipe.grad_clip > 0 else None
             gnorm = None if gnorm is None else par.scalar(gnorm)
             step_loss = float(par.all_sum(loss_sum)) / accum  # the one host sync per step
@@ -174,9 +172,7 @@ def train(model, windows: torch.Tensor, recipe: Recipe, *, heldout: torch.Tensor
                 break
             opt.step()
             opt.zero_grad(set_to_none=True)
-            if mparams:
-                with torch.no_grad():
-                    torch._foreach_mul_([par.local(p) for p in mparams], mvals)
+            zero_masked([par.local(p) for p in mparams], mvals)  # what AdamW's moments and decay moved goes back to zero
             res.steps += 1
             res.tokens += recipe.batch_tokens
             interval_loss += step_loss
@@ -232,14 +228,18 @@ def add_lora(model, recipe: Recipe):
 
 def training_windows(tokenizer, recipe: Recipe, data_dir=None) -> torch.Tensor:
     """(n, seq_len) windows of the recipe's training slice."""
+    from bench.evaluation.perplexity import windows
+
     stream = corpus_mod.token_stream(tokenizer, recipe.slices, recipe.train_slice, data_dir, recipe.max_documents)
-    return corpus_mod.windows(stream, recipe.seq_len)
+    return windows(stream, recipe.seq_len)
 
 
 def heldout_windows(tokenizer, recipe: Recipe, data_dir=None) -> torch.Tensor:
     """The fixed held-out windows: the first `eval_windows` of the held-out slice."""
+    from bench.evaluation.perplexity import windows
+
     stream = corpus_mod.token_stream(tokenizer, recipe.slices, "heldout", data_dir)
-    win = corpus_mod.windows(stream, recipe.seq_len)
+    win = windows(stream, recipe.seq_len)
     if win.shape[0] < recipe.eval_windows:
         raise UsageError(f"the held-out slice has only {win.shape[0]} windows of {recipe.seq_len} tokens, fewer "
                          f"than eval_windows={recipe.eval_windows}; lower eval_windows or raise heldout_frac")

@@ -1,8 +1,9 @@
 """The pieces of the training loop (`bench.training.posttrain.train`) that are not the loop itself.
 
 Precision (float32 master weights, bf16 autocast on CUDA), the held-out loss every checkpoint
-and L0 share, AdamW parameter groups, N:M mask bookkeeping, activation checkpointing, and the
-single-process engine whose methods `bench.training.distributed` overrides for DDP and FSDP2.
+and L0 share, AdamW parameter groups, activation checkpointing, and the single-process engine
+whose methods `bench.training.distributed` overrides for DDP and FSDP2. Keep-masks are the
+pruners' (`pruners.masks.mask_pairs`, `pruners.masks.zero_masked`), not re-implemented here.
 """
 
 from __future__ import annotations
@@ -76,18 +77,6 @@ def _param_groups(model, weight_decay: float) -> list[dict]:
         if p.requires_grad:
             (decay if p.dim() >= 2 else no_decay).append(p)  # no decay on norms and biases
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def _mask_pairs(model, masks: dict | None) -> tuple[list, list]:
-    """(params, float masks) for the masked weights, masks already on the params' device/dtype."""
-    if not masks:
-        return [], []
-    named = dict(model.named_parameters())
-    missing = sorted(set(masks) - set(named))
-    if missing:
-        raise ValueError(f"masks name parameters the model does not have, e.g. {missing[0]!r}")
-    params = [named[n] for n in masks]
-    return params, [masks[n].to(device=p.device, dtype=p.dtype) for n, p in zip(masks, params)]
 
 
 def _checkpointing(model, on: bool) -> None:

@@ -1,16 +1,18 @@
 """Model surgery: depth, width, LLM-Pruner block-wise and N:M pruning.
 
-Every method is registered in `pruners.registry` with a config dataclass that validates
+Every method is declared in `pruners.registry` with a config dataclass that validates
 itself, and is a pure function ``(model, calibration, config) -> PruneReport`` that changes
 the model in place::
 
-    from pruners import make_config, prune
-    report = prune(model, calibration_ids, make_config("blockwise", ratio=0.25, layers=(4, 28)))
+    from pruners import prune
+    from pruners.blockwise import BlockwiseConfig
+    report = prune(model, calibration_ids, BlockwiseConfig(ratio=0.25, layers=(4, 28)))
 
 A new method is one module: a config dataclass whose fields carry their help text
 (`pruners.options`; the CLI flags and study-file keys are generated from it) and one
-``@register`` line. Methods are discovered from this package, the ``prunebench.pruners`` entry
-points and ``$PRUNEBENCH_PLUGINS`` (`pruners.registry`). Architecture access lives in
+``@register`` line. The methods by name are `bench.registry.METHODS` (``make_config("blockwise",
+...)`` there), which discovers them in this package, the ``prunebench.pruners`` entry points and
+``$PRUNEBENCH_PLUGINS``. Architecture access lives in
 `pruners.adapter`, calibration data in `pruners.calibration`, masks that post-training keeps in
 `pruners.masks`, saving and loading (per-layer widths, N:M checks) in `pruners.saving`, the error a bad
 request raises (`PrunerError`) in `pruners.errors`.
@@ -19,10 +21,10 @@ request raises (`PrunerError`) in `pruners.errors`.
 import importlib
 
 # Loaded on first use, so that `pruners.errors` (which `bench.errors` imports) does not pull in torch.
-_EXPORTS = {"get_method": "registry", "known_methods": "registry", "make_config": "registry",
-            "prune": "registry", "register": "registry", "PruneReport": "report", "count_params": "report"}
+_EXPORTS = {"method_of": "registry", "prune": "registry", "register": "registry", "PruneReport": "report",
+            "count_params": "report"}
 
-__all__ = ["PruneReport", "count_params", "get_method", "known_methods", "make_config", "prune", "register"]
+__all__ = ["PruneReport", "count_params", "method_of", "prune", "register"]
 
 
 def __getattr__(name: str):

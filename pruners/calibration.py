@@ -83,11 +83,14 @@ class Calibration:
             yield self.input_ids[s:s + batch_size].to(device)
 
 
-def default_shape(method: str) -> tuple[int, int]:
-    """(samples, seq_len) the method's reference implementation uses, as its config declares."""
-    from pruners.registry import get_method
+def default_shape(method) -> tuple[int, int]:
+    """(samples, seq_len) the method's reference implementation uses, as its config declares.
 
-    return get_method(method).calibration_shape
+    `method` is a `pruners.registry.Method` (``bench.registry.get_method(name)``) or a config.
+    """
+    from pruners.registry import Method, method_of
+
+    return (method if isinstance(method, Method) else method_of(method)).calibration_shape
 
 
 def as_calibration(data) -> Calibration | None:

@@ -10,7 +10,8 @@ import pytest
 from pruner_helpers import check_consistent, ids, tiny
 
 from pruners.errors import PrunerError
-from pruners import make_config, prune
+from bench.registry import make_config
+from pruners import prune
 from pruners.adapter import Adapter
 from pruners.depth import DepthConfig, layers_for_ratio
 from pruners.options import options

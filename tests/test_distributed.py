@@ -48,7 +48,8 @@ def _traj(res):
 @pytest.fixture(scope="module")
 def nm_case():
     """A 2:4-pruned model, its masks, and the single-process reference run."""
-    from pruners.registry import make_config, prune
+    from bench.registry import make_config
+    from pruners.registry import prune
 
     m = model()
     masks = prune(m, None, make_config("nm", n=2, m=4, nm_method="magnitude")).masks

@@ -145,8 +145,15 @@ def test_inputs_outside_the_domain_are_usage_errors(name, bad, match):
         law.check_inputs(x)
 
 
-def test_register_rejects_malformed_law(monkeypatch):
-    monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))
+@pytest.fixture
+def scratch_laws():
+    """Every law a test registers is gone after it."""
+    available_laws()
+    with base.LAWS.scratch():
+        yield base.LAWS
+
+
+def test_register_rejects_malformed_law(scratch_laws):
     with pytest.raises(TypeError, match="grid must cover"):
 
         @register("broken")
@@ -170,7 +177,7 @@ def test_register_rejects_malformed_law(monkeypatch):
             grid = {"e": (0.0,)}
 
 
-def test_adding_a_form_is_one_module(tmp_path, monkeypatch):
+def test_adding_a_form_is_one_module(tmp_path, monkeypatch, scratch_laws):
     """Dropping one module into the package's path registers a new, fittable form."""
     (tmp_path / "pure_power.py").write_text(textwrap.dedent('''
         import numpy as np
@@ -195,8 +202,7 @@ def test_adding_a_form_is_one_module(tmp_path, monkeypatch):
             def constants(self, p):
                 return {"B": float(np.exp(p["b"])), "beta": p["beta"]}
     '''))
-    monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))
-    monkeypatch.setattr(base, "_LOADED", False)
+    scratch_laws.rediscover()
     monkeypatch.setattr(laws_pkg, "__path__", list(laws_pkg.__path__) + [str(tmp_path)])
     monkeypatch.delitem(sys.modules, "fitting.laws.pure_power", raising=False)
     try:

@@ -14,7 +14,8 @@ import pytest
 
 from bench.errors import UsageError
 from pruners.errors import PrunerError
-from pruners import registry
+from bench import registry
+from pruners import registry as declarations
 
 TESTS = Path(__file__).resolve().parent
 MATRIX = (TESTS.parent / "bench" / "test_matrix.py").read_text()
@@ -52,12 +53,10 @@ def clean_registry(monkeypatch):
     process, so the snapshot is taken after a full discovery and restored whole.
     """
     registry.known_methods()
-    saved = dict(registry._METHODS)
-    monkeypatch.setattr(registry, "_DISCOVERED", False)
     monkeypatch.delenv(registry.PLUGINS_ENV, raising=False)
-    yield
-    registry._METHODS.clear()
-    registry._METHODS.update(saved)
+    with registry.METHODS.scratch():
+        registry.METHODS.rediscover()
+        yield
     for name in [m for m in sys.modules if m in ("toy_method", "dup_depth")]:
         del sys.modules[name]
 
@@ -99,7 +98,7 @@ def test_generated_flags_in_process(clean_registry, monkeypatch, capsys):
     assert main(["prune", "--model", "tiny-llama", "--method", "toy", "--ratio", "0.3", "--batch-size", "2"]) == 2
     assert "--batch-size applies to depth/nm/width pruning, not toy" in capsys.readouterr().err
 
-    monkeypatch.setattr(registry, "_DISCOVERED", False)
+    registry.METHODS.rediscover()
     monkeypatch.setenv(registry.PLUGINS_ENV, "no_such_plugin_module")
     with pytest.raises(SystemExit) as exc:
         main(["prune", "--model", "tiny-llama", "--method", "depth", "--ratio", "0.3"])
@@ -115,8 +114,8 @@ def test_environment_variable_plugin_registers_and_reruns(clean_registry, monkey
     m = registry.get_method("toy")
     assert m.calibration_shape == (4, 32) and m.module == "toy_method"
     assert [o.name for o in m.options] == ["ratio", "projection", "score", "hold_zeros"]
-    assert registry.needs_calibration(registry.make_config("toy", ratio=0.5, score="activation"))
-    assert not registry.needs_calibration(registry.make_config("toy", ratio=0.5))
+    assert declarations.needs_calibration(registry.make_config("toy", ratio=0.5, score="activation"))
+    assert not declarations.needs_calibration(registry.make_config("toy", ratio=0.5))
     with pytest.raises(PrunerError, match="did you mean 'toy'"):
         registry.get_method("tyo")
     with pytest.raises(PrunerError, match=r"option 'projection' must be a string, got 3"):
@@ -137,7 +136,8 @@ def test_duplicate_name_is_refused(clean_registry, monkeypatch, tmp_path):
     monkeypatch.syspath_prepend(str(site))
     with pytest.raises(PrunerError, match="'depth' of dup_depth is already registered by pruners.depth"):
         registry.known_methods()
-    assert registry._METHODS["depth"].module == "pruners.depth"  # the built-in stays
+    sys.path.remove(str(site))  # the clashing plugin uninstalled: the next lookup discovers again
+    assert registry.METHODS["depth"].module == "pruners.depth"  # the built-in stays
 
 
 def test_entry_point_must_register_its_own_name(clean_registry, monkeypatch, tmp_path):
@@ -160,9 +160,9 @@ def test_config_without_help_or_ratio_is_refused():
         keep: float = field(default=0.1, metadata={"help": "kept"})
 
     with pytest.raises(TypeError, match="NoHelp.ratio has no help text"):
-        registry.register("nohelp", NoHelp)
+        declarations.register("nohelp", NoHelp)
     with pytest.raises(TypeError, match="needs a 'ratio' field"):
-        registry.register("noratio", NoRatio)
+        declarations.register("noratio", NoRatio)
     assert "nohelp" not in registry.known_methods() and "noratio" not in registry.known_methods()
 
 

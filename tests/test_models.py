@@ -106,7 +106,8 @@ def test_save_pretrained_directory_round_trip(tmp_path):
 
 def test_local_dirs_go_through_the_pruned_loader(tmp_path):
     """A per-layer-width block-wise model loads by path, and a tampered 2:4 model is refused."""
-    from pruners.registry import make_config, prune
+    from bench.registry import make_config
+    from pruners.registry import prune
     from pruners.saving import save_pruned
 
     ids = torch.arange(24)[None]

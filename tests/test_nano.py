@@ -43,19 +43,18 @@ profiles.profile("unit", "one tiny zoo model, three cases (tests)")(unit_cases)
 
 
 @pytest.fixture(autouse=True)
-def unit(monkeypatch) -> dict:
+def unit() -> dict:
     """SETUP's family and profile, registered for one test only."""
-    monkeypatch.setattr(profiles, "_PROFILES", dict(profiles._PROFILES))
-    monkeypatch.setattr(zoo, "FAMILIES", dict(zoo.FAMILIES))
-    ns: dict = {}
-    exec(compile(SETUP, "nano-unit-setup", "exec"), ns)  # noqa: S102 - our own test setup
-    assert ns["RECIPE"] == RECIPE
-    return ns
+    with profiles.PROFILES.scratch(), zoo.FAMILIES.scratch():
+        ns: dict = {}
+        exec(compile(SETUP, "nano-unit-setup", "exec"), ns)  # noqa: S102 - our own test setup
+        assert ns["RECIPE"] == RECIPE
+        yield ns
 
 
 def unit_cases(recipe: dict | None = None) -> list[Case]:
     """The unit profile's cases, optionally with another post-training recipe."""
-    fn = profiles._PROFILES["unit"][0]
+    fn = profiles.PROFILES["unit"]
     return fn(None) if recipe is None else fn(None, recipe=recipe)
 
 

@@ -125,7 +125,8 @@ def test_budget_beyond_the_slice_needs_repeat():
 
 def test_two_four_masks_hold_at_every_checkpoint():
     from pruners.nm import check_pattern
-    from pruners.registry import make_config, prune
+    from bench.registry import make_config
+    from pruners.registry import prune
 
     m = model()
     report = prune(m, None, make_config("nm", n=2, m=4, nm_method="magnitude"))

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from pruner_helpers import ARCHS, check_consistent, hooks_left, ids, logits, one_torch_thread, tiny  # noqa: F401
 
 from pruners.errors import PrunerError
-from pruners import count_params, make_config, prune
+from bench.registry import make_config
+from pruners import count_params, prune
 from pruners.adapter import Adapter
 from pruners.nm import check_pattern
 from pruners.saving import load_pruned, save_pruned
@@ -475,7 +476,8 @@ WRONG = {bool: 1, int: "4", float: "0.1", str: 3}  # a value of the wrong type f
 @pytest.mark.parametrize("method", BUILTIN)
 def test_config_declares_options_calibration_and_masks(method):
     """Every built-in config declares its options (with help), calibration needs and shape."""
-    from pruners.registry import get_method, needs_calibration
+    from bench.registry import get_method
+    from pruners.registry import needs_calibration
 
     m = get_method(method)
     assert m.module == f"pruners.{method}"

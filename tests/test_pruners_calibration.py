@@ -54,8 +54,10 @@ def test_spec_validation(fields, match):
 
 
 def test_defaults_follow_the_references():
-    assert default_shape("nm") == (128, 2048)
-    assert default_shape("blockwise") == (10, 64)
+    from bench.registry import get_method
+
+    assert default_shape(get_method("nm")) == (128, 2048)
+    assert default_shape(get_method("blockwise")) == (10, 64)
 
 
 def test_as_calibration_accepts_tensor():

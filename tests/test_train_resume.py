@@ -92,7 +92,8 @@ def test_dropout_and_data_order_are_what_the_state_restores(straight, tmp_path):
 
 
 def test_masks_stay_exact_across_a_resume(tmp_path):
-    from pruners.registry import make_config, prune
+    from bench.registry import make_config
+    from pruners.registry import prune
 
     m0 = model(dropout=0.0)
     masks = prune(m0, None, make_config("nm", n=2, m=4, nm_method="magnitude")).masks

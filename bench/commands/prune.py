@@ -45,7 +45,7 @@ def _builtin_first(methods):
 
 def add_parser(p) -> None:
     from bench.errors import USER_ERRORS
-    from pruners.registry import methods
+    from bench.registry import methods
 
     try:
         registered = _builtin_first(methods())
@@ -110,7 +110,7 @@ def _add_flag(group, method: str, name: str, flag: str, opt, help: str, metavar:
 def build_config(args):
     """The method config from the options (validates them; raises UsageError)."""
     from bench.errors import UsageError
-    from pruners import get_method, make_config
+    from bench.registry import get_method, make_config
 
     m = get_method(args.method)
     method = m.name
@@ -142,7 +142,7 @@ def build_config(args):
 
 
 def _methods_with(field_name: str):
-    from pruners.registry import methods
+    from bench.registry import methods
 
     return [m for m in methods() if any(o.name == field_name for o in m.options)]
 
@@ -227,7 +227,7 @@ def run(args) -> int:
             raise UsageError(f"output directory {out} already exists and is not empty; remove it or choose another --out")
     cal_spec = None
     if needs_calibration(config):
-        samples, seq_len = default_shape(method)
+        samples, seq_len = default_shape(config)
         cal_spec = CalibrationSpec(source=args.calibration, samples=args.samples or samples,
                                    seq_len=args.seq_len or seq_len, seed=args.seed, data_dir=args.data_dir)
     elif args.samples is not None or args.seq_len is not None:

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 
 def add_parser(p) -> None:
+    from fitting.laws import LAWS
+
     p.add_argument("--results-dir", required=True, help="results directory of an earlier run (holds records/)")
     p.add_argument("--out", default=None, help="where to write the report (default: the results directory)")
-    p.add_argument("--law", default="p2", help="scaling law to fit (chinchilla, p2, p2-n, p2-nm; default p2)")
+    p.add_argument("--law", default="p2", help=f"scaling law to fit ({', '.join(LAWS)}; default p2)")
     p.add_argument("--holdout", action="append", default=None, metavar="SIZE",
                    help="model size key to hold out (repeatable; default: the largest per family)")
     p.add_argument("--bootstrap", type=int, default=None,

@@ -13,6 +13,7 @@ import pytest
 
 from bench.errors import USER_ERRORS, UsageError
 from bench.harness.profiles import DEFAULT_PROFILE, profile_help
+from fitting.laws import LAWS
 
 SESSION_KEY = pytest.StashKey["BenchSession"]()
 
@@ -43,7 +44,7 @@ def pytest_addoption(parser):
                     help="torch CPU threads for the run (default $PRUNEBENCH_THREADS, else one per core); "
                          "use 1 on a machine shared with other jobs, where idle-spinning threads stall")
     group.addoption("--law", default=None,
-                    help="scaling law fitted at the end (chinchilla, p2, p2-n, p2-nm; default: the study's, p2)")
+                    help=f"scaling law fitted at the end ({', '.join(LAWS)}; default: the study's, p2)")
     group.addoption("--holdout", action="append", default=None, metavar="SIZE",
                     help="model size key to hold out for extrapolation (repeatable; default: the largest per family)")
     group.addoption("--max-extrapolation-error", action="append", default=None, metavar="[TEST][:GROUP][:MEASURE]=PCT",

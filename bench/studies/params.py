@@ -110,7 +110,8 @@ def count_cases(cases: list[Case], configs_dir: Path | None = None, cache_dir=No
     """case id -> its counts, pruning each distinct (model, method, ratio, options) once."""
     from bench.sources.models import count_params
     from bench.harness.runner import CALIB_KEYS
-    from pruners.registry import make_config, prune
+    from bench.registry import make_config
+    from pruners.registry import prune
 
     import copy
 

@@ -482,7 +482,7 @@ def pending_corpus(study: Study) -> str | None:
 
 
 def _methods(w: _Where, value, calibration: tuple, models) -> tuple[MethodEntry, ...]:
-    from pruners.registry import known_methods, make_config
+    from bench.registry import known_methods, make_config
 
     if not isinstance(value, list) or not value:
         raise w.error("methods", "must be a non-empty array of tables ([[methods]])")
@@ -555,7 +555,8 @@ def _methods(w: _Where, value, calibration: tuple, models) -> tuple[MethodEntry,
 
 def _needs_calibration(method: str, options: dict, ratios) -> bool:
     """Whether the method draws calibration data with these options (as `prunebench prune` decides)."""
-    from pruners.registry import make_config, needs_calibration
+    from bench.registry import make_config
+    from pruners.registry import needs_calibration
 
     return any(needs_calibration(make_config(method, ratio=r, **options)) for r in ratios or (0.0,))
 

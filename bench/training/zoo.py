@@ -12,7 +12,8 @@ pre-training recipes:
 
 Independent bases build in parallel subprocesses (`ensure_all`), one CPU thread each.
 
-Model specs are ``<family>-<size>``, e.g. ``nano-llama-l2`` (`load` builds on first use).
+Model specs are ``<family>-<size>``, e.g. ``nano-llama-l2`` (`load` builds on first use); each is a
+model alias of `bench.sources.aliases.ALIASES`, added for every size of every registered family.
 
 Cache: ``<cache>/zoo/<spec>-<key>/``, a ``save_pretrained`` directory with the tokenizer and
 a ``manifest.json``. The key hashes every input that changes the weights: the zoo format
@@ -34,7 +35,8 @@ from pathlib import Path
 import torch
 
 from bench.training import corpus as corpus_mod
-from bench.sources.models import LoadedModel, atomic_dir, register_alias, resolve_cache_dir
+from bench.sources.aliases import ALIASES
+from bench.sources.models import LoadedModel, atomic_dir, resolve_cache_dir
 from bench.training.posttrain import heldout_windows, train, training_windows
 # The families and their size tables live in bench.training.zoo_families; they are re-exported here
 # because callers name them as zoo.Family, zoo.FAMILIES, ...
@@ -298,9 +300,23 @@ def _check_tokenizer(loaded, trained, spec: str) -> None:
                            f"prunebench's tokenizer loading, please report it")
 
 
-@register_alias("nano-", prefix=True)
 def _load_nano(spec: str, cache_dir=None) -> LoadedModel:
     return load(spec, cache_dir=cache_dir)
+
+
+def _family_aliases(name: str, family: Family, added: bool) -> None:
+    """Every size of a registered family is a model alias (``nano-llama-l2``), also of a family
+    registered later (a test's); the alias registry's discovery imports this module."""
+    for size in family.sizes:
+        spec = family.spec(size.key)
+        if added:
+            ALIASES.add(spec, _load_nano, origin=f"{__name__} (zoo family {name})",
+                        help=f"nano zoo base {size.key} of {name} ({family.arch})")
+        elif ALIASES.get(spec) is _load_nano:
+            ALIASES.remove(spec)
+
+
+FAMILIES.watch(_family_aliases)
 
 
 def plateau_figure(l0: float, final: float) -> float:

@@ -6,6 +6,7 @@ so the size tables can be read (and counted, `family_table`) without building an
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 
 import torch
@@ -13,6 +14,7 @@ import torch
 from bench.training import corpus as corpus_mod
 from bench.errors import UsageError, did_you_mean
 from bench.training.posttrain import Recipe
+from fitting.registry import Registry
 
 SPECIALS = ("<bos>", "<eos>", "<pad>")
 
@@ -142,18 +144,28 @@ SMOKE_SIZES = (
     BaseSize("s2", 32, 4, 2, 2, 96, pretrain_tokens=786_432, lr=1e-2),
 )
 
-FAMILIES: dict[str, Family] = {
-    "nano-llama": Family("nano-llama", "llama", NANO_SIZES, vocab_size=NANO_VOCAB),
-    "nano-qwen2": Family("nano-qwen2", "qwen2", NANO_SIZES, vocab_size=NANO_VOCAB),
-    "nano-smoke": Family("nano-smoke", "llama", SMOKE_SIZES, vocab_size=512, tokenizer_docs=64, pretrain_docs=128,
-                         final_lr=1e-3),
-}
+
+def _family_help(family: Family) -> str:
+    return f"{family.arch}, sizes {', '.join(s.key for s in family.sizes)}"
 
 
-def register_family(family: Family) -> Family:
-    """Add (or replace) a family, e.g. a custom one in a test or a profile."""
-    FAMILIES[family.name] = family
-    return family
+# The families by name: a `fitting.registry.Registry`, so a family registered twice is refused.
+FAMILIES: Registry[Family] = Registry("zoo family", error=UsageError)
+
+
+def register_family(family: Family, origin: str | None = None) -> Family:
+    """Add a family, e.g. a custom one in a test or a profile; a name already registered by
+    another family is refused. `origin` defaults to the caller's module."""
+    origin = origin or sys._getframe(1).f_globals.get("__name__", "?")
+    return FAMILIES.add(family.name, family, origin=origin, help=_family_help(family))
+
+
+for _family in (
+    Family("nano-llama", "llama", NANO_SIZES, vocab_size=NANO_VOCAB),
+    Family("nano-qwen2", "qwen2", NANO_SIZES, vocab_size=NANO_VOCAB),
+    Family("nano-smoke", "llama", SMOKE_SIZES, vocab_size=512, tokenizer_docs=64, pretrain_docs=128, final_lr=1e-3),
+):
+    register_family(_family, origin=__name__)
 
 
 def is_nano(spec: str) -> bool:

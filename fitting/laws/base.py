@@ -1,9 +1,11 @@
 """The `Law` interface and the registry that holds every law form.
 
-A law form is one small module in this package that subclasses `Law` and decorates it with
-`@register`. The registry validates what it is given at import time (so a malformed law fails
-loudly when the package loads, not in the middle of a fit) and answers an unknown name with the
-list of known ones and a "did you mean".
+A law form is one small module in this package (or in a separate package, through the entry
+point group ``prunebench.laws``) that subclasses `Law` and decorates it with `@register`.
+`register` validates what it is given at import time (so a malformed law fails loudly when the
+package loads, not in the middle of a fit) and adds it to `LAWS`, a `fitting.registry.Registry`:
+a name registered twice is refused naming both modules, and an unknown name is answered with
+the list of known ones and a "did you mean".
 
 Every law predicts **log L** and its Jacobian for a whole batch of parameter vectors at once,
 because the multi-start fit screens thousands of starts in one vectorised pass.
@@ -11,14 +13,13 @@ because the multi-start fit screens thousands of starts in one vectorised pass.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from dataclasses import dataclass
 from typing import ClassVar, Mapping
 
 import numpy as np
 
-from fitting.errors import FitError, did_you_mean
+from fitting.errors import FitError
+from fitting.registry import Registry
 
 #: The input name that always means "the run's token axis" (post-training or training tokens).
 TOKENS = "D"
@@ -181,17 +182,31 @@ class Law:
         return (self.__doc__ or "").strip().split("\n\n")[0]
 
 
-_REGISTRY: dict[str, Law] = {}
-_LOADED = False
+#: The entry-point group through which a separate package adds a law form.
+ENTRY_POINT_GROUP = "prunebench.laws"
+
+
+class LawError(FitError, TypeError):
+    """A law that cannot be registered under its name because another law holds it: a
+    definition error (a `TypeError`, like a malformed law) reported in one line (a `FitError`),
+    e.g. a plugin's law clashing with a built-in."""
+
+
+#: Every law form by name: a `fitting.registry.Registry` whose discovery imports every module of
+#: this package (dropping a module in registers its form) and the entry points of group
+#: ``prunebench.laws`` (how a separate package adds one).
+LAWS: Registry[Law] = Registry(
+    "law", error=FitError, duplicate_error=LawError, unknown="known laws: {known}",
+    packages=("fitting.laws",), skip=("base",), group=ENTRY_POINT_GROUP,
+    ident=lambda law: (type(law).__module__, type(law).__qualname__))
 
 
 def register(name: str):
-    """Class decorator that validates a `Law` subclass and registers one instance under `name`."""
+    """Class decorator that validates a `Law` subclass and registers one instance under `name`
+    in `LAWS` (a name another law holds is refused)."""
 
     def deco(cls: type[Law]) -> type[Law]:
         problems = []
-        if name in _REGISTRY:
-            problems.append(f"name {name!r} already registered")
         if not (cls.__doc__ or "").strip():
             problems.append("no docstring giving the formula")
         if not cls.params or len(set(cls.params)) != len(cls.params):
@@ -213,29 +228,16 @@ def register(name: str):
         if problems:
             raise TypeError(f"law {name!r} ({cls.__name__}): " + "; ".join(problems))
         cls.name = name
-        _REGISTRY[name] = cls()
+        law = cls()
+        LAWS.add(name, law, origin=cls.__module__, help=law.describe())
         return cls
 
     return deco
 
 
-def _load_all() -> None:
-    """Import every module of `fitting.laws`, so dropping a module in registers its form."""
-    global _LOADED
-    if _LOADED:
-        return
-    import fitting.laws as pkg
-
-    for mod in pkgutil.iter_modules(pkg.__path__):
-        if not mod.name.startswith("_") and mod.name != "base":
-            importlib.import_module(f"fitting.laws.{mod.name}")
-    _LOADED = True
-
-
 def available_laws() -> list[str]:
     """Sorted names of every registered law form."""
-    _load_all()
-    return sorted(_REGISTRY)
+    return LAWS.names()
 
 
 def get_law(law: str | Law) -> Law:
@@ -244,13 +246,4 @@ def get_law(law: str | Law) -> Law:
     Raises:
         FitError: unknown name; the message lists the known ones and the closest match.
     """
-    if isinstance(law, Law):
-        return law
-    _load_all()
-    try:
-        return _REGISTRY[law]
-    except KeyError:
-        known = sorted(_REGISTRY)
-        raise FitError(
-            f"unknown law {law!r}{did_you_mean(law, known)}; known laws: {', '.join(known)}"
-        ) from None
+    return law if isinstance(law, Law) else LAWS.lookup(law)

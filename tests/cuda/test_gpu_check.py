@@ -131,7 +131,8 @@ def test_l0_equals_a_zero_lr_checkpoint_under_bf16_autocast(data_dir):
 
 
 def _two_four(model):
-    from pruners.registry import make_config, prune
+    from bench.registry import make_config
+    from pruners.registry import prune
 
     prune(model, None, make_config("nm", n=2, m=4, nm_method="magnitude"))
     return model

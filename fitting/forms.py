@@ -16,7 +16,7 @@ from fitting.conditions import check_conditions
 from fitting.data import Run
 from fitting.fitter import fit
 from fitting.laws.base import get_law
-from fitting.metrics import evaluate_fit, evaluate_with_gap
+from fitting.metrics import evaluate_fit, evaluate_with_gap, information_criteria
 
 #: Candidate forms, in report order, with what distinguishes each.
 CANDIDATES = {
@@ -26,6 +26,7 @@ CANDIDATES = {
     "p2-nm": "without the (1/rho)^gamma factor",
     "gap-chinchilla": "Chinchilla on L - L0, in the pruned size N",
     "p2-l0d": "the measured control curve L0(D) in place of the constant L0",
+    "p2-d": "p2 nested at N_C = E = 0: the token term alone",
 }
 
 
@@ -41,13 +42,14 @@ def compare_forms(fit_runs: Sequence[Run], heldout_runs: Sequence[Run] = (), for
 
     Returns:
         One dict per form: law, note, formula, status ("ok" or "failed"), error, metrics
-        (in-sample), heldout (MAPE and gap errors), conditions.
+        (in-sample), criteria (AIC and BIC, `fitting.metrics.information_criteria`), heldout
+        (MAPE and gap errors), conditions.
     """
     out = []
     units = dict(fit_kwargs.pop("units", None) or {})
     for name in forms or CANDIDATES:
         row = {"law": name, "note": CANDIDATES.get(name, ""), "formula": None, "status": "failed", "error": None,
-               "metrics": None, "heldout": None, "conditions": None, "constants": None}
+               "metrics": None, "criteria": None, "heldout": None, "conditions": None, "constants": None}
         try:
             law = get_law(name)
             row["formula"] = law.describe()
@@ -59,7 +61,7 @@ def compare_forms(fit_runs: Sequence[Run], heldout_runs: Sequence[Run] = (), for
             res = fit(fit_runs, law, units={k: v for k, v in units.items() if k in law.inputs},
                       starts=law.search_grid(search), **fit_kwargs)
             row.update(status="ok", constants=dict(res.constants), objective=res.objective, converged=res.converged,
-                       metrics=evaluate_fit(res, fit_runs),
+                       metrics=evaluate_fit(res, fit_runs), criteria=information_criteria(res, fit_runs),
                        heldout=evaluate_with_gap(res, heldout_runs) if heldout_runs else None,
                        conditions=check_conditions(res, fit_runs))
             if row["heldout"] is not None:

@@ -95,6 +95,23 @@ def evaluate_fit(result, runs) -> dict:
     return evaluate(pred, actual, tokens, run, result.delta)
 
 
+def information_criteria(result, runs) -> dict:
+    """AIC and BIC of a fit, from a Gaussian likelihood of its log-loss residuals on `runs`.
+
+    For comparing forms fitted to the same points: n ln(RSS / n) + 2k (AIC) or + k ln n (BIC),
+    with k the form's fitted parameters. Lower is better; only differences within one group
+    mean anything. The checkpoints of one run are not independent draws, so n overstates the
+    information and BIC's penalty is the milder one here (stated with the figures).
+    """
+    runs = list(runs)
+    if not runs:
+        raise FitError("no runs to score the law on")
+    resid = np.concatenate([np.log(result.predict_run(r)) - np.log(r.loss) for r in runs])
+    n, k = int(resid.size), len(result.params)
+    fit_term = n * float(np.log(max(float(np.mean(resid ** 2)), np.finfo(float).tiny)))
+    return {"aic": fit_term + 2 * k, "bic": fit_term + k * float(np.log(n)), "k": k, "n": n}
+
+
 def gap_errors(result, runs) -> dict:
     """Relative error on the recovery gap L - L0, per checkpoint, in percent.
 

@@ -15,7 +15,7 @@ from fitting.laws import Law, Unit, available_laws, get_law, register
 from fitting.synthetic import make_runs
 from fitting.data import stack
 
-ALL = ["chinchilla", "gap-chinchilla", "p2", "p2-l0d", "p2-n", "p2-nm", "p2-no-n0"]
+ALL = ["chinchilla", "gap-chinchilla", "p2", "p2-d", "p2-l0d", "p2-n", "p2-nm", "p2-no-n0"]
 
 TRUE = {
     "chinchilla": dict(a=np.log(400.0), b=np.log(2000.0), e=np.log(1.8), alpha=0.34, beta=0.37),
@@ -25,6 +25,7 @@ TRUE = {
     "p2-no-n0": dict(n_c=np.log(0.5), d_c=np.log(3.0), e=np.log(0.2), alpha=0.4, beta=0.5, gamma=-0.5),
     "gap-chinchilla": dict(a=np.log(0.5), b=np.log(3.0), e=np.log(0.2), alpha=0.4, beta=0.5),
     "p2-l0d": dict(n_c=np.log(0.5), d_c=np.log(3.0), e=np.log(0.2), alpha=0.4, beta=0.5, gamma=-0.5, delta=0.1),
+    "p2-d": dict(d_c=np.log(3.0), beta=0.5, gamma=-0.5, delta=0.1),
 }
 
 
@@ -34,6 +35,8 @@ def natural_formula(name, c, x):
         return c["E"] + c["A"] / x["N"] ** c["alpha"] + c["B"] / x["D"] ** c["beta"]
     if name == "gap-chinchilla":
         return x["L0"] + c["E"] + c["A"] / x["N"] ** c["alpha"] + c["B"] / x["D"] ** c["beta"]
+    if name == "p2-d":  # p2 with N_C = E = 0
+        return x["L0"] + (1 / x["rho"]) ** c["gamma"] * (1 / x["N0"]) ** c["delta"] * c["D_C"] / x["D"] ** c["beta"]
     bracket = c["N_C"] / x["N0"] ** c["alpha"] + c["D_C"] / x["D"] ** c["beta"] + c["E"]
     if name == "p2-l0d":  # the control curve L0(D) in place of the constant L0
         return x["L0D"] + (1 / x["rho"]) ** c["gamma"] * (1 / x["N0"]) ** c["delta"] * bracket

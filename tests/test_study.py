@@ -202,7 +202,7 @@ def test_three_generalisation_tests_score_l_and_the_gap(identified):
 
 def test_candidate_forms_are_all_compared_and_checked(identified):
     forms = {f["law"]: f for f in identified.forms}
-    assert list(forms) == ["p2", "p2-n", "p2-no-n0", "p2-nm", "gap-chinchilla", "p2-l0d"]
+    assert list(forms) == ["p2", "p2-n", "p2-no-n0", "p2-nm", "gap-chinchilla", "p2-l0d", "p2-d"]
     assert all(f["status"] == "ok" for f in forms.values()), {k: f["error"] for k, f in forms.items()}
     assert all(set(f["conditions"]) == {"rho->0", "decreasing-in-D", "increasing-in-rho", "gap-decreasing-in-N0"}
                for f in forms.values())
@@ -211,6 +211,12 @@ def test_candidate_forms_are_all_compared_and_checked(identified):
     assert forms["p2-nm"]["conditions"]["increasing-in-rho"]["met"] is False
     assert forms["gap-chinchilla"]["conditions"]["rho->0"]["met"] is False
     assert forms["p2"]["metrics"]["huber"] < forms["p2-nm"]["metrics"]["huber"]
+    # Information criteria on the same points: the data were drawn with N_C and E, so the form
+    # nested at N_C = E = 0 is worse even after its 3 fewer parameters are credited.
+    assert (forms["p2"]["criteria"]["k"], forms["p2-d"]["criteria"]["k"]) == (7, 4)
+    assert forms["p2"]["criteria"]["n"] == forms["p2-d"]["criteria"]["n"] == forms["p2"]["metrics"]["n_points"]
+    assert forms["p2"]["criteria"]["aic"] < forms["p2-d"]["criteria"]["aic"]
+    assert forms["p2"]["criteria"]["bic"] - forms["p2"]["criteria"]["aic"] == pytest.approx(7 * (np.log(forms["p2"]["criteria"]["n"]) - 2))
 
 
 def test_a_form_that_cannot_be_fitted_is_reported_failed_not_dropped():
@@ -219,7 +225,7 @@ def test_a_form_that_cannot_be_fitted_is_reported_failed_not_dropped():
     failed = [f for f in g.forms if f["status"] == "failed"]
     assert [f["law"] for f in failed] == ["p2-l0d"]
     assert "no control run of the same family, size and recipe" in failed[0]["error"]
-    assert len(g.forms) == 6
+    assert len(g.forms) == 7
 
 
 def test_heldout_lines_never_show_a_runaway_or_unverdicted_figure_bare(study):

@@ -86,6 +86,14 @@ def _check_groups(wanted: Iterable[str], known: set[str], what: str) -> tuple[st
     return wanted
 
 
+def extrapolation_metrics(metrics: dict) -> dict:
+    """A held-out target's metrics as an extrapolation reports them: without the per-run gap
+    detail (`gap_per_run`), with `extrapolation_error` (= its MAPE, percent) added."""
+    out = {k: v for k, v in metrics.items() if k != "gap_per_run"}
+    out["extrapolation_error"] = out["mape"]
+    return out
+
+
 def extrapolation(
     runs: Sequence[Run],
     law: str | Law,
@@ -123,7 +131,5 @@ def extrapolation(
     result = fit([r for r in runs if r.group in fit_groups], law, **fit_kwargs)
     per_group = {}
     for g in heldout:
-        m = evaluate_fit(result, [r for r in runs if r.group == g])
-        m["extrapolation_error"] = m["mape"]
-        per_group[g] = m
+        per_group[g] = extrapolation_metrics(evaluate_fit(result, [r for r in runs if r.group == g]))
     return ExtrapolationResult(fit=result, fit_groups=fit_groups, heldout=per_group)

@@ -104,7 +104,7 @@ def _adapt_for_reference(model, seq_len: int) -> None:
 
 @pytest.mark.parametrize("nm_method", ["wanda", "sparsegpt"])
 def test_nm_against_reference(nm_method, benchmark, data_dir, tmp_path_factory):
-    from pruners.calibration import CalibrationSpec, load_calibration
+    from bench.training.calibration_data import CalibrationSpec, load_calibration
     from pruners.nm import NMConfig, check_pattern
     from pruners.registry import prune
 

@@ -7,7 +7,8 @@ import torch
 
 from bench.errors import UsageError
 from pruners.errors import PrunerError
-from pruners.calibration import CalibrationSpec, as_calibration, default_shape, load_calibration
+from bench.training.calibration_data import CalibrationSpec, load_calibration
+from pruners.calibration import as_calibration, default_shape
 
 
 @pytest.fixture
@@ -49,7 +50,7 @@ def test_shorter_than_requested_is_refused(byte_tok, rows):
     (dict(seq_len=1), "at least 1 sample of 2 tokens"),
 ])
 def test_spec_validation(fields, match):
-    with pytest.raises(PrunerError, match=match):
+    with pytest.raises(UsageError, match=match):
         CalibrationSpec(**fields)
 
 
@@ -139,7 +140,7 @@ def test_slimpajama_offline_without_a_directory_says_how_to_provide_one(byte_tok
     monkeypatch.delenv(SLIMPAJAMA_DIR_ENV, raising=False)
     with pytest.raises(UsageError, match=r"needs a local directory offline: set \$PRUNEBENCH_SLIMPAJAMA_DIR"):
         load_calibration(byte_tok, CalibrationSpec("slimpajama", samples=1, seq_len=8))
-    with pytest.raises(PrunerError, match="corpus_dir applies to calibration source 'slimpajama' only"):
+    with pytest.raises(UsageError, match="corpus_dir applies to calibration source 'slimpajama' only"):
         CalibrationSpec("c4", corpus_dir="/somewhere")
 
 
@@ -147,8 +148,8 @@ def test_sample_calibration_takes_documents_directly(byte_tok):
     from pruners.calibration import sample_calibration
 
     docs = [f"doc {i} " * 20 for i in range(30)]
-    cal = sample_calibration(byte_tok, docs, CalibrationSpec("c4", samples=3, seq_len=16, seed=2))
-    again = sample_calibration(byte_tok, docs, CalibrationSpec("c4", samples=3, seq_len=16, seed=2))
+    cal = sample_calibration(byte_tok, docs, samples=3, seq_len=16, seed=2)
+    again = sample_calibration(byte_tok, docs, samples=3, seq_len=16, seed=2)
     assert cal.input_ids.shape == (3, 16) and torch.equal(cal.input_ids, again.input_ids)
 
 

@@ -200,7 +200,8 @@ def run(args) -> int:
     from bench.errors import UsageError
     from pruners import prune
     from pruners.registry import validate
-    from pruners.calibration import CalibrationSpec, default_shape, load_calibration
+    from bench.training.calibration_data import CalibrationSpec, load_calibration
+    from pruners.calibration import default_shape
 
     # ---- validate everything cheap before loading anything
     config = build_config(args)

@@ -27,7 +27,7 @@ from pathlib import Path
 from bench.harness.cases import Case
 from bench.sources.data import file_sha256  # memoised: a session hashes a GGUF file once
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the checkout: bench/harness/provenance.py
 # The fields `--resume` compares, in the order a stale line names them.
 COMPARED = ("code", "model", "data", "device", "dtype", "torch", "transformers")
 
@@ -122,7 +122,7 @@ def case_datasets(case: Case) -> list[tuple[str, str]]:
     """(dataset, split) of every data file `case` reads."""
     from bench.training import corpus
     from bench.sources import data
-    from pruners.calibration import SOURCES as CALIB_SOURCES
+    from bench.training.calibration_data import SOURCES as CALIB_SOURCES
 
     used = [(e.dataset, data.EVAL_SPLIT[e.dataset]) for e in case.evals if e.dataset in data.EVAL_SPLIT]
     source = CALIB_SOURCES.get(case.prune_options.get("calibration"))
@@ -156,9 +156,8 @@ def calibration_identity(case: Case) -> dict:
     if case.prune_options.get("calibration") != "slimpajama":
         return {}
     from bench.training import calibration_data
-    from pruners.calibration import CalibrationSpec
 
-    ident = calibration_data.identity(CalibrationSpec("slimpajama"))
+    ident = calibration_data.identity(calibration_data.CalibrationSpec("slimpajama"))
     return {"calibration:slimpajama": ident.get("sha256") or f"hub:{ident.get('hub')}"}
 
 

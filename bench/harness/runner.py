@@ -34,8 +34,7 @@ from pathlib import Path
 from bench.evaluation import perplexity
 from bench.harness.cases import Case
 from bench.sources.models import LoadedModel, count_params, default_dtype, load_model, resolve_cache_dir, resolve_device
-
-CALIB_KEYS = {"calibration": "source", "samples": "samples", "calib_seq_len": "seq_len", "seed": "seed"}
+from bench.training.calibration_data import CALIB_KEYS
 
 
 @dataclass
@@ -315,7 +314,7 @@ def prune_model(model, tokenizer, case: Case, ctx: RunContext) -> tuple[dict, di
         (the report as a dict, the keep-masks post-training must hold, or None when the
         method's report declares none: `PruneReport.keeps_masks`).
     """
-    from pruners.calibration import CalibrationSpec, load_calibration
+    from bench.training.calibration_data import CalibrationSpec, load_calibration
     from bench.registry import make_config
     from pruners.registry import prune
 

@@ -109,7 +109,7 @@ def meta_model(config):
 def count_cases(cases: list[Case], configs_dir: Path | None = None, cache_dir=None) -> dict[str, Counted]:
     """case id -> its counts, pruning each distinct (model, method, ratio, options) once."""
     from bench.sources.models import count_params
-    from bench.harness.runner import CALIB_KEYS
+    from bench.training.calibration_data import CALIB_KEYS
     from bench.registry import make_config
     from pruners.registry import prune
 

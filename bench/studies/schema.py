@@ -37,7 +37,7 @@ Layout (every table is optional except ``models`` and ``methods``)::
     calibration = true            # true: [calibration]; false: none; or a table of its own;
                                   # default: [calibration] when the method needs data
 
-    [calibration]                 # pruners.calibration.CalibrationSpec
+    [calibration]                 # bench.training.calibration_data.CalibrationSpec
     source = "c4"; samples = 128; seq_len = 2048; seed = 0
 
     [posttrain]                   # bench.training.posttrain.Recipe fields (absent: no post-training)
@@ -78,6 +78,7 @@ except ModuleNotFoundError:  # Python 3.10: the same parser, as the tomli packag
     import tomli as tomllib
 
 from bench.errors import USER_ERRORS, UsageError, did_you_mean
+from bench.training.calibration_data import CALIB_KEYS as CALIB_KEYS_OF_CASES
 
 BUILTIN_DIR = Path(__file__).resolve().parent
 SUFFIX = ".toml"
@@ -91,8 +92,8 @@ EVAL_KEYS = ("datasets", "seq_lens", "max_windows", "per_case")
 ZEROSHOT_KEYS = ("tasks", "limit", "limits", "max_length", "batch_size", "bootstrap_iters")
 GATE_KEYS = ("max_extrapolation_error", "baseline", "max_ppl_regression", "max_control_improvement")
 UNPRUNED = ("dense", "control")  # methods that keep the model as it is (ratio 0)
-# Calibration fields as a case's prune options spell them (`bench.harness.runner.CALIB_KEYS`).
-CASE_CALIB = {"source": "calibration", "samples": "samples", "seq_len": "calib_seq_len", "seed": "seed"}
+# Calibration fields as a case's prune options spell them (`bench.training.calibration_data.CALIB_KEYS`).
+CASE_CALIB = {field: key for key, field in CALIB_KEYS_OF_CASES.items()}
 
 
 # ----------------------------------------------------------------------------- dataclasses
@@ -346,7 +347,7 @@ def parse_study(raw: dict, path: Path) -> Study:
 
 def _calibration(w: _Where, value, key: str) -> tuple:
     """A calibration table -> the case's calibration options, checked by CalibrationSpec."""
-    from pruners.calibration import CalibrationSpec
+    from bench.training.calibration_data import CalibrationSpec
 
     table = w.table(value, key)
     w.keys(table, CALIB_KEYS, key)

@@ -1,9 +1,13 @@
-"""The documents calibration samples are drawn from, for each source of `pruners.calibration`.
+"""Calibration data: which corpus a `CalibrationSpec` names, its documents, and the draw.
 
-Loading data is the harness's job; `pruners.calibration.sample_calibration` only turns
-documents into token rows. Sources:
+Loading data is the harness's job; `pruners.calibration.sample_calibration` only turns the
+documents it is given into token rows (the sampling rule is in its module docstring).
+`load_calibration(tokenizer, spec)` does both: it loads the spec's documents and samples them.
+Sources:
 
-* ``c4``, ``wikitext2``: the data directory's files (`bench.sources.data`), or the hub;
+* ``c4``: the C4 ``en`` train documents (locally the 1,000-document sample in shared/data), and
+  ``wikitext2``: WikiText-2 train (the tokenized ``wikitext-2-v1`` file; the raw train split is
+  not available offline): the data directory's files (`bench.sources.data`), or the hub;
 * ``slimpajama``: the same local directory as the post-training corpus (`bench.training.corpora_local`:
   ``.jsonl``, ``.jsonl.zst`` or ``.parquet`` files with a ``text`` field), named by the spec's
   ``corpus_dir``, else ``$PRUNEBENCH_SLIMPAJAMA_DIR``; with neither and only online, the start of
@@ -20,10 +24,58 @@ from __future__ import annotations
 
 import os
 import random
+from dataclasses import asdict, dataclass
 
-from bench.errors import UsageError
+from bench.errors import UsageError, did_you_mean
 
 CHARS_PER_TOKEN = 6  # a generous bound: real tokenizers average ~4 characters of English a token
+
+# source -> (bench.sources.data dataset, split); None: a SlimPajama directory, else streamed from the hub
+SOURCES = {
+    "c4": ("c4", "train"),
+    "wikitext2": ("wikitext2-tokens", "train"),
+    "slimpajama": None,  # a local directory (corpus_dir / $PRUNEBENCH_SLIMPAJAMA_DIR), else the hub
+}
+
+# A case's prune options that set calibration (study files, `bench.harness.cases.Case.prune`) ->
+# the `CalibrationSpec` field each one is.
+CALIB_KEYS = {"calibration": "source", "samples": "samples", "calib_seq_len": "seq_len", "seed": "seed"}
+
+
+@dataclass(frozen=True)
+class CalibrationSpec:
+    """Which calibration data to draw."""
+
+    source: str = "c4"  # c4 | wikitext2 | slimpajama
+    samples: int = 128  # N sequences
+    seq_len: int = 2048  # L tokens each
+    seed: int = 0
+    data_dir: str | None = None  # local copy of shared/data; None: $PRUNEBENCH_DATA_DIR, then hub
+    corpus_dir: str | None = None  # slimpajama: its local directory; None: $PRUNEBENCH_SLIMPAJAMA_DIR, then hub
+
+    def __post_init__(self):
+        if self.corpus_dir is not None and self.source != "slimpajama":
+            raise UsageError(f"corpus_dir applies to calibration source 'slimpajama' only, not {self.source!r}")
+        if self.source not in SOURCES:
+            raise UsageError(f"unknown calibration source {self.source!r}{did_you_mean(self.source, SOURCES)}; "
+                             f"choose one of {', '.join(SOURCES)}")
+        if int(self.samples) < 1 or int(self.seq_len) < 2:
+            raise UsageError(f"calibration needs at least 1 sample of 2 tokens, got {self.samples} x {self.seq_len}; "
+                             "raise --samples / --seq-len")
+
+
+def load_calibration(tokenizer, spec: CalibrationSpec):
+    """Draw `spec.samples` x `spec.seq_len` tokens from the spec's source: a `pruners.calibration.Calibration`
+    whose info records the spec (without an unset corpus_dir), the documents used and the tokens."""
+    from pruners.calibration import sample_calibration
+
+    cal = sample_calibration(tokenizer, documents(spec), spec.samples, spec.seq_len, spec.seed, source=spec.source)
+    info = asdict(spec)
+    if info.get("corpus_dir") is None:
+        info.pop("corpus_dir", None)
+    info.update({"documents_used": cal.info["documents_used"], "tokens": cal.info["tokens"]})
+    cal.info = info
+    return cal
 
 
 def slimpajama_dir(corpus_dir: str | None = None) -> str | None:
@@ -33,14 +85,13 @@ def slimpajama_dir(corpus_dir: str | None = None) -> str | None:
 
 
 def documents(spec) -> list[str]:
-    """The documents of `spec`'s source (a `pruners.calibration.CalibrationSpec`)."""
+    """The documents of `spec`'s source, in source order."""
     if spec.source == "slimpajama":
         directory = slimpajama_dir(spec.corpus_dir)
         if directory is not None:
             return directory_documents(directory, spec.samples * spec.seq_len * CHARS_PER_TOKEN, spec.seed)
         return _hub_documents(spec)
     from bench.sources.data import load_rows
-    from pruners.calibration import SOURCES
 
     dataset, split = SOURCES[spec.source]
     return load_rows(dataset, split, spec.data_dir)

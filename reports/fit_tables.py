@@ -133,23 +133,39 @@ def tests_table(fit: dict) -> str:
 _MARK = {True: "yes", False: "no", None: "n/a"}
 
 
+def _deltas(forms: list[dict], key: str) -> dict[str, float]:
+    """Each ok form's criterion minus the group's lowest (0 marks the preferred form)."""
+    vals = {f["law"]: f["criteria"][key] for f in forms if f["status"] == "ok" and f.get("criteria")}
+    best = min(vals.values(), default=None)
+    return {law: v - best for law, v in vals.items()}
+
+
 def forms_table(fit: dict) -> str:
-    """Every candidate form's fit quality (in-sample) and its errors on the held-out sizes."""
+    """Every candidate form's fit quality (in-sample), its information criteria relative to the
+    group's best form, and its errors on the held-out sizes."""
     rows = []
     for g in fit.get("groups", []):
         key = _key(g)
-        for f in g.get("forms") or []:
+        forms = g.get("forms") or []
+        d_aic, d_bic = _deltas(forms, "aic"), _deltas(forms, "bic")
+        for f in forms:
             if f["status"] != "ok":
-                rows.append([key, f"`{f['law']}`", f.get("note", ""), f"failed: {f.get('error')}", "–", "–", "–", "–", "–", "–"])
+                rows.append([key, f"`{f['law']}`", f.get("note", ""), f"failed: {f.get('error')}"] + ["–"] * 9)
                 continue
-            m, h = f["metrics"], f.get("heldout") or {}
-            rows.append([key, f"`{f['law']}`", f.get("note", ""), "ok", fmt_num(m["r2"], 4), fmt_sci(m["huber"]),
-                         fmt_pct(m["mape"] / 100), fmt_sci(m.get("slope_difference")),
+            m, h, c = f["metrics"], f.get("heldout") or {}, f.get("criteria") or {}
+            rows.append([key, f"`{f['law']}`", f.get("note", ""), "ok", str(c.get("k", "–")), fmt_num(m["r2"], 4),
+                         fmt_sci(m["huber"]), fmt_pct(m["mape"] / 100), fmt_sci(m.get("slope_difference")),
+                         fmt_num(d_aic.get(f["law"]), 1), fmt_num(d_bic.get(f["law"]), 1),
                          _figure(h, "mape") if h else "–", _figure(h, "gap_final_worst") if h else "–"])
     if not rows:
         return "_No candidate forms compared._\n"
-    return _table(rows, ["group", "form", "what differs", "fit", "R² ↑", "Huber ↓", "MAPE ↓", "avg slope difference ↓",
-                         "held-out MAPE ↓", "held-out gap error, final (worst run) ↓"]) + "\n"
+    return _table(rows, ["group", "form", "what differs", "fit", "k", "R² ↑", "Huber ↓", "MAPE ↓",
+                         "avg slope difference ↓", "ΔAIC ↓", "ΔBIC ↓", "held-out MAPE ↓",
+                         "held-out gap error, final (worst run) ↓"]) + "\n" + (
+        "\nk: fitted constants. ΔAIC and ΔBIC: each form's n ln(RSS/n) + 2k (AIC) or + k ln n (BIC) on the log "
+        "losses of the fitted points, minus the group's lowest; 0 is the preferred form, and a difference under "
+        "about 2 does not separate two forms. The checkpoints of one run are not independent, so both penalties "
+        "are milder than their textbook meaning.\n")
 
 
 def conditions_table(fit: dict) -> str:

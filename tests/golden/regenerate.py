@@ -69,13 +69,19 @@ def smoke_run(results: Path, cache: Path, data_dir: str) -> None:
 
 def build_inputs(results: Path) -> dict:
     """Records of `results`, normalised, with the study and the gate verdict computed from them."""
-    from bench.gates import parse_law_scope
-    from bench.records import load_records
-    from bench.study import StudyConfig, run_study
+    from bench.harness.records import load_records
 
     records = [normalise(r) for r in load_records(results)]
     if not records:
         raise SystemExit(f"{results} holds no records")
+    return inputs_from_records(records)
+
+
+def inputs_from_records(records: list[dict]) -> dict:
+    """The study and the gate verdict computed from normalised records."""
+    from bench.harness.gates import parse_law_scope
+    from bench.harness.study import StudyConfig, run_study
+
     study = run_study(records, StudyConfig(bootstrap=BOOTSTRAP))
     verdict = parse_law_scope(GATE).check(study).to_dict()
     fit = json.loads(json.dumps(study.to_dict(), default=float))
@@ -100,11 +106,15 @@ def main(argv=None) -> int:
     p.add_argument("--data-dir", default=os.environ.get("PRUNEBENCH_DATA_DIR"),
                    help="data directory for the smoke run (default $PRUNEBENCH_DATA_DIR)")
     p.add_argument("--render-only", action="store_true", help="re-render report.md from the existing inputs.json")
+    src.add_argument("--refit", action="store_true",
+                     help="keep inputs.json's records, fit the study on them again (after a change to the fit)")
     args = p.parse_args(argv)
     if args.render_only:
         inputs = json.loads((HERE / "inputs.json").read_text())
     else:
-        if args.from_results:
+        if args.refit:
+            inputs = inputs_from_records(json.loads((HERE / "inputs.json").read_text())["records"])
+        elif args.from_results:
             results = Path(args.from_results)
         else:
             if not args.data_dir:
@@ -112,7 +122,8 @@ def main(argv=None) -> int:
             tmp = Path(tempfile.mkdtemp(prefix="prunebench-golden-"))
             results = tmp / "results"
             smoke_run(results, tmp / "cache", args.data_dir)
-        inputs = build_inputs(results)
+        if not args.refit:
+            inputs = build_inputs(results)
         (HERE / "inputs.json").write_text(json.dumps(inputs, indent=1, sort_keys=True) + "\n")
         print(f"wrote {HERE / 'inputs.json'} ({len(inputs['records'])} records)")
         inputs = json.loads((HERE / "inputs.json").read_text())  # render what the test will read

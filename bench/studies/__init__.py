@@ -1,8 +1,10 @@
 """Studies as data: TOML files that declare a benchmark matrix (DESIGN.md section 2).
 
 The built-in profiles are the study files in this folder; a user copies one, edits it and
-runs it with ``pytest bench --study FILE``. `schema` reads and validates a file, `expand`
-turns it into cases, `params` counts each case's parameters on the meta device.
+runs it with ``pytest bench --study FILE``. `schema` reads and validates a file (its tables
+checked by `axes` and `sections` with the checks of `checks`, into the dataclasses of
+`entries`), `expand` turns it into cases, `params` counts each case's parameters on the meta
+device.
 """
 
 from bench.studies.expand import study_cases

@@ -39,7 +39,7 @@ def run(args) -> int:
 
 
 def _list() -> int:
-    from tabulate import tabulate
+    from reports.table import table as markdown_table
 
     from bench.studies import builtin_names, load_study, study_cases
 
@@ -47,7 +47,7 @@ def _list() -> int:
     for name in builtin_names():
         study = load_study(name)
         rows.append([name, len(study_cases(study)), str(study.path), study.description])
-    print(tabulate(rows, headers=["study", "cases", "file", "description"], tablefmt="github", disable_numparse=True))
+    print(markdown_table(rows, ["study", "cases", "file", "description"]))
     print("run one: pytest bench --profile NAME; your own: copy a file, edit it, pytest bench --study FILE")
     return 0
 
@@ -96,7 +96,7 @@ def _expand(args) -> int:
 
 
 def _print(out: dict) -> None:
-    from tabulate import tabulate
+    from reports.table import table as markdown_table
 
     rows = out["cases"]
     print(f"study {out['study']} ({out['file']}): {len(rows)} cases")
@@ -123,8 +123,7 @@ def _print(out: dict) -> None:
             row.append("–" if r["posttrain_tokens"] is None else f"{r['posttrain_tokens']:,}")
         table.append(row)
     headers = ["case", "model", "method", "target", "params before", "params after", "achieved", "remaining"]
-    print(tabulate(table, headers=headers + (["post-train tokens"] if post else []), tablefmt="github",
-                   disable_numparse=True))
+    print(markdown_table(table, headers + (["post-train tokens"] if post else [])))
     missing = sorted({(r["model"], r["config_missing"]) for r in rows if r["config_missing"]})
     for model, why in missing:
         print(f"no config for {model}: {why}; pass --configs DIR with {model.replace('/', '--')}.json for exact counts")

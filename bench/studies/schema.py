@@ -3,7 +3,7 @@
 A study declares a benchmark matrix as data (DESIGN.md section 2): which models, which
 methods at which ratios, calibration, the post-training recipe, the evaluations, the law,
 the held-out sizes and default gates. `parse_study` checks every section against the
-dataclasses the code runs with (`pruners.registry.make_config`, `CalibrationSpec`,
+dataclasses the code runs with (`bench.registry.make_config`, `CalibrationSpec`,
 `bench.training.posttrain.Recipe.from_options`, `bench.evaluation.zeroshot.ZeroShotSpec`, `bench.harness.cases.EvalSpec`),
 so a mistake is one line naming the file and the key, before any case spends compute.
 `bench.studies.expand` turns the validated study into `bench.harness.cases.Case` values.

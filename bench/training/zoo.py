@@ -38,6 +38,8 @@ from bench.training import corpus as corpus_mod
 from bench.sources.aliases import ALIASES
 from bench.sources.models import LoadedModel, atomic_dir, resolve_cache_dir
 from bench.training.posttrain import heldout_windows, train, training_windows
+from pruners.report import count_params
+
 # The families and their size tables live in bench.training.zoo_families; they are re-exported here
 # because callers name them as zoo.Family, zoo.FAMILIES, ...
 from bench.training.zoo_families import (FAMILIES, NANO_SIZES, NANO_VOCAB, SMOKE_SIZES, SPECIALS,  # noqa: F401
@@ -178,7 +180,7 @@ def build_base(family: Family, size: BaseSize, tokenizer, data_dir=None, progres
     log = {"pretrain": {**result.to_dict(), "recipe": recipe.to_dict(), "wall_s": time.perf_counter() - t0,
                         "corpus_windows": int(win.shape[0]), "epochs": result.tokens / (win.numel() or 1),
                         "final_val_loss": result.trajectory[-1]["val_loss"]},
-           "params": sum(p.numel() for p in model.parameters()),
+           "params": count_params(model),
            "non_embedding_params": non_embedding_params(model)}
     return model.eval(), log
 

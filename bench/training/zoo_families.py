@@ -14,6 +14,7 @@ import torch
 from bench.training import corpus as corpus_mod
 from bench.errors import UsageError, did_you_mean
 from bench.training.posttrain import Recipe
+from pruners.report import count_params
 from fitting.registry import Registry
 
 SPECIALS = ("<bos>", "<eos>", "<pad>")
@@ -199,7 +200,7 @@ def family_table(family: Family) -> list[dict]:
         with torch.device("meta"):
             model = AutoModelForCausalLM.from_config(family.model_config(size))
         rows.append({"key": size.key, "hidden": size.hidden_size, "layers": size.num_hidden_layers,
-                     "params": sum(p.numel() for p in model.parameters()),
+                     "params": count_params(model),
                      "non_embedding_params": non_embedding_params(model),
                      "pretrain_tokens": size.pretrain_tokens})
     return rows

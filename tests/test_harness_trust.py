@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.harness.locks import RUN_LOCK_NAME
+from bench.sources.locks import RUN_LOCK_NAME
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_IDS = {"tiny-llama-dense-wikitext2-128", "tiny-llama-dense-ptb-128",

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from bench.sources import models
-from bench.harness.locks import LOCK_DIR
+from bench.sources.locks import LOCK_DIR
 from bench.errors import USER_ERRORS, UsageError
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from bench.harness.cases import Case
 from bench.sources.data import file_sha256  # memoised: a session hashes a GGUF file once
+from bench.sources.hub import directory_digest
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the checkout: bench/harness/provenance.py
 # The fields `--resume` compares, in the order a stale line names them.
@@ -72,18 +73,6 @@ def code_label(code: dict | None) -> str:
         return f"v{code.get('prunebench')}"
     label = code["commit"][:7]
     return f"{label}+dirty.{(code.get('diff_sha256') or '')[:4]}" if code.get("dirty") else label
-
-
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
-
-
-def directory_digest(path: Path) -> str:
-    """Digest of a save_pretrained directory: its config and every weight file, by content."""
-    h = hashlib.sha256()
-    for f in sorted(Path(path).iterdir()):
-        if f.is_file() and (f.name == "config.json" or f.suffix in WEIGHT_SUFFIXES):
-            h.update(f"{f.name}:{file_sha256(f)}\n".encode())
-    return h.hexdigest()
 
 
 def model_identity(spec: str, cache_dir=None, data_dir=None) -> dict:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from bench.errors import UsageError
-from bench.harness.locks import entry_lock, pid_alive
+from bench.sources.locks import entry_lock, pid_alive
 
 CACHE_DIR_ENV = "PRUNEBENCH_CACHE_DIR"
 
@@ -73,7 +73,7 @@ def atomic_dir(final: Path, build: Callable[[Path], None], ready: Callable[[Path
     behind, and the next build of the same entry removes it (`sweep_stale_tmp`). Either
     way `final` is never partial.
 
-    The build runs under the entry's lock (`bench.harness.locks.entry_lock`). With `ready`, a process
+    The build runs under the entry's lock (`bench.sources.locks.entry_lock`). With `ready`, a process
     that waited for the lock first asks whether another one built the entry meanwhile, and
     then uses it instead of building it again (pytest-xdist workers share one cache).
     """

@@ -6,7 +6,7 @@ tag>`` (a study's model ``revision`` key makes the same spec). It resolves, firs
 1. a local models directory: ``$PRUNEBENCH_MODELS_DIR/<org>/<name>/`` (or ``--models-dir``),
    a ``save_pretrained`` directory. Its revision is the one it declares in a one-line
    ``revision`` file (e.g. the commit of the snapshot it was copied from), else
-   ``sha256:<digest>`` of its config and weight files (`bench.harness.provenance.directory_digest`);
+   ``sha256:<digest>`` of its config and weight files (`directory_digest`);
 2. the Hugging Face cache (``$HF_HUB_CACHE``, else ``$HF_HOME/hub``, else
    ``~/.cache/huggingface/hub``), in huggingface_hub's layout: ``models--<org>--<name>/`` with
    ``refs/<branch>`` holding a commit sha and ``snapshots/<sha>/`` the files. The revision is
@@ -34,6 +34,7 @@ MODELS_DIR_ENV = "PRUNEBENCH_MODELS_DIR"
 REVISION_FILE = "revision"  # one line in a models-directory entry: the revision it holds
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _SHA = re.compile(r"^[0-9a-f]{40}$")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
 
 
 @dataclass(frozen=True)
@@ -116,9 +117,20 @@ def _declared_revision(path: Path) -> tuple[str, str]:
         text = declared.read_text().strip()
         if text:
             return text.splitlines()[0].strip(), f"its {REVISION_FILE} file"
-    from bench.harness.provenance import directory_digest
-
     return f"sha256:{directory_digest(path)}", "the digest of its files"
+
+
+def directory_digest(path: Path) -> str:
+    """Digest of a save_pretrained directory: its config and every weight file, by content."""
+    import hashlib
+
+    from bench.sources.data import file_sha256  # memoised: a session hashes a weight file once
+
+    h = hashlib.sha256()
+    for f in sorted(Path(path).iterdir()):
+        if f.is_file() and (f.name == "config.json" or f.suffix in WEIGHT_SUFFIXES):
+            h.update(f"{f.name}:{file_sha256(f)}\n".encode())
+    return h.hexdigest()
 
 
 def _in_models_dir(spec: HubSpec, found: list[str], revision: bool = True) -> Resolved | None:

@@ -295,7 +295,7 @@ def stream_path(inputs: dict, cache_dir=None) -> Path:
 
 def _disk_cached(inputs: dict, build, cache_dir=None) -> tuple[torch.Tensor, int]:
     """Load (stream, corpus documents) of `inputs` from disk, or `build()` them and write them atomically."""
-    from bench.harness.locks import entry_lock
+    from bench.sources.locks import entry_lock
 
     path = stream_path(inputs, cache_dir)
     path.parent.mkdir(parents=True, exist_ok=True)

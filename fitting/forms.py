@@ -15,24 +15,23 @@ from fitting.errors import FitError
 from fitting.conditions import check_conditions
 from fitting.data import Run
 from fitting.fitter import fit
-from fitting.laws.base import get_law
+from fitting.laws.base import LAWS, get_law
 from fitting.metrics import evaluate_fit, evaluate_with_gap, information_criteria
 
-#: Candidate forms, in report order, with what distinguishes each.
-CANDIDATES = {
-    "p2": "the paper's final form",
-    "p2-n": "the first version, through the pruned size N",
-    "p2-no-n0": "without the (1/N0)^delta factor",
-    "p2-nm": "without the (1/rho)^gamma factor",
-    "gap-chinchilla": "Chinchilla on L - L0, in the pruned size N",
-    "p2-l0d": "the measured control curve L0(D) in place of the constant L0",
-    "p2-d": "p2 nested at N_C = E = 0: the token term alone",
-}
+def candidates() -> dict[str, str]:
+    """The candidate forms, in report order, with what distinguishes each: every registered law
+    whose class declares its own `candidate` note (`fitting.laws.base.Law.candidate`)."""
+    forms = []
+    for name, law in LAWS.items():
+        own = vars(type(law))
+        if own.get("candidate"):
+            forms.append((own.get("candidate_rank", 0), name, own["candidate"]))
+    return {name: note for _, name, note in sorted(forms)}
 
 
 def compare_forms(fit_runs: Sequence[Run], heldout_runs: Sequence[Run] = (), forms: Sequence[str] | None = None,
                   search: str = "coarse", **fit_kwargs) -> list[dict]:
-    """Fit every form in `forms` (default `CANDIDATES`) to `fit_runs`.
+    """Fit every form in `forms` (default `candidates()`) to `fit_runs`.
 
     Args:
         fit_runs: the runs every form is fitted to.
@@ -47,8 +46,9 @@ def compare_forms(fit_runs: Sequence[Run], heldout_runs: Sequence[Run] = (), for
     """
     out = []
     units = dict(fit_kwargs.pop("units", None) or {})
-    for name in forms or CANDIDATES:
-        row = {"law": name, "note": CANDIDATES.get(name, ""), "formula": None, "status": "failed", "error": None,
+    notes = candidates()
+    for name in forms or notes:
+        row = {"law": name, "note": notes.get(name, ""), "formula": None, "status": "failed", "error": None,
                "metrics": None, "criteria": None, "heldout": None, "conditions": None, "constants": None}
         try:
             law = get_law(name)

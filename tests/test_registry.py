@@ -243,6 +243,7 @@ def test_a_separate_package_adds_a_law_through_an_entry_point(tmp_path, monkeypa
     import numpy as np
 
     from fitting import Run, fit
+    from fitting.forms import candidates
     from fitting.laws import LAWS, get_law
 
     (tmp_path / "regtest_law.py").write_text(textwrap.dedent('''
@@ -253,6 +254,8 @@ def test_a_separate_package_adds_a_law_through_an_entry_point(tmp_path, monkeypa
         class Power(Law):
             """L = B / D**beta"""
 
+            candidate = "a plugin's pure power law"
+            candidate_rank = 99
             params = ("b", "beta")
             inputs = ("D",)
             units = {"D": Unit("tokens", 1e6)}
@@ -283,6 +286,8 @@ def test_a_separate_package_adds_a_law_through_an_entry_point(tmp_path, monkeypa
             res = fit([Run("r", "g", {}, d, 3.0 / (d / 1e6) ** 0.3)], "regtest-power")
             assert res.constants["beta"] == pytest.approx(0.3, rel=1e-6)
             assert get_law(res.law) is LAWS["regtest-power"]
+            # and it joins the candidate forms every study group is fitted with, last by its rank
+            assert list(candidates().items())[-1] == ("regtest-power", "a plugin's pure power law")
     finally:
         sys.modules.pop("regtest_law", None)
-    assert "regtest-power" not in LAWS.names()
+    assert "regtest-power" not in LAWS.names() and "regtest-power" not in candidates()

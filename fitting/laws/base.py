@@ -101,6 +101,10 @@ class Law:
         axis_params: input -> the parameters that shape the law along that input (the size
             parameters n_c, alpha, delta along N0). A fit with no more distinct values of
             the input than such parameters interpolates along it and cannot test the form.
+        candidate: what distinguishes the form among the candidate forms every study group is
+            fitted with (`fitting.forms`); empty: not a candidate. Not inherited: a subclass
+            is a candidate only if it says so itself.
+        candidate_rank: the form's place in the candidate-forms table.
     """
 
     name: ClassVar[str] = ""
@@ -111,6 +115,8 @@ class Law:
     coarse_grid: ClassVar[Mapping[str, tuple[float, ...]]] = {}
     axes: ClassVar[Mapping[str, str]] = {}
     axis_params: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    candidate: ClassVar[str] = ""
+    candidate_rank: ClassVar[int] = 0
 
     # -- what a form implements -------------------------------------------------------------
 

@@ -18,6 +18,9 @@ class GapChinchilla(Law):
     Fitted as a = log A, b = log B, e = log E; N in 1e9 parameters, D in 1e6 tokens.
     """
 
+    candidate = "Chinchilla on L - L0, in the pruned size N"
+    candidate_rank = 5
+
     params = ("a", "b", "e", "alpha", "beta")
     inputs = ("N", "D", "L0")
     units = {"N": Unit("parameters", 1e9), "D": Unit("tokens", 1e6), "L0": Unit("nats")}

@@ -19,6 +19,9 @@ class P2(Law):
     Paper units: N0 in billions of parameters, D in millions of tokens.
     """
 
+    candidate = "the paper's final form"
+    candidate_rank = 1
+
     params = core.CORE + ("gamma", "delta")
     inputs = ("N0", "D", "rho", "L0")
     baseline = "L0"  # the input the bracket sits on (`p2-l0d` swaps in the control curve)

@@ -20,6 +20,9 @@ class P2D(Law):
     gamma and delta are free in sign.
     """
 
+    candidate = "p2 nested at N_C = E = 0: the token term alone"
+    candidate_rank = 7
+
     params = ("d_c", "beta", "gamma", "delta")
     inputs = ("N0", "D", "rho", "L0")
     units = {

@@ -17,6 +17,9 @@ class P2L0D(P2):
     reference study fits this form: it needs the control runs this suite records.
     """
 
+    candidate = "the measured control curve L0(D) in place of the constant L0"
+    candidate_rank = 6
+
     inputs = ("N0", "D", "rho", "L0D")
     units = {"N0": Unit("parameters", 1e9), "D": Unit("tokens", 1e6), "rho": Unit("fraction"), "L0D": Unit("nats")}
     baseline = "L0D"

@@ -19,6 +19,9 @@ class P2N(Law):
     parameterisation and units as `p2`; N and N0 must share a unit.
     """
 
+    candidate = "the first version, through the pruned size N"
+    candidate_rank = 2
+
     params = core.CORE + ("gamma", "delta")
     inputs = ("N0", "N", "D", "L0")
     units = {

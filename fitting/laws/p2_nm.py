@@ -17,6 +17,9 @@ class P2NM(Law):
     parameterisation and units as `p2`.
     """
 
+    candidate = "without the (1/rho)^gamma factor"
+    candidate_rank = 4
+
     params = core.CORE + ("delta",)
     inputs = ("N0", "D", "L0")
     units = {"N0": Unit("parameters", 1e9), "D": Unit("tokens", 1e6), "L0": Unit("nats")}

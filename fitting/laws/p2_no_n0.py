@@ -18,6 +18,9 @@ class P2NoN0(Law):
     well as `p2`, the data cannot tell the two apart and delta is not supported by them.
     """
 
+    candidate = "without the (1/N0)^delta factor"
+    candidate_rank = 3
+
     params = core.CORE + ("gamma",)
     inputs = ("N0", "D", "rho", "L0")
     units = {"N0": Unit("parameters", 1e9), "D": Unit("tokens", 1e6), "rho": Unit("fraction"), "L0": Unit("nats")}

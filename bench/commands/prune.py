@@ -22,6 +22,8 @@ import json
 import sys
 from dataclasses import dataclass
 
+from bench.commands.options import add_device_options
+
 SHARED = {"ratio": "--ratio", "seed": "--seed", "batch_size": "--batch-size"}  # config field -> flag
 
 
@@ -74,8 +76,7 @@ def add_parser(p) -> None:
     g.add_argument("--max-windows", type=int, default=None, help="with --ppl: at most K evenly spaced windows")
     g.add_argument("--data-dir", default=None, help="local data directory (default $PRUNEBENCH_DATA_DIR, else the hub)")
     g.add_argument("--cache-dir", default=None, help="prunebench cache (GGUF conversions)")
-    g.add_argument("--device", default=None, help="torch device (default cuda when available, else cpu)")
-    g.add_argument("--dtype", default=None, help="float32, bf16 or fp16 (default float32 on CPU, bf16 on CUDA)")
+    add_device_options(g)
     flags = []
     for m in registered:
         ratio = next(o for o in m.options if o.name == "ratio")

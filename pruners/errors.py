@@ -1,7 +1,7 @@
 """The error a bad request of the pruning library raises.
 
 `pruners` is a leaf: it imports nothing of `bench`, so it cannot raise the harness's
-`bench.errors.PrunerError`. A request it cannot carry out (an unknown method or option, a ratio
+`bench.errors.UsageError`. A request it cannot carry out (an unknown method or option, a ratio
 that would remove everything, an architecture it does not support) raises `PrunerError` instead,
 with a one-line message that says how to fix it; `bench.errors.USER_ERRORS` holds it, so the CLI
 prints it as ``prunebench: error: ...`` with exit code 2 and the pytest plugin as a usage error.

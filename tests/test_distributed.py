@@ -173,7 +173,7 @@ def test_posttrain_refuses_before_reading_data(tmp_path):
 
 def test_the_runner_spawns_a_distributed_case(data_dir, tmp_path):
     """A case whose recipe asks for 2 FSDP processes: the runner's record, masks and sharded state."""
-    from bench.harness.cases import Case, EvalSpec, opts
+    from bench.studies.cases import Case, EvalSpec, opts
     from bench.harness.runner import CaseRunner, RunContext
 
     pt_opts = dict(tokens=256, checkpoint_every=128, batch_tokens=128, micro_batch_tokens=32, seq_len=32, lr=3e-3,

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.sources import memory
-from bench.harness.cases import Case
+from bench.harness import memory
+from bench.studies.cases import Case
 from bench.errors import UsageError
 from bench.studies import params
 

@@ -11,7 +11,7 @@ import pytest
 from bench.harness import profiles
 
 from bench.training import zoo
-from bench.harness.cases import Case, EvalSpec, opts
+from bench.studies.cases import Case, EvalSpec, opts
 from bench.errors import UsageError
 from bench.training.posttrain import Diverged, Recipe
 from bench.harness.session import BenchSession, SessionOptions
@@ -20,7 +20,7 @@ from bench.harness.session import BenchSession, SessionOptions
 SETUP = '''
 from bench.harness import profiles
 from bench.training import zoo
-from bench.harness.cases import Case, EvalSpec, opts
+from bench.studies.cases import Case, EvalSpec, opts
 
 FAMILY = zoo.register_family(zoo.Family(
     "nano-unit", "llama", (zoo.BaseSize("u1", 16, 2, 1, 1, 32, pretrain_tokens=2048, lr=1e-2),),

@@ -155,7 +155,7 @@ def test_sample_calibration_takes_documents_directly(byte_tok):
 
 def test_a_case_calibrates_on_its_post_training_corpus_directory(byte_tok, data_dir, tmp_path, monkeypatch):
     """A study's `corpus_dir` serves SlimPajama calibration too, with no environment variable."""
-    from bench.harness.cases import Case
+    from bench.studies.cases import Case
     from bench.training.corpus import SLIMPAJAMA_DIR_ENV
     from bench.sources.models import tiny_model
     from bench.harness.runner import RunContext, prune_model

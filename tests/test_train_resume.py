@@ -168,7 +168,7 @@ def test_state_every_is_out_of_to_dict_when_unset():
 
 
 def _case(**pt):
-    from bench.harness.cases import Case, EvalSpec, opts
+    from bench.studies.cases import Case, EvalSpec, opts
 
     options = dict(tokens=512, checkpoint_every=128, batch_tokens=128, micro_batch_tokens=64, seq_len=32, lr=3e-3,
                    eval_windows=2, max_documents=8, repeat=True, state_every=1)

@@ -10,7 +10,7 @@ pytest.importorskip("lm_eval")
 
 from bench.evaluation import zeroshot  # noqa: E402
 from bench.harness import profiles
-from bench.harness.cases import Case, EvalSpec, opts  # noqa: E402
+from bench.studies.cases import Case, EvalSpec, opts  # noqa: E402
 from bench.errors import UsageError  # noqa: E402
 from bench.sources.models import byte_tokenizer, tiny_model  # noqa: E402
 from bench.harness.runner import CaseRunner, RunContext  # noqa: E402

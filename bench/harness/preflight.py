@@ -5,7 +5,7 @@ before the results directory is touched, so each failure is one line, exit 2, no
 
 * every model spec resolves (`bench.sources.models.check_spec`): an alias, an existing path, or a hub id
   that `bench.sources.hub.resolve` finds (offline: a local copy at the pinned revision);
-* every case fits its device (`bench.sources.memory`), estimated from the model's config on the meta
+* every case fits its device (`bench.harness.memory`), estimated from the model's config on the meta
   device. A cheap upper bound (no pruning: the pruned copy as large as the dense model) clears
   most cases; only cases the bound does not clear are pruned on the meta device for their exact
   counts. A model whose config is not reachable is not estimated (its load reports why).
@@ -17,13 +17,13 @@ models) but still refuses a case that cannot fit.
 
 from __future__ import annotations
 
-from bench.harness.cases import Case
+from bench.studies.cases import Case
 from bench.errors import UsageError
 
 
 def check_cases(cases: list[Case], *, device=None, cache_dir=None, resolve_models: bool = True) -> list:
-    """Raise UsageError for the first problem; return each estimated case's `bench.sources.memory.Need`."""
-    from bench.sources import memory
+    """Raise UsageError for the first problem; return each estimated case's `bench.harness.memory.Need`."""
+    from bench.harness import memory
     from bench.sources.models import default_dtype, resolve_device
     from bench.studies import params
     from pruners.report import count_params

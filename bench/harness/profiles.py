@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from bench.harness.cases import Case
+from bench.studies.cases import Case
 from bench.errors import UsageError
 from fitting.registry import Registry
 

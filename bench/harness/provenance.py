@@ -24,7 +24,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-from bench.harness.cases import Case
+from bench.studies.cases import Case
 from bench.sources.data import file_sha256  # memoised: a session hashes a GGUF file once
 from bench.sources.hub import directory_digest
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bench.evaluation import perplexity
-from bench.harness.cases import Case
+from bench.studies.cases import Case
 from bench.sources.models import LoadedModel, count_params, default_dtype, load_model, resolve_cache_dir, resolve_device
 from bench.training.calibration_data import CALIB_KEYS
 

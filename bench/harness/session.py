@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bench.harness import records as rec_mod
 from reports.numbers import fmt_num
-from bench.harness.cases import Case
+from bench.studies.cases import Case
 from bench.errors import UsageError, did_you_mean
 from bench.sources.locks import RunLock
 from bench.harness.profiles import DEFAULT_PROFILE, ProfileOptions, get_cases

@@ -4,8 +4,7 @@ Owns: the local evaluation datasets (`data`), models by spec (`models`: resoluti
 with the loaders in `loaders`, the alias registry in `aliases`, the tiny test models in `tiny`,
 devices and dtypes in `devices`) from a models directory, the HF cache or the hub (`hub`),
 converted-model caches (`cache`), the locks between processes that share a cache or a results
-directory (`locks`), device placement (`placement`), and the memory estimate made before
-loading (`memory`).
+directory (`locks`), and device placement (`placement`).
 
 May import: `bench.errors` and the leaves `pruners` (the pruned-model loader, the parameter
 count) and `fitting` (and third-party libraries). Everything else in `bench` may import it.

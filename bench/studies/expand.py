@@ -1,4 +1,4 @@
-"""A validated study -> its benchmark cases (`bench.harness.cases.Case`), in run order.
+"""A validated study -> its benchmark cases (`bench.studies.cases.Case`), in run order.
 
 Order: models, then methods in file order, then ratios; with ``per_case`` evaluation each
 (method, ratio) gives one case per measurement and then its zero-shot case. Cases of one
@@ -7,7 +7,7 @@ pruned model are adjacent, so the runner prunes each model once (it memoises the
 
 from __future__ import annotations
 
-from bench.harness.cases import Case, EvalSpec
+from bench.studies.cases import Case, EvalSpec
 from bench.errors import UsageError
 from bench.studies.schema import ModelEntry, Study
 

@@ -22,7 +22,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.harness.cases import Case
+from bench.studies.cases import Case
 from bench.errors import USER_ERRORS, UsageError
 
 

@@ -4,9 +4,9 @@ A study declares a benchmark matrix as data (DESIGN.md section 2): which models,
 methods at which ratios, calibration, the post-training recipe, the evaluations, the law,
 the held-out sizes and default gates. `parse_study` checks every section against the
 dataclasses the code runs with (`bench.registry.make_config`, `CalibrationSpec`,
-`bench.training.posttrain.Recipe.from_options`, `bench.evaluation.zeroshot.ZeroShotSpec`, `bench.harness.cases.EvalSpec`),
+`bench.training.posttrain.Recipe.from_options`, `bench.evaluation.zeroshot.ZeroShotSpec`, `bench.studies.cases.EvalSpec`),
 so a mistake is one line naming the file and the key, before any case spends compute.
-`bench.studies.expand` turns the validated study into `bench.harness.cases.Case` values.
+`bench.studies.expand` turns the validated study into `bench.studies.cases.Case` values.
 
 Layout (every table is optional except ``models`` and ``methods``)::
 
@@ -63,7 +63,7 @@ filled with defaults), so a case's fingerprint changes only when its file does.
 ``corpus_dir`` names slimpajama's local directory, else ``$PRUNEBENCH_SLIMPAJAMA_DIR``, which
 keeps machine paths out of a study). A model's ``revision`` pins a hub id's revision: the case's
 model spec becomes ``org/name@revision``, which `bench.sources.hub` resolves and checks. Before any case
-runs, each selected case's memory need is estimated from its config (`bench.sources.memory`).
+runs, each selected case's memory need is estimated from its config (`bench.harness.memory`).
 
 The pieces: the validated dataclasses and table keys in `bench.studies.entries`, the value checks
 in `bench.studies.checks`, the model and method axes in `bench.studies.axes`, the settings tables

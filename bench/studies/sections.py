@@ -133,7 +133,7 @@ def _zeroshot(w: _Where, value) -> tuple:
 
 
 def _gates(w: _Where, value) -> Gates:
-    from bench.harness.gates import parse_law_scope, parse_percent
+    from bench.studies.gate_specs import parse_law_scope, parse_percent
 
     table = w.table(value, "gates")
     w.keys(table, GATE_KEYS, "gates")

@@ -37,7 +37,7 @@ SOURCES = {
     "slimpajama": None,  # a local directory (corpus_dir / $PRUNEBENCH_SLIMPAJAMA_DIR), else the hub
 }
 
-# A case's prune options that set calibration (study files, `bench.harness.cases.Case.prune`) ->
+# A case's prune options that set calibration (study files, `bench.studies.cases.Case.prune`) ->
 # the `CalibrationSpec` field each one is.
 CALIB_KEYS = {"calibration": "source", "samples": "samples", "calib_seq_len": "seq_len", "seed": "seed"}
 

@@ -152,7 +152,7 @@ def check(need: Need, device: torch.device) -> None:
 
 
 def main(argv=None) -> int:
-    """``python -m bench.sources.memory CONFIG.json [--device cuda] [--lora] [--eval-only]``: one line per
+    """``python -m bench.harness.memory CONFIG.json [--device cuda] [--lora] [--eval-only]``: one line per
     mode, the estimate of an unpruned control case on a model of that config (no weights)."""
     import argparse
     import json
@@ -160,10 +160,10 @@ def main(argv=None) -> int:
 
     from transformers import AutoConfig
 
-    from bench.harness.cases import Case
+    from bench.studies.cases import Case
     from bench.studies import params
 
-    p = argparse.ArgumentParser(prog="python -m bench.sources.memory", description=main.__doc__)
+    p = argparse.ArgumentParser(prog="python -m bench.harness.memory", description=main.__doc__)
     p.add_argument("config", help="a model's config.json (e.g. tests/configs/meta-llama--Llama-3.1-8B.json)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cuda", help="load dtype: float32 on cpu, bf16 on cuda")
     args = p.parse_args(argv)

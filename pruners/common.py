@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 from pruners.errors import PrunerError, did_you_mean
 
@@ -57,3 +58,24 @@ def check_range_in_model(rng: tuple[int, int] | None, n_layers: int, what: str =
     if rng is not None and rng[1] > n_layers:
         raise PrunerError(f"{what} {rng[0]}:{rng[1]} is outside the model, which has {n_layers} layers "
                          f"(valid: 0 <= START <= END <= {n_layers})")
+
+
+class RatioConfig:
+    """What the depth and width configs share: 128 x 512 calibration samples whenever they prune,
+    and the same checks of their ratio, choice options and batch size.
+
+    A subclass is a dataclass with ``ratio`` and ``batch_size`` fields; ``CHOICES`` names its
+    choice options as (field, allowed values, what an error calls the option).
+    """
+
+    calibration_shape: ClassVar[tuple[int, int]] = (128, 512)
+    CHOICES: ClassVar[tuple[tuple[str, tuple, str], ...]] = ()
+
+    def needs_calibration(self) -> bool:
+        return self.ratio > 0
+
+    def __post_init__(self):
+        self.ratio = check_ratio(self.ratio)
+        for name, choices, what in self.CHOICES:
+            check_choice(getattr(self, name), choices, what)
+        check_positive_int(self.batch_size, "batch_size")

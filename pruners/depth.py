@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from pruners.errors import PrunerError
 from pruners.adapter import Adapter
 from pruners.calibration import as_calibration, require
-from pruners.common import check_choice, check_positive_int, check_ratio
+from pruners.common import RatioConfig
 from pruners.options import option
 from pruners.registry import register
 from pruners.report import PruneReport, count_params, eval_mode, measure, start_report
@@ -45,7 +45,7 @@ UNITS = ("params", "layers")
 
 
 @dataclass
-class DepthConfig:
+class DepthConfig(RatioConfig):
     """Depth pruning options."""
 
     ratio: float = option(help="target fraction to remove, in [0, 1): of the parameters, or of the layers "
@@ -58,16 +58,7 @@ class DepthConfig:
                                  "layers (layers: the same share of layers at every model size)",
                        choices=UNITS, flag="depth-unit")
 
-    calibration_shape: ClassVar[tuple[int, int]] = (128, 512)
-
-    def needs_calibration(self) -> bool:
-        return self.ratio > 0
-
-    def __post_init__(self):
-        self.ratio = check_ratio(self.ratio)
-        check_choice(self.variant, VARIANTS, "depth variant")
-        check_positive_int(self.batch_size, "batch_size")
-        check_choice(self.unit, UNITS, "depth unit")
+    CHOICES: ClassVar = (("variant", VARIANTS, "depth variant"), ("unit", UNITS, "depth unit"))
 
 
 def layers_for_ratio(model: torch.nn.Module, ratio: float, unit: str = "params") -> int:

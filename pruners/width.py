@@ -28,7 +28,7 @@ import torch
 from pruners.errors import PrunerError
 from pruners.adapter import Adapter
 from pruners.calibration import as_calibration, require
-from pruners.common import check_choice, check_positive_int, check_ratio
+from pruners.common import RatioConfig
 from pruners.options import option
 from pruners.registry import register
 from pruners.report import PruneReport, count_params, eval_mode, measure, start_report
@@ -39,7 +39,7 @@ NORM_AGG = ("sum", "mean", "max")
 
 
 @dataclass
-class WidthConfig:
+class WidthConfig(RatioConfig):
     """Hidden-channel (width) pruning options."""
 
     ratio: float = option(help="target fraction of parameters to remove, in [0, 1)")
@@ -48,17 +48,8 @@ class WidthConfig:
     norm_agg: str = option("sum", "aggregation over norm layers", choices=NORM_AGG)
     batch_size: int = option(4, "calibration samples per forward pass")
 
-    calibration_shape: ClassVar[tuple[int, int]] = (128, 512)
-
-    def needs_calibration(self) -> bool:
-        return self.ratio > 0
-
-    def __post_init__(self):
-        self.ratio = check_ratio(self.ratio)
-        check_choice(self.seq_agg, SEQ_AGG, "seq_agg")
-        check_choice(self.batch_agg, BATCH_AGG, "batch_agg")
-        check_choice(self.norm_agg, NORM_AGG, "norm_agg")
-        check_positive_int(self.batch_size, "batch_size")
+    CHOICES: ClassVar = (("seq_agg", SEQ_AGG, "seq_agg"), ("batch_agg", BATCH_AGG, "batch_agg"),
+                         ("norm_agg", NORM_AGG, "norm_agg"))
 
 
 def channels_to_keep(model: torch.nn.Module, ratio: float) -> int:

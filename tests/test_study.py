@@ -254,3 +254,26 @@ def test_recipe_label_names_the_experiment_not_its_execution():
     assert recipe_label(cosine) != recipe_label(dict(cosine, tokens=998_244_352))
     assert recipe_label(base) != recipe_label(dict(base, lr=5e-4))
     assert recipe_label(dict(base, lora=True)).startswith("lora-")
+
+
+def test_the_nested_form_is_identified_where_p2_sits_on_its_boundary():
+    """Curves drawn with N_C = E = 0, the boundary every nano p2 fit lands on: p2's N_C and E
+    are not identified, p2-d's four constants are, both criteria prefer p2-d, and a law gate
+    on p2-d can pass while the same gate on p2 fails with the reason."""
+    from bench.harness.gates import parse_law_scope
+
+    boundary = dict(IDENTIFIABLE_P2, n_c=-40.0, e=-40.0)
+    recs = synthetic_records(noise=0.0005, sizes=SIZES5, nm=False, true_p2=boundary)
+    p2_study = run_study(recs, StudyConfig(bootstrap=20))
+    p2d_study = run_study(recs, StudyConfig(law="p2-d", bootstrap=20, forms=False))
+    (p2,), (p2d,) = p2_study.groups, p2d_study.groups
+    assert not p2.identifiability["identified"]
+    assert {"N_C", "E"} <= {k for k, c in p2.identifiability["constants"].items() if not c["identified"]}
+    assert p2d.identifiability["identified"], p2d.identifiability
+    forms = {f["law"]: f for f in p2.forms}
+    assert forms["p2-d"]["criteria"]["bic"] < forms["p2"]["criteria"]["bic"]
+    assert forms["p2-d"]["criteria"]["aic"] < forms["p2"]["criteria"]["aic"]
+    gate = parse_law_scope("larger-n0=5%")
+    assert gate.check(p2d_study).passed
+    failed = gate.check(p2_study)
+    assert not failed.passed and "not identified" in failed.detail

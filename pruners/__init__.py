@@ -4,7 +4,7 @@ Every method is declared in `pruners.registry` with a config dataclass that vali
 itself, and is a pure function ``(model, calibration, config) -> PruneReport`` that changes
 the model in place::
 
-    from pruners import prune
+    from pruners.registry import prune
     from pruners.blockwise import BlockwiseConfig
     report = prune(model, calibration_ids, BlockwiseConfig(ratio=0.25, layers=(4, 28)))
 
@@ -16,23 +16,7 @@ A new method is one module: a config dataclass whose fields carry their help tex
 `pruners.adapter`, calibration data in `pruners.calibration`, masks that post-training keeps in
 `pruners.masks`, saving and loading (per-layer widths, N:M checks) in `pruners.saving`, the error a bad
 request raises (`PrunerError`) in `pruners.errors`.
+
+The package itself re-exports nothing: importing `pruners.errors` (as `bench.errors` does)
+must not pull in torch, so callers import from the module that owns a name.
 """
-
-import importlib
-
-# Loaded on first use, so that `pruners.errors` (which `bench.errors` imports) does not pull in torch.
-_EXPORTS = {"method_of": "registry", "prune": "registry", "register": "registry", "PruneReport": "report",
-            "count_params": "report"}
-
-__all__ = ["PruneReport", "count_params", "method_of", "prune", "register"]
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"pruners.{_EXPORTS[name]}"), name)
-    try:
-        return importlib.import_module(f"pruners.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"pruners.{name}":
-            raise
-        raise AttributeError(f"module 'pruners' has no attribute {name!r}") from None

@@ -11,7 +11,7 @@ from pruner_helpers import check_consistent, ids, tiny
 
 from pruners.errors import PrunerError
 from bench.registry import make_config
-from pruners import prune
+from pruners.registry import prune
 from pruners.adapter import Adapter
 from pruners.depth import DepthConfig, layers_for_ratio
 from pruners.options import options

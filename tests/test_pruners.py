@@ -16,7 +16,8 @@ from pruner_helpers import ARCHS, check_consistent, hooks_left, ids, logits, one
 
 from pruners.errors import PrunerError
 from bench.registry import make_config
-from pruners import count_params, prune
+from pruners.registry import prune
+from pruners.report import count_params
 from pruners.adapter import Adapter
 from pruners.nm import check_pattern
 from pruners.saving import load_pruned, save_pruned

@@ -199,7 +199,7 @@ def _meta_model(path):
 
 def run(args) -> int:
     from bench.errors import UsageError
-    from pruners import prune
+    from pruners.registry import prune
     from pruners.registry import validate
     from bench.training.calibration_data import CalibrationSpec, load_calibration
     from pruners.calibration import default_shape

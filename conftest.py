@@ -1,7 +1,7 @@
-"""Root conftest: loads the prunebench pytest plugin for `pytest bench` and `pytest tests`.
-
-`pytester` is enabled here (not in tests/conftest.py) because pytest only honours
-`pytest_plugins` in the root conftest.
+"""Root conftest: enables `pytester` for the tests (pytest only honours `pytest_plugins` in
+the root conftest). The prunebench plugin itself is registered by its ``pytest11`` entry point
+(pyproject.toml), so it is active wherever prunebench is installed, and inert in runs that
+select no benchmark case.
 """
 
-pytest_plugins = ["bench.harness.plugin", "pytester"]
+pytest_plugins = ["pytester"]

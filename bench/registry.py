@@ -8,8 +8,8 @@ entry points):
   points ``prunebench.pruners`` and ``$PRUNEBENCH_PLUGINS``;
 * laws: `fitting.laws.LAWS`, discovering the modules of `fitting.laws` and the entry points
   ``prunebench.laws``;
-* study profiles: `bench.harness.profiles.PROFILES`, discovering the study files of
-  ``bench/studies/`` (Python profiles register with `bench.harness.profiles.profile`);
+* study profiles: `bench.studies.profiles.PROFILES`, discovering the study files of
+  ``bench/studies/``;
 * model aliases: `bench.sources.aliases.ALIASES`, discovering `bench.training.zoo`, which makes
   every size of every zoo family an alias;
 * zoo families: `bench.training.zoo_families.FAMILIES` (`register_family`).

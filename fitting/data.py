@@ -80,6 +80,19 @@ class Run:
         object.__setattr__(self, "loss", loss[order])
         object.__setattr__(self, "n_checkpoints", int(tokens.size))
 
+    def to_dict(self) -> dict:
+        """Plain JSON (a fit.json group keeps its runs this way, so a report redraws them)."""
+        return {"run": self.run_id, "size": self.group, "tokens": self.tokens.tolist(), "loss": self.loss.tolist(),
+                "inputs": {k: (v.tolist() if isinstance(v, np.ndarray) else float(v)) for k, v in self.inputs.items()}}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "Run":
+        """A run back from `to_dict`."""
+        try:
+            return cls(d["run"], d["size"], dict(d["inputs"]), d["tokens"], d["loss"])
+        except (KeyError, TypeError) as exc:
+            raise FitError(f"stored run lacks {exc}; it must hold run, size, inputs, tokens and loss") from None
+
     def column(self, name: str) -> np.ndarray:
         """Input `name` at every checkpoint (raw units); `D` is the token axis."""
         if name == TOKENS:

@@ -1,7 +1,7 @@
 """`Registry`: the one class behind every set of named things prunebench looks up by name.
 
 The pruning methods (`bench.registry.METHODS`), the law forms (`fitting.laws.LAWS`), the study
-profiles (`bench.harness.profiles.PROFILES`), the model aliases (`bench.sources.models.ALIASES`)
+profiles (`bench.studies.profiles.PROFILES`), the model aliases (`bench.sources.aliases.ALIASES`)
 and the nano zoo's families (`bench.training.zoo_families.FAMILIES`) are each one instance, with
 the same rules:
 

@@ -45,7 +45,7 @@ from torch import nn
 from pruners.errors import PrunerError
 from pruners.adapter import Adapter
 from pruners.calibration import as_calibration, require
-from pruners.common import check_choice, check_range_in_model, check_ratio, parse_range
+from pruners.common import check_choice, check_range_in_model, check_ratio, normalise, parse_range
 from pruners.options import option
 from pruners.registry import register
 from pruners.report import PruneReport, count_params, eval_mode, measure, start_report
@@ -56,7 +56,7 @@ GRANULARITY = ("kv-group", "query-head")
 ATTENTION = ("auto", "require", "off")
 
 
-@dataclass
+@dataclass(frozen=True)
 class BlockwiseConfig:
     """LLM-Pruner block-wise options."""
 
@@ -90,14 +90,14 @@ class BlockwiseConfig:
         return self.importance == "taylor" and self.ratio > 0
 
     def __post_init__(self):
-        self.ratio = check_ratio(self.ratio)
+        normalise(self, ratio=check_ratio(self.ratio))
         check_choice(self.importance, IMPORTANCE, "importance")
         check_choice(self.taylor, TAYLOR, "taylor variant")
         check_choice(self.granularity, GRANULARITY, "attention granularity")
         check_choice(self.attention, ATTENTION, "attention rule")
-        self.layers = parse_range(self.layers, "--layers")
-        self.attn_layers = parse_range(self.attn_layers, "--attn-layers")
-        self.mlp_layers = parse_range(self.mlp_layers, "--mlp-layers")
+        normalise(self, layers=parse_range(self.layers, "--layers"),
+                  attn_layers=parse_range(self.attn_layers, "--attn-layers"),
+                  mlp_layers=parse_range(self.mlp_layers, "--mlp-layers"))
         if self.faithful and self.granularity != "kv-group":
             raise PrunerError("faithful GQA scoring applies to kv-group granularity only; drop --faithful "
                              "or use --granularity kv-group")

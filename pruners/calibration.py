@@ -2,7 +2,7 @@
 
 This module does no file or dataset I/O: it is given the documents. Which corpus they come from
 (C4, WikiText-2, a SlimPajama directory) and how they are read is the harness's
-(`bench.training.calibration_data.load_calibration`, which loads them and calls
+(`bench.sources.calibration.load_calibration`, which loads them and calls
 `sample_calibration`).
 
 Sampling rule: shuffle the documents with the seed, drop empty ones, tokenize each without

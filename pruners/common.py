@@ -60,6 +60,14 @@ def check_range_in_model(rng: tuple[int, int] | None, n_layers: int, what: str =
                          f"(valid: 0 <= START <= END <= {n_layers})")
 
 
+def normalise(config, **values) -> None:
+    """Set fields of a frozen config from its own ``__post_init__`` (a ratio given as an int
+    becomes a float, a layer range given as "4:30" a pair), so every config a method receives
+    holds its values in one canonical form and can be compared and hashed."""
+    for name, value in values.items():
+        object.__setattr__(config, name, value)
+
+
 class RatioConfig:
     """What the depth and width configs share: 128 x 512 calibration samples whenever they prune,
     and the same checks of their ratio, choice options and batch size.
@@ -75,7 +83,7 @@ class RatioConfig:
         return self.ratio > 0
 
     def __post_init__(self):
-        self.ratio = check_ratio(self.ratio)
+        normalise(self, ratio=check_ratio(self.ratio))
         for name, choices, what in self.CHOICES:
             check_choice(getattr(self, name), choices, what)
         check_positive_int(self.batch_size, "batch_size")

@@ -44,7 +44,7 @@ VARIANTS = ("oneshot", "block", "iterative")
 UNITS = ("params", "layers")
 
 
-@dataclass
+@dataclass(frozen=True)
 class DepthConfig(RatioConfig):
     """Depth pruning options."""
 

@@ -4,7 +4,7 @@ A method whose surgery masks weights instead of removing them (N:M sparsity, or 
 unstructured pruning) returns the masks on its report, keyed by parameter name with True =
 kept, and sets ``PruneReport.keeps_masks``. These helpers are the contract's other half, for
 any such method: re-apply the masks, keep them applied through an optimizer, and count
-violations. The post-training loop (`bench.training.posttrain.train`) masks with the same two
+violations. The post-training loop (`bench.training.trainer.train`) masks with the same two
 pieces, `mask_pairs` and `zero_masked`, applied to each process's shard of the weights and of
 their gradients.
 """

@@ -64,7 +64,7 @@ def parse_nm(text: str) -> tuple[int, int]:
     return n, m
 
 
-@dataclass
+@dataclass(frozen=True)
 class NMConfig:
     """N:M sparsity options."""
 

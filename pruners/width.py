@@ -38,7 +38,7 @@ BATCH_AGG = ("l2", "mean", "sum")
 NORM_AGG = ("sum", "mean", "max")
 
 
-@dataclass
+@dataclass(frozen=True)
 class WidthConfig(RatioConfig):
     """Hidden-channel (width) pruning options."""
 

@@ -1,20 +1,18 @@
 """report.md: the whole report, section by section, from records, fit.json and gate verdicts.
 
-Everything in `reports/` takes JSON-shaped data (records as stored, `fit.json` as written), so a
-report can be re-rendered from disk without torch or a refit, and the output is compared
-against golden files in the tests. Number formats are fixed (`reports.numbers`) and every
-metric column says its direction (↑ higher is better, ↓ lower is better).
+Everything in `reports/` renders from what a run leaves on disk: the records (parsed once into
+`reports.records.Record`) and `fit.json` as written, so a report can be re-rendered without
+torch or a refit, and the output is compared against golden files in the tests. Number formats
+are fixed (`reports.numbers`) and every metric column says its direction (↑ higher is better,
+↓ lower is better). The tables live in `reports.record_tables` and `reports.fit_tables`.
 """
 
 from __future__ import annotations
 
-# The tables live in `reports.record_tables` and `reports.fit_tables`, the number formats in
-# `reports.numbers`; their names stay importable from here.
-from reports.fit_tables import (  # noqa: F401
-    conditions_table, extrapolation_table, fit_table, forms_table, optimal_tokens_table, recipes_section, tests_table)
-from reports.numbers import HUGE, fmt_num, fmt_pct, fmt_sci, fmt_tokens  # noqa: F401
-from reports.record_tables import (  # noqa: F401
-    CAPPED_MARK, DATASET_TITLE, SEQ_ORDER, control_improvement, posttrain_table, recovered_fraction, seed_tables)
+from reports.fit_tables import (conditions_table, extrapolation_table, fit_table, forms_table, optimal_tokens_table,
+                                recipes_section, tests_table)
+from reports.record_tables import posttrain_table, seed_tables
+from reports.records import Record
 from reports.table import table as _table
 from reports.zeroshot import zeroshot_section
 
@@ -26,14 +24,14 @@ def gates_section(verdicts: list[dict]) -> str:
     return _table(rows, ["gate", "verdict", "detail"]) + "\n"
 
 
-def render_report(records: list[dict], fit: dict | None, verdicts: list[dict] | None = None,
+def render_report(records: list[Record], fit: dict | None, verdicts: list[dict] | None = None,
                   plots: list[str] | None = None) -> str:
     """The whole report.md."""
     parts = ["# prunebench report", ""]
-    profiles = sorted({r.get("profile", "?") for r in records})
+    profiles = sorted({r.profile or "?" for r in records})
     parts += [f"{len(records)} records (profiles: {', '.join(profiles) or '–'}).", ""]
     parts += ["## Perplexity without post-training (LLM-Pruner layout)", "", seed_tables(records)]
-    if any(r.get("posttrain") for r in records):
+    if any(r.posttrain is not None for r in records):
         parts += ["## Post-training", "", posttrain_table(records)]
     if fit is not None:
         parts += [f"## Scaling law fit (`{fit['law']}`)", "", "Post-training recipes:", "", recipes_section(fit),

@@ -1,5 +1,8 @@
 """PNG plots of post-training curves with the fitted law (in the spirit of the paper's Figs 9-11).
 
+Drawn from a fit.json group alone (its curves, fitted constants, held-out sizes and verdicts,
+read back by `PlotGroup.from_dict`), so the plugin and `prunebench report` draw the same figures.
+
 * `loss_curves`: one figure per (family, method) group, one panel per base size; every run's
   held-out loss at each checkpoint as points, the fitted law over them as a line. Held-out
   sizes are titled as such: their lines are predictions, not fits.
@@ -16,11 +19,38 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dataclasses import dataclass, field
+
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+
+@dataclass
+class PlotGroup:
+    """What the plots need of one fitted group, read from its fit.json entry."""
+
+    family: str
+    method: str
+    recipe: str
+    law: str
+    runs: list = field(default_factory=list)  # fitting.Run
+    heldout_sizes: list = field(default_factory=list)
+    fit: object = None  # fitting.FitResult, or None when the fit failed
+    identifiability: dict | None = None
+    extrapolation: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, g: dict) -> "PlotGroup":
+        from fitting import FitResult
+        from fitting.data import Run
+
+        return cls(g["family"], g["method"], g.get("recipe", "unrecorded"), g["law"],
+                   [Run.from_dict(c) for c in g.get("curves") or []], list(g.get("heldout_sizes") or []),
+                   FitResult.from_dict(g["fit"]) if g.get("fit") else None, g.get("identifiability"),
+                   dict(g.get("extrapolation") or {}))
 
 
 def _slug(text: str) -> str:
@@ -50,7 +80,7 @@ def _ylim(runs, fit=None, pad: float = 0.15) -> tuple[float, float]:
 
 
 def loss_curves(group, out_dir: Path, tag: str = "") -> Path | None:
-    """Loss against tokens for every run of a `bench.harness.study.GroupStudy`, with the fitted law.
+    """Loss against tokens for every run of a `PlotGroup`, with the fitted law.
 
     `tag` is appended to the file name (the recipe, when one family and method has several)."""
     if not group.runs:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import Counter
 
 from reports.numbers import fmt_num, fmt_pct
+from reports.records import Record
 from reports.table import table as _table
 
 
@@ -25,13 +26,14 @@ def _most_common(values) -> str:
     return Counter(values).most_common(1)[0][0] if values else "unknown"
 
 
-def _block(rec: dict, key: str) -> dict:
-    """A record's sub-dict, or {} where it is absent or was normalised away (golden inputs)."""
-    value = rec.get(key)
+def _block(rec: Record, key: str) -> dict:
+    """A record's document `key` (invocation, provenance, machine), or {} where it is absent or
+    was normalised away (golden inputs)."""
+    value = getattr(rec, key)
     return value if isinstance(value, dict) else {}
 
 
-def provenance_line(records: list[dict]) -> str:
+def provenance_line(records: list[Record]) -> str:
     """Who made these records: command, commit (dirty or not), machine, and how many runs."""
     def command(r):
         argv = _block(r, "invocation").get("argv") or []
@@ -59,23 +61,23 @@ def provenance_line(records: list[dict]) -> str:
     return line
 
 
-def _posttrained(records):
-    return [r for r in records if (r.get("posttrain") or {}).get("trajectory") and r.get("status") == "ok"]
+def _posttrained(records: list[Record]) -> list[Record]:
+    return [r for r in records if r.posttrain is not None and r.posttrain.trajectory and r.ok]
 
 
-def zoo_table(records: list[dict]) -> str:
+def zoo_table(records: list[Record]) -> str:
     """One row per (family, size), from its control case (the unpruned base, post-trained)."""
     rows = []
-    for r in sorted((r for r in _posttrained(records) if r.get("method") == "control"),
-                    key=lambda r: (r["model"].get("family", ""), r["params"]["before"])):
-        m, p, pt = r["model"], r["params"], r["posttrain"]
-        info = m.get("info") or {}
-        ne = p.get("non_embedding_before") or m.get("non_embedding_params")
-        share = 1 - ne / p["before"] if ne else None
+    for r in sorted((r for r in _posttrained(records) if r.method == "control"),
+                    key=lambda r: (r.model.family or "", r.params.before)):
+        m, p, pt = r.model, r.params, r.posttrain
+        info = m.info or {}
+        ne = p.non_embedding_before or m.non_embedding_params
+        share = 1 - ne / p.before if ne else None
         wall = info.get("pretrain_wall_s")
-        rows.append([f"`{m.get('spec')}`", f"{m.get('hidden_size')} × {m.get('layers')}", f"{p['before']:,}",
+        rows.append([f"`{m.spec}`", f"{m.hidden_size} × {m.layers}", f"{p.before:,}",
                      f"{ne:,}" if ne else "–", fmt_pct(share), fmt_num(info.get("pretrain_tokens"), 0),
-                     f"{wall:.0f} s" if wall else "–", f"{pt['L0']:.4f}", fmt_pct(pt.get("control_improvement"))])
+                     f"{wall:.0f} s" if wall else "–", f"{pt.L0:.4f}", fmt_pct(pt.control_improvement)])
     if not rows:
         return "_No control cases: the zoo table needs the post-trained unpruned bases._"
     return _table(rows, ["base", "hidden × layers", "params", "non-embedding", "embedding share",
@@ -83,16 +85,15 @@ def zoo_table(records: list[dict]) -> str:
                          "control improvement"])
 
 
-def recovery_table(records: list[dict]) -> str:
+def recovery_table(records: list[Record]) -> str:
     """Held-out loss after pruning -> after post-training, and the share of the gap to L0 won back."""
     rows = []
-    for r in sorted((r for r in _posttrained(records) if r.get("method") != "control"),
-                    key=lambda r: (r["model"].get("family", ""), r["params"]["before"], r.get("label", ""),
-                                   r.get("ratio", 0))):
-        pt = r["posttrain"]
-        l0, start, end = pt["L0"], pt.get("initial_val_loss"), pt["trajectory"][-1]["val_loss"]
+    for r in sorted((r for r in _posttrained(records) if r.method != "control"),
+                    key=lambda r: (r.model.family or "", r.params.before, r.label or "", r.ratio or 0)):
+        pt = r.posttrain
+        l0, start, end = pt.L0, pt.initial_val_loss, pt.final
         won = (start - end) / (start - l0) if start is not None and start > l0 else None
-        rows.append([f"`{r['case_id']}`", fmt_pct(pt.get("rho")), f"{l0:.4f}",
+        rows.append([f"`{r.case_id}`", fmt_pct(pt.rho), f"{l0:.4f}",
                      f"{start:.4f}" if start is not None else "–", f"{end:.4f}", fmt_pct(won)])
     return _table(rows, ["case", "achieved ratio", "L0", "after pruning", "after post-training",
                          "gap won back"]) if rows else "_No post-trained pruned cases._"
@@ -120,7 +121,7 @@ def extrapolation_table(fit: dict | None) -> str:
                          "gap error, final checkpoint", "fit identified"])
 
 
-def render_tables(records: list[dict], fit: dict | None) -> str:
+def render_tables(records: list[Record], fit: dict | None) -> str:
     return "\n\n".join([provenance_line(records), "#### Zoo", zoo_table(records), "#### Recovery",
                         recovery_table(records), "#### Extrapolation to held-out sizes",
                         extrapolation_table(fit)]) + "\n"

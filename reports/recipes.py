@@ -1,22 +1,15 @@
-"""Post-training recipes as records carry them: the declared config, its label and summary.
+"""Post-training recipes as records carry them (`reports.records.Record.recipe_config`): a
+recipe's label and summary.
 
 A recipe's label ("full-3f2a1c": its kind and a digest of what changes the loss curve) names
-one experiment: `bench.harness.study` groups runs by it, and the report matches a pruned run
-with the control run of the same recipe by it. Pure functions of JSON-shaped records.
+one experiment: `bench.harness.fit_runs` groups runs by it, and the report matches a pruned run
+with the control run of the same recipe by it. Pure functions of a declared recipe (a dict).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-
-
-def recipe_config(rec: dict) -> dict:
-    """The post-training recipe a record's case declared (its config), else the resolved one."""
-    cfg = (rec.get("config") or {}).get("posttrain")
-    if cfg is None:
-        cfg = (rec.get("posttrain") or {}).get("recipe")
-    return dict(cfg or {})
 
 
 # Recipe fields that change how a run executes or what it records, not the loss curve it

@@ -11,19 +11,12 @@ import math
 from collections import OrderedDict
 
 from reports.numbers import fmt_num, fmt_pct
-from reports.recipes import recipe_config, recipe_label
+from reports.recipes import recipe_label
+from reports.records import Record
 from reports.table import table as _table
 
 DATASET_TITLE = {"wikitext2": "WikiText2", "ptb": "PTB"}
 SEQ_ORDER = (2048, 128)  # the seed table shows 2048 first
-
-def _label(rec: dict) -> str:
-    return rec.get("label") or rec.get("method", "?")
-
-
-def _pre_posttrain_ppl(rec: dict) -> dict:
-    """Perplexities without post-training: `ppl_pruned` when the case post-trained, else `ppl`."""
-    return rec.get("ppl_pruned") or rec.get("ppl") or {}
 
 
 # ----------------------------------------------------------------------------- seed table
@@ -32,14 +25,6 @@ def _pre_posttrain_ppl(rec: dict) -> dict:
 # A perplexity measured on a subset of the windows (a --max-windows cap). Not "*": a note
 # line starting with "* " renders as a bullet in markdown.
 CAPPED_MARK = "†"
-
-
-def _cap_of(v: dict) -> tuple | None:
-    """(windows, of windows, tokens, of tokens) of a capped measurement; None for the full protocol."""
-    windows, total, seq_len = v.get("windows"), v.get("windows_total"), v.get("seq_len")
-    if windows is None or total is None or windows >= total:
-        return None
-    return windows, total, v.get("tokens", windows * (seq_len - 1)), total * (seq_len - 1)
 
 
 def _cap_note(caps: dict) -> str:
@@ -57,7 +42,7 @@ def _cap_note(caps: dict) -> str:
             f"{'; '.join(parts)}; not comparable to full-protocol figures, which appear bare.")
 
 
-def seed_tables(records: list[dict]) -> str:
+def seed_tables(records: list[Record]) -> str:
     """One table per model in the layout of LLM-Pruner's results (no post-training).
 
     Columns are methods at each sequence length, rows are datasets; below each table the
@@ -66,17 +51,14 @@ def seed_tables(records: list[dict]) -> str:
     windows and tokens it saw: users paste these tables into papers.
     """
     by_model: OrderedDict[str, OrderedDict[str, dict]] = OrderedDict()
-    for rec in sorted(records, key=lambda r: r["case_id"]):
-        if rec.get("method") == "control":
+    for rec in sorted(records, key=lambda r: r.case_id):
+        if rec.method == "control":
             continue
-        model = rec.get("model", {}).get("family") or rec.get("model", {}).get("spec", "?")
-        key = rec.get("model", {}).get("key") or ""
-        title = f"{model} {key}".strip()
-        cell = by_model.setdefault(title, OrderedDict()).setdefault(
-            _label(rec), {"ppl": {}, "params": rec.get("params"), "caps": {}})
-        for k, v in _pre_posttrain_ppl(rec).items():
-            cell["ppl"][k] = v["ppl"]
-            cell["caps"][k] = _cap_of(v)
+        cell = by_model.setdefault(rec.model.title, OrderedDict()).setdefault(
+            rec.name, {"ppl": {}, "params": rec.params, "caps": {}})
+        for k, v in rec.ppl_before_posttrain().items():
+            cell["ppl"][k] = v.ppl
+            cell["caps"][k] = v.cap()
     out = []
     for title, methods in by_model.items():
         labels = sorted(methods, key=lambda m: (m != "dense", m))
@@ -102,10 +84,10 @@ def seed_tables(records: list[dict]) -> str:
         if caps:
             out.append(_cap_note(caps) + "\n")
         for lab in labels:
-            p = methods[lab]["params"] or {}
-            if p.get("before"):
-                out.append(f"- {lab}: #Param before: {p['before']:,}, #Param after: {p['after']:,}, "
-                           f"Ratio = {100 * p['after'] / p['before']:.4f}%")
+            p = methods[lab]["params"]
+            if p is not None and p.before:
+                out.append(f"- {lab}: #Param before: {p.before:,}, #Param after: {p.after:,}, "
+                           f"Ratio = {100 * p.after / p.before:.4f}%")
         out.append("")
     return "\n".join(out).rstrip() + "\n" if out else "_No perplexity records._\n"
 
@@ -113,21 +95,16 @@ def seed_tables(records: list[dict]) -> str:
 # ----------------------------------------------------------------------------- post-training
 
 
-def _final_val_loss(rec: dict):
-    traj = (rec.get("posttrain") or {}).get("trajectory") or []
-    return traj[-1]["val_loss"] if traj else None
-
-
-def control_improvement(rec: dict):
-    """Relative drop of held-out loss over a control run's budget: (L_start - L_end) / L_start."""
-    pt = rec.get("posttrain") or {}
-    if "control_improvement" in pt:
-        return pt["control_improvement"]
-    traj = pt.get("trajectory") or []
-    start = pt.get("val_loss_start", pt.get("L0"))
-    if not traj or not start:
+def control_improvement(rec: Record):
+    """Relative drop of held-out loss over a control run's budget: (L0 - L_end) / L0."""
+    pt = rec.posttrain
+    if pt is None:
         return None
-    return (start - traj[-1]["val_loss"]) / start
+    if pt.control_improvement is not None or "control_improvement" in pt.nulls:
+        return pt.control_improvement
+    if not pt.trajectory or not pt.L0:
+        return None
+    return (pt.L0 - pt.final) / pt.L0
 
 
 def recovered_fraction(dense: float | None, pruned: float | None, post: float | None):
@@ -137,31 +114,30 @@ def recovered_fraction(dense: float | None, pruned: float | None, post: float | 
     return (math.log(pruned) - math.log(post)) / (math.log(pruned) - math.log(dense))
 
 
-def posttrain_table(records: list[dict], eval_key: str | None = None) -> str:
+def posttrain_table(records: list[Record], eval_key: str | None = None) -> str:
     """Model, method, ratio, parameters, ppl dense / pruned / post-trained, recovery, control."""
-    post = [r for r in records if r.get("posttrain")]
+    post = [r for r in records if r.posttrain is not None]
     if not post:
         return "_No post-training records._\n"
     if eval_key is None:
-        keys = sorted({k for r in post for k in (r.get("ppl") or {})})
+        keys = sorted({k for r in post for k in (r.ppl or {})})
         eval_key = next((k for k in keys if k.startswith("wikitext2:")), keys[0] if keys else None)
-    def where(r):  # one control per (family, size, recipe): the same size of two families differs
-        return (r["model"].get("family", ""), r["model"].get("key"), recipe_label(recipe_config(r)))
 
-    control = {where(r): control_improvement(r) for r in post if r.get("method") == "control"}
+    def where(r: Record):  # one control per (family, size, recipe): the same size of two families differs
+        return (r.model.family or "", r.model.key, recipe_label(r.recipe_config()))
+
+    control = {where(r): control_improvement(r) for r in post if r.method == "control"}
     rows = []
-    for r in sorted(post, key=lambda r: (r["model"].get("family", ""), where(r)[2], r["params"]["before"],
-                                         r.get("method") != "control", r.get("method", ""), r.get("ratio", 0))):
-        dense = ((r.get("ppl_dense") or {}).get(eval_key) or {}).get("ppl")
-        pruned = ((r.get("ppl_pruned") or {}).get(eval_key) or {}).get("ppl")
-        final = ((r.get("ppl") or {}).get(eval_key) or {}).get("ppl")
-        p = r["params"]
-        status = r.get("status", "ok") + (" (diverged)" if r["posttrain"].get("diverged") else "")
+    for r in sorted(post, key=lambda r: (r.model.family or "", where(r)[2], r.params.before,
+                                         r.method != "control", r.method, r.ratio or 0)):
+        dense, pruned, final = (r.ppl_of(stage, eval_key) for stage in ("ppl_dense", "ppl_pruned", "ppl"))
+        p = r.params
+        status = r.status + (" (diverged)" if r.posttrain.diverged else "")
         rows.append([
-            f"{r['model'].get('family', '')} {r['model'].get('key', '')}".strip(), _label(r), where(r)[2],
-            fmt_pct(p.get("achieved_ratio")), f"{p['before']:,}", f"{p['after']:,}",
+            f"{r.model.family or ''} {r.model.key or ''}".strip(), r.name, where(r)[2],
+            fmt_pct(p.achieved_ratio), f"{p.before:,}", f"{p.after:,}",
             fmt_num(dense), fmt_num(pruned), fmt_num(final), fmt_pct(recovered_fraction(dense, pruned, final), 1),
-            fmt_num(_final_val_loss(r), 4), fmt_pct(control.get(where(r)), 2), status])
+            fmt_num(r.posttrain.final, 4), fmt_pct(control.get(where(r)), 2), status])
     headers = ["model", "method", "recipe", "ratio", "params before", "params after", f"ppl dense ↓ ({eval_key})",
                "ppl pruned ↓", "ppl post-trained ↓", "recovered ↑", "final held-out loss ↓",
                "control improvement", "status"]

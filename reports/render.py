@@ -42,14 +42,14 @@ def strict_json(obj):
     return obj
 
 
-def write_report(records: list[dict], study, verdicts: list[dict], out_dir: str | Path) -> dict[str, Path]:
-    """Render everything from records and a `bench.harness.study.Study` (or None) into `out_dir`."""
+def write_report(records: list, fit: dict | None, verdicts: list[dict], out_dir: str | Path) -> dict[str, Path]:
+    """Render everything from records (`reports.records.Record`) and fit.json's data (or None:
+    nothing fitted) into `out_dir`: report.md, fit.json and the plots."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
-    fit = study.to_dict() if study is not None else None
     pngs = []
-    groups = study.groups if study is not None else []
+    groups = [plots.PlotGroup.from_dict(g) for g in (fit or {}).get("groups", []) if g.get("curves")]
     pairs = [(g.family, g.method) for g in groups]
     for group in groups:
         # One file per group: the recipe joins the name when a family and method has several.

@@ -9,6 +9,7 @@ A post-trained case contributes a row before post-training and one after.
 
 from __future__ import annotations
 
+from reports.records import Record, ZeroShotRow
 from reports.table import table
 
 # LLM-Pruner's columns: (task, title, metric).
@@ -27,44 +28,22 @@ OFFLINE_COLUMNS = (
 CAP_MARK = "*"
 
 
-def _rows_of(entry: dict | None) -> dict:
-    return {(r["task"], r["metric"]): r for r in (entry or {}).get("results", [])}
-
-
-def _stages(rec: dict) -> list[tuple[str, dict]]:
-    """(stage, zeroshot entry) pairs of a record, in order."""
-    out = []
-    if rec.get("zeroshot_pruned"):
-        out.append(("dense" if rec.get("method") in ("dense", "control") else "pruned", rec["zeroshot_pruned"]))
-        if rec.get("zeroshot"):
-            out.append(("post-trained", rec["zeroshot"]))
-    elif rec.get("zeroshot"):
-        out.append(("dense" if rec.get("method") in ("dense", "control") else "pruned", rec["zeroshot"]))
-    return out
-
-
-def _cell(row: dict | None, scale: float, caps: dict) -> str:
-    if row is None or not isinstance(row.get("value"), (int, float)):
+def _cell(row: ZeroShotRow | None, scale: float, caps: dict) -> str:
+    if row is None or isinstance(row.value, bool) or not isinstance(row.value, (int, float)):
         return "–"
-    capped = row.get("samples") is not None and row.get("samples_total") is not None \
-        and row["samples"] < row["samples_total"]
-    if capped:
-        caps[row["task"]] = (row["samples"], row["samples_total"])
-    value = row["value"] * scale
+    if row.capped:
+        caps[row.task] = (row.samples, row.samples_total)
+    value = row.value * scale
     text = f"{value:.2f}" if abs(value) < 1e6 else f"{value:.3g}"
-    return text + (CAP_MARK if capped else "")
+    return text + (CAP_MARK if row.capped else "")
 
 
-def _ident(rec: dict) -> list[str]:
-    model = rec.get("model", {})
-    title = f"{model.get('family') or model.get('spec', '?')} {model.get('key') or ''}".strip()
-    ratio = rec.get("ratio")
-    return [title, rec.get("label") or rec.get("method", "?"), f"{ratio:g}" if ratio else "0"]
+def _ident(rec: Record) -> list[str]:
+    return [rec.model.title, rec.name, f"{rec.ratio:g}" if rec.ratio else "0"]
 
 
-def _order(records: list[dict]) -> list[dict]:
-    return sorted(records, key=lambda r: (r.get("model", {}).get("family") or "", r.get("model", {}).get("key") or "",
-                                          r.get("method") not in ("dense", "control"), r.get("case_id", "")))
+def _order(records: list[Record]) -> list[Record]:
+    return sorted(records, key=lambda r: (r.model.family or "", r.model.key or "", not r.unpruned, r.case_id))
 
 
 def _cap_note(caps: dict) -> str:
@@ -75,14 +54,14 @@ def _cap_note(caps: dict) -> str:
     return f"\n\\{CAP_MARK} capped: computed on a subset ({'; '.join(parts)}); not comparable to full-task figures.\n"
 
 
-def _stage_table(records: list[dict], columns, titles: list[str], cells_of) -> str:
+def _stage_table(records: list[Record], columns, titles: list[str], cells_of) -> str:
     """One row per (record, stage) that measured any of `columns` ((task, metric) pairs), with
     the cells `cells_of(results by (task, metric), caps)` gives; "" when no row has any."""
     caps: dict = {}
     rows = []
     for rec in _order(records):
-        for stage, entry in _stages(rec):
-            have = _rows_of(entry)
+        for stage, run in rec.zeroshot_stages():
+            have = run.by_metric()
             if any(c in have for c in columns):
                 rows.append(_ident(rec) + [stage] + cells_of(have, caps))
     if not rows:
@@ -90,12 +69,12 @@ def _stage_table(records: list[dict], columns, titles: list[str], cells_of) -> s
     return table(rows, ["Model", "Method", "Ratio", "Stage"] + titles) + "\n" + _cap_note(caps)
 
 
-def llm_pruner_table(records: list[dict]) -> str:
+def llm_pruner_table(records: list[Record]) -> str:
     """LLM-Pruner's zero-shot table: accuracy (%) per task with its metric, and the average."""
 
     def cells_of(have: dict, caps: dict) -> list[str]:
         cells = [_cell(have.get((t, m)), 100.0, caps) for t, _, m in LLM_PRUNER_COLUMNS]
-        values = [have[(t, m)]["value"] for t, _, m in LLM_PRUNER_COLUMNS if (t, m) in have]
+        values = [have[(t, m)].value for t, _, m in LLM_PRUNER_COLUMNS if (t, m) in have]
         average = f"{100 * sum(values) / len(values):.2f}" if len(values) == len(LLM_PRUNER_COLUMNS) else "–"
         if average != "–" and any(c.endswith(CAP_MARK) for c in cells):
             average += CAP_MARK
@@ -105,21 +84,21 @@ def llm_pruner_table(records: list[dict]) -> str:
                         [title for _, title, _ in LLM_PRUNER_COLUMNS] + ["Average"], cells_of)
 
 
-def offline_table(records: list[dict]) -> str:
+def offline_table(records: list[Record]) -> str:
     """The shipped offline tasks: WikiText document-level perplexity and the last-word task."""
     return _stage_table(records, [(t, m) for t, _, m, _ in OFFLINE_COLUMNS],
                         [title for _, title, _, _ in OFFLINE_COLUMNS],
                         lambda have, caps: [_cell(have.get((t, m)), s, caps) for t, _, m, s in OFFLINE_COLUMNS])
 
 
-def zeroshot_section(records: list[dict]) -> str:
+def zeroshot_section(records: list[Record]) -> str:
     """The report's zero-shot section (markdown), or "" when no record has zero-shot results."""
-    with_zs = [r for r in records if r.get("zeroshot") or r.get("zeroshot_pruned")]
+    with_zs = [r for r in records if r.zeroshot_stages()]
     if not with_zs:
         return ""
     parts = ["## Zero-shot (lm-eval)", ""]
-    versions = sorted({row.get("lm_eval_version") for r in with_zs for _, e in _stages(r)
-                       for row in e.get("results", []) if row.get("lm_eval_version")})
+    versions = sorted({row.lm_eval_version for r in with_zs for _, run in r.zeroshot_stages()
+                       for row in run.results if row.lm_eval_version})
     parts += [f"lm-eval {', '.join(versions) or '?'}, 0-shot, in memory.", ""]
     table = llm_pruner_table(with_zs)
     if table:

@@ -6,10 +6,11 @@ functions included. The rules (README, "Architecture"):
 
 * the leaves: `pruners` imports nothing of `bench`, `fitting` or `reports`; `fitting` nothing of
   `bench`, `pruners` or `reports`; `reports` renders and may import `fitting` only;
-* inside `bench`, from the bottom up: `bench.errors` (the one-line user errors) imports only
-  the leaves; `bench.sources` imports `bench.errors`; `bench.tasks` also `bench.sources`;
-  `bench.evaluation` also `bench.tasks`; `bench.training` `bench.errors`, `bench.sources` and
-  `bench.evaluation`. `bench.studies`, `bench.harness`, `bench.commands` and `bench.cli` may
+* inside `bench`, from the bottom up: the base modules (`bench.errors`, the one-line user
+  errors; `bench.registry`; `bench.env`, the run environment; `bench.progress`) import only the
+  leaves and each other; `bench.sources` imports the base (and `reports`, for the record type);
+  `bench.tasks` also `bench.sources`; `bench.evaluation` also `bench.tasks`; `bench.training`
+  the base, `bench.sources` and `bench.evaluation`. `bench.studies`, `bench.harness`, `bench.commands` and `bench.cli` may
   import anything of `bench` below them, except that `bench.studies` imports neither
   `bench.harness` nor `bench.commands` (it may use `reports`, which imports no bench), and only
   `bench.commands` and `bench.cli` import
@@ -30,16 +31,17 @@ LEAVES = ("pruners", "fitting")
 
 # Layers of bench, bottom up: a module of each may import, of bench, only the layers listed
 # (and itself). Leaves: whether `pruners` and `fitting` may be imported too.
-BENCH_BASE = ("bench.errors", "bench.registry")  # top-level modules every upper layer may use
-BELOW_STUDIES = ("bench.errors", "bench.registry", "bench.sources", "bench.tasks", "bench.evaluation",
-                 "bench.training")
+BENCH_BASE = ("bench.errors", "bench.registry", "bench.env", "bench.progress")  # every upper layer may use
+BELOW_STUDIES = BENCH_BASE + ("bench.sources", "bench.tasks", "bench.evaluation", "bench.training")
 BENCH_LAYERS = {
     "bench.errors": ((), LEAVES),
     "bench.registry": ((), LEAVES),
-    "bench.sources": (("bench.errors",), LEAVES),
-    "bench.tasks": (("bench.errors", "bench.sources"), ()),
-    "bench.evaluation": (("bench.errors", "bench.sources", "bench.tasks"), ()),
-    "bench.training": (("bench.errors", "bench.sources", "bench.evaluation"), LEAVES),
+    "bench.progress": ((), ()),
+    "bench.env": (("bench.progress",), ()),
+    "bench.sources": (BENCH_BASE, LEAVES + ("reports",)),  # reports.records: the record type
+    "bench.tasks": (BENCH_BASE + ("bench.sources",), ()),
+    "bench.evaluation": (BENCH_BASE + ("bench.sources", "bench.tasks"), ()),
+    "bench.training": (BENCH_BASE + ("bench.sources", "bench.evaluation"), LEAVES),
     "bench.studies": (BELOW_STUDIES, LEAVES + ("reports",)),  # reports.numbers formats gate figures
     "bench.harness": (BELOW_STUDIES + ("bench.studies",), LEAVES + ("reports",)),
     "bench.test_matrix": (BELOW_STUDIES + ("bench.studies", "bench.harness"), LEAVES + ("reports",)),

@@ -27,9 +27,10 @@ def add_parser(p) -> None:
 
 
 def run(args) -> int:
-    from bench.harness import records
-    from bench.evaluation import zeroshot
+    from bench.commands.options import run_env
     from bench.errors import UsageError
+    from bench.evaluation import zeroshot
+    from bench.sources import records
 
     # Everything cheap first, then the tasks (their data is read here), then the model.
     defaults = zeroshot.ZeroShotSpec(("_",))
@@ -46,7 +47,7 @@ def run(args) -> int:
 
     from bench.sources.models import load_model
 
-    loaded = load_model(args.model, cache_dir=args.cache_dir, device=args.device, dtype=args.dtype)
+    loaded = load_model(args.model, run_env(args, progress=False), dtype=args.dtype)
     if max_length is None:
         tasks = zeroshot.with_model_window(tasks, loaded.model)
     elif max_length > zeroshot.model_positions(loaded.model):
@@ -55,8 +56,11 @@ def run(args) -> int:
     result = zeroshot.evaluate(loaded.model, loaded.tokenizer, tasks, progress=args.verbose)
     result["model"] = {"spec": args.model, **loaded.info}
     if results_dir is not None:
-        records.write_record(results_dir, records.new_record(
-            f"eval-{_slug(args.model)}", method="dense", status="ok", zeroshot=result, model={"spec": args.model}))
+        from reports.records import ModelInfo, Record, ZeroShot
+
+        records.write_record(results_dir, Record(
+            case_id=f"eval-{_slug(args.model)}", method="dense", status="ok", zeroshot=ZeroShot.from_json(result),
+            model=ModelInfo(spec=args.model), **records.stamp()))
     if args.json:
         json.dump(result, sys.stdout, sort_keys=True)
         sys.stdout.write("\n")

@@ -106,7 +106,7 @@ def fit_table(args) -> dict:
 
 
 def fit_records(args) -> dict:
-    """The --results-dir mode: the study of `bench.harness.study` over every post-training record.
+    """The --results-dir mode: the law fit of `bench.harness.law_fit` over every post-training record.
 
     Returns one dict with every (family, method, recipe) group's fit, identifiability,
     generalisation tests and candidate forms, plus top-level shortcuts: `extrapolation_error`
@@ -116,19 +116,20 @@ def fit_records(args) -> dict:
     from pathlib import Path
 
     from bench.errors import UsageError
-    from bench.harness.records import load_records
-    from bench.harness.study import StudyConfig, run_study
+    from bench.harness.group_fit import FitConfig
+    from bench.harness.law_fit import fit_law
+    from bench.sources.records import load_records
 
     root = Path(args.results_dir)
     if not root.is_dir():
         raise UsageError(f"results directory {root} does not exist; pass the --results-dir of an earlier run")
     records = load_records(root)
-    study = run_study(records, StudyConfig(law=args.law, holdout=tuple(args.holdout) if args.holdout else None,
-                                           bootstrap=args.bootstrap, seed=args.seed, search=args.search or "coarse"))
-    if not study.groups:
+    fit = fit_law(records, FitConfig(law=args.law, holdout=tuple(args.holdout) if args.holdout else None,
+                                     bootstrap=args.bootstrap, seed=args.seed, search=args.search or "coarse"))
+    if not fit.groups:
         raise UsageError(f"{root} holds no post-training records to fit; run a profile that post-trains (nano, smoke)")
-    out = study.to_dict()
-    out["extrapolation_error"] = study.heldout_errors()
+    out = fit.to_dict()
+    out["extrapolation_error"] = fit.heldout_errors()
     fitted = [g for g in out["groups"] if g["fit"] is not None]
     if not fitted:
         raise UsageError("no group could be fitted: " + "; ".join(f"{g['family']}/{g['method']}: {g['error']}"

@@ -14,3 +14,21 @@ def add_device_options(p) -> None:
     """--device and --dtype, as `bench.sources.models.load_model` takes them."""
     p.add_argument("--device", default=None, help="torch device (default cuda when available, else cpu)")
     p.add_argument("--dtype", default=None, help="float32, bf16 or fp16 (default float32 on CPU, bf16 on CUDA)")
+
+
+def run_env(args, progress: bool = True):
+    """The command's `bench.env.RunEnv` from its --data-dir, --cache-dir, --results-dir and
+    --device (each optional); progress on stderr, a live line in a terminal, unless quiet."""
+    import sys
+
+    from bench.env import RunEnv
+    from bench.progress import Live, Log
+
+    def write(text: str) -> None:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+
+    shown = (Live(write) if sys.stderr.isatty() else Log(write)) if progress else None
+    return RunEnv.make(data_dir=getattr(args, "data_dir", None), cache_dir=getattr(args, "cache_dir", None),
+                       results_dir=getattr(args, "results_dir", None), device=getattr(args, "device", None),
+                       progress=shown)

@@ -22,10 +22,10 @@ def add_parser(p) -> None:
 
 
 def run(args) -> int:
-    from bench.sources import data
-    from bench.evaluation import perplexity
-    from bench.harness import records
+    from bench.commands.options import run_env
     from bench.errors import UsageError, did_you_mean
+    from bench.evaluation import perplexity
+    from bench.sources import data, records
     from bench.sources.models import load_model
 
     # Validate everything cheap before loading a model: bad input must fail fast.
@@ -40,20 +40,21 @@ def run(args) -> int:
     results_dir = records.resolve_results_dir(args.results_dir) if args.results_dir else None
     data.load_rows(args.dataset, args.split or data.EVAL_SPLIT[args.dataset], args.data_dir)
 
-    loaded = load_model(args.model, cache_dir=args.cache_dir, device=args.device, dtype=args.dtype)
+    env = run_env(args, progress=not args.json)
+    loaded = load_model(args.model, env, dtype=args.dtype)
     result = perplexity.evaluate(loaded.model, loaded.tokenizer, args.dataset, args.seq_len,
                                  split=args.split, max_windows=args.max_windows,
-                                 batch_size=args.batch_size, data_dir=args.data_dir)
+                                 batch_size=args.batch_size, data_dir=args.data_dir, progress=env.progress)
     result["model"] = {"spec": args.model, **loaded.info}
     if results_dir is not None:
         from bench.harness.provenance import provenance
+        from reports.records import ModelInfo, Perplexity, Record
 
         case_id = f"ppl-{_slug(args.model)}-{args.dataset}-{args.seq_len}"
-        prov = provenance(args.model, [(args.dataset, result["split"])], cache_dir=args.cache_dir,
-                          data_dir=args.data_dir, device=args.device, dtype=args.dtype)
-        records.write_record(results_dir, records.new_record(
-            case_id, method="dense", status="ok", ppl={f"{args.dataset}:{args.seq_len}": result},
-            model={"spec": args.model}, provenance=prov))
+        prov = provenance(args.model, [(args.dataset, result["split"])], env, dtype=args.dtype)
+        records.write_record(results_dir, Record(
+            case_id=case_id, method="dense", status="ok", ppl={f"{args.dataset}:{args.seq_len}": Perplexity.from_json(result)},
+            model=ModelInfo(spec=args.model), provenance=prov, **records.stamp()))
     if args.json:
         json.dump(result, sys.stdout, sort_keys=True)
         sys.stdout.write("\n")

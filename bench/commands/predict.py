@@ -47,7 +47,7 @@ def load_fit(path: str) -> dict:
     from pathlib import Path
 
     from bench.errors import UsageError
-    from bench.harness.study import FIT_SCHEMA
+    from bench.harness.law_fit import FIT_SCHEMA
 
     p = Path(path)
     if not p.is_file():
@@ -66,7 +66,7 @@ def load_fit(path: str) -> dict:
 
 def pick_group(fit: dict, selector: str | None) -> dict:
     from bench.errors import UsageError
-    from bench.harness.gates import group_matches
+    from bench.studies.gates import group_matches
 
     fitted = [g for g in fit.get("groups", []) if g.get("fit") is not None]
     if not fitted:

@@ -175,9 +175,9 @@ def parse_ppl(specs: list[str]) -> list[tuple[str, int]]:
     return out
 
 
-def _meta_model(path):
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
+def _model_config(path):
+    """The transformers config in a --model-config JSON file (a bad file is one line)."""
+    from transformers import AutoConfig
 
     from bench.errors import UsageError
 
@@ -189,20 +189,19 @@ def _meta_model(path):
     except json.JSONDecodeError as exc:
         raise UsageError(f"--model-config {path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
     try:
-        config = AutoConfig.for_model(**raw)
+        return AutoConfig.for_model(**raw)
     except (ValueError, KeyError, TypeError) as exc:
         raise UsageError(f"--model-config {path} is not a Hugging Face model config: "
                          f"{' '.join(str(exc).split())[:200]}") from None
-    with torch.device("meta"):
-        return AutoModelForCausalLM.from_config(config)
 
 
 def run(args) -> int:
+    from bench.commands.options import run_env
     from bench.errors import UsageError
-    from pruners.registry import prune
-    from pruners.registry import validate
-    from bench.training.calibration_data import CalibrationSpec, load_calibration
+    from bench.sources.calibration import CalibrationSpec, load_calibration
+    from bench.studies.params import meta_model
     from pruners.calibration import default_shape
+    from pruners.registry import prune, validate
 
     # ---- validate everything cheap before loading anything
     config = build_config(args)
@@ -215,7 +214,7 @@ def run(args) -> int:
             raise UsageError("--dry-run needs --model-config CONFIG.json (the model is built on the meta device)")
         if args.out or ppl_specs:
             raise UsageError("--dry-run has no weights to save or evaluate; drop --out and --ppl")
-        report = prune(_meta_model(args.model_config), None, config)
+        report = prune(meta_model(_model_config(args.model_config)), None, config)
         return _emit(args, report, {"model_config": args.model_config})
     if args.model_config:
         raise UsageError("--model-config is only for --dry-run; pass the model with --model")
@@ -231,7 +230,7 @@ def run(args) -> int:
     if needs_calibration(config):
         samples, seq_len = default_shape(config)
         cal_spec = CalibrationSpec(source=args.calibration, samples=args.samples or samples,
-                                   seq_len=args.seq_len or seq_len, seed=args.seed, data_dir=args.data_dir)
+                                   seq_len=args.seq_len or seq_len, seed=args.seed)
     elif args.samples is not None or args.seq_len is not None:
         raise UsageError(f"--samples/--seq-len set calibration, which {method} pruning with these options does "
                          "not use; drop them")
@@ -239,7 +238,8 @@ def run(args) -> int:
     # ---- load, calibrate, prune
     from bench.sources.models import load_model
 
-    loaded = load_model(args.model, cache_dir=args.cache_dir, device=args.device, dtype=args.dtype)
+    env = run_env(args, progress=not args.json)
+    loaded = load_model(args.model, env, dtype=args.dtype)
     model, tokenizer = loaded.model, loaded.tokenizer
     validate(model, config)  # impossible requests fail before calibration is drawn
     calibration = None
@@ -248,8 +248,8 @@ def run(args) -> int:
         if limit is not None and cal_spec.seq_len > limit:
             if args.seq_len is not None:
                 raise UsageError(f"--seq-len {args.seq_len} exceeds the model's maximum positions ({limit})")
-            cal_spec = CalibrationSpec(cal_spec.source, cal_spec.samples, limit, cal_spec.seed, cal_spec.data_dir)
-        calibration = load_calibration(tokenizer, cal_spec)
+            cal_spec = CalibrationSpec(cal_spec.source, cal_spec.samples, limit, cal_spec.seed)
+        calibration = load_calibration(tokenizer, cal_spec, args.data_dir)
     report = prune(model, calibration, config)
 
     extra = {"model": {"spec": args.model, **loaded.info}}
@@ -260,7 +260,7 @@ def run(args) -> int:
         for name, seq_len in ppl_specs:
             extra["ppl"][f"{name}:{seq_len}"] = perplexity.evaluate(
                 model, tokenizer, name, seq_len, max_windows=args.max_windows, data_dir=args.data_dir,
-                progress=not args.json)
+                progress=env.progress)
     if args.out:
         from pruners.saving import save_pruned
 

@@ -28,19 +28,20 @@ def add_parser(p) -> None:
 def run(args) -> int:
 
     from bench.errors import UsageError
-    from bench.harness.records import load_run
-    from bench.harness.study import StudyConfig, run_study
+    from bench.harness.group_fit import FitConfig
+    from bench.harness.law_fit import fit_law
+    from bench.sources.records import load_run
     from reports.render import write_report
 
     root, records = load_run(args.results_dir)
     if args.bootstrap is not None and args.bootstrap < 0:
         raise UsageError(f"--bootstrap must be >= 0, got {args.bootstrap}")
-    config = StudyConfig(law=args.law, holdout=tuple(args.holdout) if args.holdout else None, search=args.search,
+    config = FitConfig(law=args.law, holdout=tuple(args.holdout) if args.holdout else None, search=args.search,
                          check_search=args.check_search)
     if args.bootstrap is not None:
         config.bootstrap = args.bootstrap
-    study = run_study(records, config)
-    files = write_report(records, study if study.groups else None, [], args.out or root)
+    fit = fit_law(records, config)
+    files = write_report(records, fit.to_dict() if fit.groups else None, [], args.out or root)
     for name in sorted(files):
         print(files[name])
     return 0

@@ -54,8 +54,7 @@ def _list() -> int:
 
 def expanded(study, cases, counts) -> dict:
     """The matrix as plain JSON: the study's settings and one row per case."""
-    from bench.studies.schema import pending_corpus
-    from bench.harness.study import case_group_names
+    from bench.harness.run_config import case_group_names
 
     rows = []
     for case in cases:
@@ -66,17 +65,18 @@ def expanded(study, cases, counts) -> dict:
             "params_before": k.before, "params_after": k.after, "achieved_ratio": k.achieved,
             "evals": [f"{e.key}" + (f" (max {e.max_windows} windows)" if e.max_windows else "") for e in case.evals],
             "zeroshot": list(case.zeroshot.tasks) if case.zeroshot else [],
-            "posttrain_tokens": case.posttrain_options.get("tokens") if case.posttrain else None,
+            "posttrain_tokens": case.recipe.tokens if case.recipe is not None else None,
             "config": k.source, "config_missing": k.missing,
         })
     return {"study": study.name, "file": str(study.path), "description": study.description,
             "law": study.law, "holdout": list(study.holdout), "posttrain": dict(study.posttrain),
-            "pending_corpus": pending_corpus(study), "fit_groups": case_group_names(cases), "cases": rows}
+            "fit_groups": case_group_names(cases), "cases": rows}
 
 
 def _expand(args) -> int:
     from pathlib import Path
 
+    from bench.commands.options import run_env
     from bench.errors import UsageError
     from bench.studies import load_study, study_cases
     from bench.studies.params import count_cases
@@ -86,7 +86,7 @@ def _expand(args) -> int:
         raise UsageError(f"--configs {configs} is not a directory; pass one holding <org>--<name>.json config files")
     study = load_study(args.study)
     cases = study_cases(study, full_eval=args.full_eval)
-    out = expanded(study, cases, count_cases(cases, configs, args.cache_dir))
+    out = expanded(study, cases, count_cases(cases, configs, run_env(args, progress=False).cache_dir))
     if args.json:
         json.dump(out, sys.stdout, indent=1)
         sys.stdout.write("\n")
@@ -109,9 +109,6 @@ def _print(out: dict) -> None:
     if post:
         held = ", ".join(out["holdout"]) or "the largest size of each family"
         print(f"law {out['law']}; held out: {held}; fit groups: {', '.join(out['fit_groups']) or 'none'}")
-    if out["pending_corpus"]:
-        print(f"note: post-training corpus {out['pending_corpus']!r} is not in this build yet (issue 10 item 4); "
-              f"its post-training cases fail when they run")
     table = []
     for r in rows:
         known = r["params_before"] is not None

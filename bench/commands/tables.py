@@ -18,7 +18,7 @@ def run(args) -> int:
     from pathlib import Path
 
     from bench.errors import UsageError
-    from bench.harness.records import load_run
+    from bench.sources.records import load_run
     from reports.readme_tables import render_tables
 
     root, records = load_run(args.results_dir)

@@ -21,14 +21,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
-import sys
 import time
 
 import torch
 import torch.nn.functional as F
 
-from bench.sources import data as data_mod
 from bench.errors import UsageError
+from bench.progress import QUIET, Progress
+from bench.sources import data as data_mod
 from bench.sources.models import max_positions
 
 PROTOCOL = "llm-pruner"
@@ -244,12 +244,13 @@ def batch_nll_sum(model, batch: torch.Tensor, chunked: bool = True) -> torch.Ten
     return chunked_nll_sum(hidden, head, batch)
 
 
-def window_nll_sum(model, windows: torch.Tensor, batch_size: int, progress: bool = False,
+def window_nll_sum(model, windows: torch.Tensor, batch_size: int, progress: Progress = QUIET,
                    desc: str = "ppl", chunked: bool = True) -> tuple[float, int]:
     """Sum of token NLLs over all windows, and the number of predicted tokens.
 
     Args:
         windows: (n, seq_len) token ids on any device.
+        progress: where the phase `desc` shows (windows done).
         chunked: compute the loss from hidden states in chunks (`batch_nll_sum`).
     """
     # FSDP writes gathered parameters into tensors it reuses, which inference mode forbids.
@@ -258,25 +259,27 @@ def window_nll_sum(model, windows: torch.Tensor, batch_size: int, progress: bool
 
 
 def _window_nll_sum(model, windows, batch_size, progress, desc, chunked) -> tuple[float, int]:
-    from tqdm.auto import tqdm
-
     device = _model_device(model)
     parts = []
     n, seq_len = windows.shape
-    bar = tqdm(total=n, desc=desc, unit="win", file=sys.stderr, disable=not progress, leave=False)
-    for start in range(0, n, batch_size):
-        batch = windows[start:start + batch_size].to(device, non_blocking=True)  # (B, S)
-        parts.append(batch_nll_sum(model, batch, chunked=chunked))
-        bar.update(batch.shape[0])
-    bar.close()
+    with progress.phase(desc, n, "windows") as bar:
+        for start in range(0, n, batch_size):
+            batch = windows[start:start + batch_size].to(device, non_blocking=True)  # (B, S)
+            parts.append(batch_nll_sum(model, batch, chunked=chunked))
+            bar.advance(batch.shape[0])
     # One host sync for the whole evaluation.
     return float(torch.stack([p.to(parts[0].device) for p in parts]).sum()), n * (seq_len - 1)
 
 
 def evaluate(model, tokenizer, dataset: str, seq_len: int, *, split: str | None = None,
              max_windows: int | None = None, batch_size: int | None = None, data_dir=None,
-             progress: bool = True) -> dict:
+             progress: Progress = QUIET, desc: str | None = None) -> dict:
     """Perplexity of `model` on `dataset` with the LLM-Pruner protocol.
+
+    Args:
+        data_dir: the local data directory as the run was given it (None: the default lookup,
+            `bench.sources.data.resolve_data_dir`).
+        progress: where the evaluation shows as phase `desc` (default ``<dataset>:<seq_len>``).
 
     Returns:
         A record: ``ppl``, ``nll`` (mean per predicted token), ``tokens`` (predicted tokens),
@@ -305,7 +308,7 @@ def evaluate(model, tokenizer, dataset: str, seq_len: int, *, split: str | None 
     model.eval()
     t0 = time.perf_counter()
     nll_sum, n_tokens = window_nll_sum(model, subset, batch_size, progress=progress,
-                                       desc=f"{dataset}:{seq_len}")
+                                       desc=desc or f"{dataset}:{seq_len}")
     wall = time.perf_counter() - t0
     model.train(was_training)
 

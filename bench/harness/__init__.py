@@ -1,14 +1,14 @@
 """The harness: the pytest plugin and everything that turns a study into finished cases.
 
-Owns: the plugin and session (`plugin`, `session`), the built-in and registered profiles
-(`profiles`; a case itself is `bench.studies.cases.Case`), running one case (`runner`), what a
-case leaves behind (`records`, `provenance`; the lock on a results directory is
-`bench.sources.locks.RunLock`), the checks before any case runs (`preflight`, with the memory
-estimate of a case from its model's config in `memory`), the fit of a study's records (`study`:
-records to grouped runs in `study_runs`, one group's fit and tests in `group_fit`) and the gates
-on it (`gates`, with the scopes parsed in `bench.studies.gate_specs`).
+Owns: the plugin and session (`plugin`, `session`), the run's configuration (`run_config`: the
+study read once, the command line merged into it), running one case (`runner`), what a record
+says made it (`provenance`; the records themselves are `bench.sources.records`), the checks
+before any case runs (`preflight`, with the memory estimate of a case from its model's config
+in `memory`), and the law fitted to a run's records (`law_fit`: records to grouped runs in
+`fit_runs`, one group's fit and tests in `group_fit`). The gates it judges by are
+`bench.studies.gates`.
 
-May import: `bench.errors`, `bench.studies`, `bench.sources`, `bench.training`,
-`bench.evaluation`, and the leaf packages `pruners`, `fitting` and `reports`. Nothing below the
-harness imports it back.
+May import: the bottom of `bench` (`errors`, `env`, `progress`, `registry`), `bench.studies`,
+`bench.sources`, `bench.training`, `bench.evaluation`, and the leaf packages `pruners`,
+`fitting` and `reports`. Nothing below the harness imports it back.
 """

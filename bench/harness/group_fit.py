@@ -1,7 +1,7 @@
-"""One group's study: the fit, its bootstrap and identifiability, the generalisation tests,
-the candidate forms, and the predicted post-training tokens (`study_group`), with its config.
+"""One group's fit: the law, its bootstrap and identifiability, the generalisation tests, the
+candidate forms, and the predicted post-training tokens (`fit_group`), with its config.
 
-Each step after the fit can fail on its own; a failure is recorded in the `GroupStudy`, never
+Each step after the fit can fail on its own; a failure is recorded in the `GroupFit`, never
 raised, so one degenerate group does not cost the others their report.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from bench.errors import USER_ERRORS, UsageError
 from fitting.protocols import extrapolation_metrics
 from reports.recipes import recipe_summary
-from bench.harness.study_runs import sizes_by_params
+from bench.harness.fit_runs import sizes_by_params
 
 # Law used for 2:4 groups when the study's law is rho-based: for N:M the ratio is fixed, so
 # the paper (Eq. 7) drops the rho factor.
@@ -27,7 +27,7 @@ BOOTSTRAP_ENV = "PRUNEBENCH_BOOTSTRAP"
 
 
 def default_bootstrap() -> int:
-    """Bootstrap replicates of a study: $PRUNEBENCH_BOOTSTRAP, else 100 (0 turns it off,
+    """Bootstrap replicates of a fit: $PRUNEBENCH_BOOTSTRAP, else 100 (0 turns it off,
     which leaves every fit 'not identified': there is nothing to judge the constants by)."""
     import os
 
@@ -40,7 +40,7 @@ def default_bootstrap() -> int:
 
 
 @dataclass
-class StudyConfig:
+class FitConfig:
     """How to fit: law, which sizes to hold out, the search, and the token questions.
 
     The defaults keep the report step of the nano study (3 groups) to about a minute on 2
@@ -63,7 +63,7 @@ class StudyConfig:
 
 
 @dataclass
-class GroupStudy:
+class GroupFit:
     """Everything fitted for one (family, method, recipe) group."""
 
     family: str
@@ -110,6 +110,7 @@ class GroupStudy:
             "recipe_summary": recipe_summary(self.recipe_config),
             "fit_sizes": self.fit_sizes, "heldout_sizes": self.heldout_sizes,
             "runs": [r.run_id for r in self.runs],
+            "curves": [r.to_dict() for r in self.runs],  # what the report's plots draw
             "n0": {s: next(r.inputs["N0"] for r in self.runs if r.group == s) for s in self.fit_sizes + self.heldout_sizes},
             "data_range": self.data_range(),
             "search": self.search,
@@ -149,8 +150,8 @@ def _mark_runaways(test: dict) -> None:
         m["runaway"] = runaway(m)
 
 
-def study_group(family: str, method: str, runs: list, config: StudyConfig, recipe: str = "unrecorded",
-                recipe_cfg: dict | None = None, ratio_of: dict | None = None) -> GroupStudy:
+def fit_group(family: str, method: str, runs: list, config: FitConfig, recipe: str = "unrecorded",
+              recipe_cfg: dict | None = None, ratio_of: dict | None = None) -> GroupFit:
     """Fit, judge, test and compare one group; failures are recorded, not raised."""
     from fitting import bootstrap, fit, get_law, tokens_to_margin, tokens_to_slope
     from fitting.forms import compare_forms
@@ -164,7 +165,7 @@ def study_group(family: str, method: str, runs: list, config: StudyConfig, recip
     else:
         heldout = [s for s in config.holdout if s in sizes]
     fit_sizes = [s for s in sizes if s not in heldout]
-    g = GroupStudy(family, method, law, fit_sizes, heldout, runs, recipe=recipe, recipe_config=dict(recipe_cfg or {}),
+    g = GroupFit(family, method, law, fit_sizes, heldout, runs, recipe=recipe, recipe_config=dict(recipe_cfg or {}),
                    ratio_of=dict(ratio_of or {r.run_id: r.inputs["rho"] for r in runs}))
     units = _law_inputs_units(law, _units_for(runs))
     starts = get_law(law).search_grid(config.search)

@@ -9,7 +9,7 @@ an hour in. The estimate counts what the runner holds at its peak (`bench.harnes
   next case of the same model;
 * a pruned copy in the load dtype (pruning methods; an N:M copy keeps dense tensors);
 * post-training a copy of the model it measures, which training holds in float32 (master
-  weights, `bench.training.posttrain.MASTER_DTYPE`):
+  weights, `bench.training.engine.MASTER_DTYPE`):
   - full-parameter: 4 bytes of weight, 4 of gradient and 8 of AdamW moments (exp_avg,
     exp_avg_sq) per parameter, 16 in all; FSDP shards this over ``processes``, DDP does not;
   - LoRA: 4 bytes per frozen weight, plus 16 per adapter parameter (rank x (in + out) of each
@@ -78,14 +78,12 @@ def gib(nbytes: int) -> str:
 
 def case_need(case, counted, dtype: torch.dtype) -> Need:
     """The memory `case` needs, from its parameter counts (`bench.studies.params.Counted`)."""
-    from bench.training.posttrain import Recipe
-
     width = torch.finfo(dtype).bits // 8
-    pruned = 0 if case.method in ("dense", "control") else counted.tensors * width
-    kept = counted.before if case.method in ("dense", "control") else counted.tensors
-    if not case.posttrain:
+    pruned = 0 if case.unpruned else counted.tensors * width
+    kept = counted.before if case.unpruned else counted.tensors
+    recipe = case.recipe
+    if recipe is None:
         return Need(case.id, "eval", dtype, counted.before * width, pruned)
-    recipe = Recipe.from_options(case.posttrain_options)
     if recipe.lora:
         training = kept * MASTER_BYTES + recipe.lora_r * counted.lora_io * ADAPTER_BYTES
         mode = "lora"
@@ -160,8 +158,9 @@ def main(argv=None) -> int:
 
     from transformers import AutoConfig
 
-    from bench.studies.cases import Case
     from bench.studies import params
+    from bench.studies.cases import Case
+    from bench.training.recipe import Recipe
 
     p = argparse.ArgumentParser(prog="python -m bench.harness.memory", description=main.__doc__)
     p.add_argument("config", help="a model's config.json (e.g. tests/configs/meta-llama--Llama-3.1-8B.json)")
@@ -172,9 +171,9 @@ def main(argv=None) -> int:
     n = sum(t.numel() for t in model.parameters())
     counted = params.Counted(n, n, args.config, tensors=n, lora_io=params.lora_features(model))
     dtype = torch.bfloat16 if args.device == "cuda" else torch.float32
-    for name, recipe in (("evaluation only", ()), ("full post-training", (("lr", 2e-5),)),
-                         ("LoRA post-training", (("lora", True),))):
-        need = case_need(Case("estimate", args.config, "", "control", posttrain=recipe), counted, dtype)
+    for name, recipe in (("evaluation only", None), ("full post-training", Recipe(lr=2e-5)),
+                         ("LoRA post-training", Recipe(lora=True))):
+        need = case_need(Case("estimate", args.config, "", "control", recipe=recipe), counted, dtype)
         print(f"{name}: {gib(need.total(args.device))} ({need.parts()}) for {n:,} parameters on {args.device}")
     return 0
 

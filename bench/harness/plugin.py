@@ -1,7 +1,15 @@
 """The prunebench pytest plugin: options, the `bench_case` parametrisation, and summaries.
 
+Registered through the ``pytest11`` entry point ``prunebench`` (as pytest-benchmark registers
+its own), so an installed prunebench runs from any directory:
+``pytest --pyargs bench --study my.toml``. It stays inert in runs that select no benchmark
+case: `pytest tests` never reads a study.
+
 Thin on purpose: each hook forwards to `bench.harness.session.BenchSession`, which holds the logic
-and is tested without pytest.
+and is tested without pytest. `pytest_configure` turns the options into the run's command line
+(`bench.harness.run_config.CommandLine`, merged into the study once) and its environment
+(`bench.env.RunEnv`, with a progress display that writes through the terminal reporter with
+capture suspended, so a cold zoo build is not ten silent minutes).
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ import sys
 import pytest
 
 from bench.errors import USER_ERRORS, UsageError
-from bench.harness.profiles import DEFAULT_PROFILE, profile_help
+from bench.studies.profiles import DEFAULT_PROFILE, profile_help
 from fitting.laws import LAWS
 
 SESSION_KEY = pytest.StashKey["BenchSession"]()
@@ -61,44 +69,31 @@ def pytest_addoption(parser):
                          "loss by more than PCT, i.e. the bases are not at a plateau (e.g. 1%%)")
     group.addoption("--no-report", action="store_true", default=False,
                     help="do not fit the law or write report.md at the end")
+    group.addoption("--no-progress", action="store_true", default=False,
+                    help="show no progress of long work (zoo pre-training, post-training, evaluations); by "
+                         "default a terminal gets a live line and a log one line per finished phase")
 
 
 def pytest_configure(config):
-    from bench.harness.session import BenchSession, SessionOptions
+    from bench.env import RunEnv, default_results_dir
+    from bench.harness.run_config import CommandLine
+    from bench.harness.session import BenchSession
 
-    from bench.harness.gates import build_gates
-    from bench.harness.profiles import get_cases, option_defaults
-
-    def opt(name):
-        value = config.getoption(name)
-        return defaults.get(name) if value is None else value
-
-    defaults: dict = {}
-    _export_dirs(config)
+    opt = config.getoption
     try:
-        profile = _matrix(config)
-        eager = _may_collect_cases(config)
-        # The study's law, held-out sizes and gates, wherever the command line sets none.
-        defaults = option_defaults(profile) if eager else {}
-        # An unknown profile or a bad study file is a usage error, before collection.
-        cases = get_cases(profile) if eager else []
-        # A law-gate scope must name a group this run can fit: checked here, before any case runs
-        # (a profile without post-training leaves it to the end, against the stored records' groups).
-        from bench.harness.study import case_group_names
-
-        gates = build_gates(opt("--max-extrapolation-error"), opt("--baseline"), opt("--max-ppl-regression"),
-                            opt("--max-control-improvement"), valid_groups=case_group_names(cases) or None)
-    except USER_ERRORS as exc:
-        raise pytest.UsageError(str(exc)) from None
-    holdout = tuple(opt("--holdout")) if opt("--holdout") else None
-    session = BenchSession(SessionOptions(
-        profile=profile, data_dir=opt("--data-dir"), results_dir=opt("--results-dir"),
-        cache_dir=opt("--cache-dir"), device=opt("--device"), full_eval=opt("--full-eval"),
-        resume=opt("--resume"), threads=opt("--threads"), law=opt("--law") or "p2", holdout=holdout, gates=tuple(gates),
-        report=not opt("--no-report")))
-    try:
-        if eager:
-            session.validate()  # the law and held-out sizes, before any case spends compute
+        cli = CommandLine(
+            study=_matrix(config), full_eval=opt("--full-eval"), resume=opt("--resume"), report=not opt("--no-report"),
+            threads=opt("--threads"), law=opt("--law"), holdout=tuple(opt("--holdout")) if opt("--holdout") else None,
+            max_extrapolation_error=tuple(opt("--max-extrapolation-error") or ()) or None, baseline=opt("--baseline"),
+            max_ppl_regression=opt("--max-ppl-regression"), max_control_improvement=opt("--max-control-improvement"))
+        env = RunEnv.make(data_dir=opt("--data-dir"), cache_dir=opt("--cache-dir"), models_dir=opt("--models-dir"),
+                          results_dir=default_results_dir(opt("--results-dir")), device=opt("--device"),
+                          progress=_progress(config))
+        session = BenchSession(cli, env)
+        if _may_collect_cases(config):
+            # The study, its law, held-out sizes and gates, read and checked once, before any
+            # case spends compute (a run of `pytest tests` never reads one).
+            session.config  # noqa: B018
     except USER_ERRORS as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION_KEY] = session
@@ -112,33 +107,28 @@ def pytest_configure(config):
         os.environ["CUDA_VISIBLE_DEVICES"] = worker["prunebench_cuda_device"]
 
 
-ENV_KEY = pytest.StashKey[dict]()
+def _progress(config):
+    """Progress through the terminal reporter with capture suspended: a live line in a terminal,
+    one line per phase in a log; none for an xdist worker (its output is not shown)."""
+    from bench.progress import Live, Log
 
+    if getattr(config, "workerinput", None) is not None or config.getoption("--no-progress"):
+        return None
 
-def _export_dirs(config) -> None:
-    """--cache-dir and --models-dir through the environment, for the run only.
+    def write(text: str) -> None:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        capture = config.pluginmanager.get_plugin("capturemanager")
+        if reporter is None:
+            return
+        if capture is None:
+            reporter.write(text)
+            reporter.flush()
+            return
+        with capture.global_and_fixture_disabled():
+            reporter.write(text)
+            reporter.flush()
 
-    Every reader then agrees: the token-stream cache of corpora (reached through post-training,
-    which takes no cache directory), the hub resolver, provenance, the memory estimate and xdist
-    workers. `pytest_unconfigure` puts the previous values back.
-    """
-    from bench.sources.hub import MODELS_DIR_ENV
-    from bench.sources.models import CACHE_DIR_ENV
-
-    saved = {}
-    for option, var in (("--cache-dir", CACHE_DIR_ENV), ("--models-dir", MODELS_DIR_ENV)):
-        if config.getoption(option):
-            saved[var] = os.environ.get(var)
-            os.environ[var] = os.path.abspath(os.path.expanduser(config.getoption(option)))
-    config.stash[ENV_KEY] = saved
-
-
-def pytest_unconfigure(config):
-    for var, value in config.stash.get(ENV_KEY, {}).items():
-        if value is None:
-            os.environ.pop(var, None)
-        else:
-            os.environ[var] = value
+    return Live(write) if sys.stdout.isatty() else Log(write)
 
 
 def _may_collect_cases(config) -> bool:
@@ -185,8 +175,8 @@ def pytest_configure_node(node):
 def pytest_xdist_node_collection_finished(node, ids):
     """xdist controller: take the results directory before the first case is scheduled."""
     bench = node.config.stash[SESSION_KEY]
-    if bench.holds_results():
-        return
+    if bench.holds_results() or not any("test_matrix.py::" in i for i in ids):
+        return  # not a benchmark run (e.g. `pytest tests -n 2`): no study is read
     cases = {f"[{c.id}]": c for c in bench.cases()}
     selected = [cases[i[i.rfind("["):]] for i in ids if i.endswith("]") and i[i.rfind("["):] in cases]
     if not selected:

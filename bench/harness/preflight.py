@@ -17,29 +17,30 @@ models) but still refuses a case that cannot fit.
 
 from __future__ import annotations
 
-from bench.studies.cases import Case
+from bench.env import RunEnv
 from bench.errors import UsageError
+from bench.studies.cases import Case
 
 
-def check_cases(cases: list[Case], *, device=None, cache_dir=None, resolve_models: bool = True) -> list:
+def check_cases(cases: list[Case], env: RunEnv, resolve_models: bool = True) -> list:
     """Raise UsageError for the first problem; return each estimated case's `bench.harness.memory.Need`."""
     from bench.harness import memory
-    from bench.sources.models import default_dtype, resolve_device
+    from bench.sources.devices import default_dtype, resolve_device
     from bench.studies import params
     from pruners.report import count_params
 
-    dev = resolve_device(device)
+    dev = resolve_device(env.device)
     dtype = default_dtype(dev)
     specs = list(dict.fromkeys(c.model for c in cases))
     if resolve_models:
         from bench.sources.models import check_spec
 
         for spec in specs:
-            check_spec(spec)
+            check_spec(spec, env.models_dir)
     bounds: dict[str, params.Counted] = {}
     for spec in specs:
         try:
-            config, source = params.find_config(spec, None, cache_dir)
+            config, source = params.find_config(spec, None, env.cache_dir, env.models_dir)
         except UsageError:
             if resolve_models:
                 raise
@@ -57,7 +58,7 @@ def check_cases(cases: list[Case], *, device=None, cache_dir=None, resolve_model
             exact.append(case)
         else:
             needs.append(need)
-    counted = params.count_cases(exact, cache_dir=cache_dir) if exact else {}
+    counted = params.count_cases(exact, cache_dir=env.cache_dir, models_dir=env.models_dir) if exact else {}
     for case in exact:
         need = memory.case_need(case, counted[case.id], dtype)
         memory.check(need, dev)

@@ -24,9 +24,10 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-from bench.studies.cases import Case
+from bench.env import RunEnv
 from bench.sources.data import file_sha256  # memoised: a session hashes a GGUF file once
 from bench.sources.hub import directory_digest
+from bench.studies.cases import Case
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the checkout: bench/harness/provenance.py
 # The fields `--resume` compares, in the order a stale line names them.
@@ -75,20 +76,19 @@ def code_label(code: dict | None) -> str:
     return f"{label}+dirty.{(code.get('diff_sha256') or '')[:4]}" if code.get("dirty") else label
 
 
-def model_identity(spec: str, cache_dir=None, data_dir=None) -> dict:
+def model_identity(spec: str, env: RunEnv) -> dict:
     """What identifies the weights `spec` resolves to, without loading them."""
-    from bench.sources import models
+    from bench.sources.aliases import smollm2_gguf_path
+    from bench.sources.cache import resolve_cache_dir
     from bench.training import zoo
 
     spec = str(spec)
     if zoo.is_nano(spec):
-        from bench.sources.models import resolve_cache_dir
-
         family, size = zoo.parse_spec(spec)
-        _, key, _, _ = zoo._entry(family, size, resolve_cache_dir(cache_dir), data_dir)
+        _, key, _, _ = zoo._entry(family, size, resolve_cache_dir(env.cache_dir), env.data_dir)
         return {"kind": "zoo", "spec": spec, "zoo_key": key}
     if spec == "smollm2-135m":
-        path = models.smollm2_gguf_path()
+        path = smollm2_gguf_path()
         return {"kind": "gguf", "spec": spec, "file": path.name, "sha256": file_sha256(path)}
     if spec in ("tiny-llama", "tiny-qwen2"):
         # Random weights from a fixed config and seed: the code identity covers them.
@@ -103,22 +103,22 @@ def model_identity(spec: str, cache_dir=None, data_dir=None) -> dict:
     # A models directory's declared revision or digest, an HF cache snapshot's commit, or
     # (online, nothing local) the commit the hub gives for the pin; offline with no copy is
     # the resolver's one-line error.
-    where = hub.resolve(spec)
+    where = hub.resolve(spec, env.models_dir)
     return {"kind": "hub", "spec": spec, **where.identity(), "revision": hub.hub_revision(where)}
 
 
 def case_datasets(case: Case) -> list[tuple[str, str]]:
     """(dataset, split) of every data file `case` reads."""
-    from bench.training import corpus
     from bench.sources import data
-    from bench.training.calibration_data import SOURCES as CALIB_SOURCES
+    from bench.sources.calibration import SOURCES as CALIB_SOURCES
+    from bench.training import corpus
 
     used = [(e.dataset, data.EVAL_SPLIT[e.dataset]) for e in case.evals if e.dataset in data.EVAL_SPLIT]
-    source = CALIB_SOURCES.get(case.prune_options.get("calibration"))
+    source = CALIB_SOURCES.get(case.calibration.source) if case.calibration is not None else None
     if source is not None:  # None: no calibration, or a corpus streamed from the hub
         used.append(tuple(source))
-    if case.posttrain:
-        source = corpus.CORPORA.get(case.posttrain_options.get("corpus", "wikitext2"))
+    if case.recipe is not None:
+        source = corpus.CORPORA.get(case.recipe.corpus)
         if source is not None:  # None: a directory or hub corpus, identified by `corpus_identity`
             used.append(source)
     return sorted(set(used))
@@ -128,12 +128,9 @@ def corpus_identity(case: Case, data_dir=None) -> dict:
     """``corpus:<name>`` -> digest of a post-training corpus that is not a data-directory file
     (a SlimPajama directory: its files' digest; online: the hub coordinates)."""
     from bench.training import corpus
-    from bench.training.posttrain import Recipe
 
-    if not case.posttrain:
-        return {}
-    recipe = Recipe.from_options(case.posttrain_options)
-    if corpus.CORPORA.get(recipe.corpus) is not None:
+    recipe = case.recipe
+    if recipe is None or corpus.CORPORA.get(recipe.corpus) is not None:
         return {}
     ident = corpus.source_identity(recipe.slices, data_dir)
     value = ident.get("sha256") or f"hub:{ident.get('hub')}:{ident.get('documents')}"
@@ -142,11 +139,11 @@ def corpus_identity(case: Case, data_dir=None) -> dict:
 
 def calibration_identity(case: Case) -> dict:
     """``calibration:slimpajama`` -> digest of the SlimPajama directory calibration reads (or the hub id)."""
-    if case.prune_options.get("calibration") != "slimpajama":
+    if case.calibration is None or case.calibration.source != "slimpajama":
         return {}
-    from bench.training import calibration_data
+    from bench.sources import calibration
 
-    ident = calibration_data.identity(calibration_data.CalibrationSpec("slimpajama"))
+    ident = calibration.identity(calibration.CalibrationSpec("slimpajama"))
     return {"calibration:slimpajama": ident.get("sha256") or f"hub:{ident.get('hub')}"}
 
 
@@ -165,20 +162,21 @@ def data_digests(datasets, data_dir=None) -> dict:
     return out
 
 
-def provenance(model_spec: str, datasets, *, cache_dir=None, data_dir=None, device=None, dtype=None) -> dict:
+def provenance(model_spec: str, datasets, env: RunEnv, dtype=None) -> dict:
     """The provenance of a result on `model_spec` that reads `datasets` ((dataset, split) pairs).
 
     Args:
-        device, dtype: as the loader takes them; None means its defaults (CUDA when present, and
-            float32 on CPU, bf16 on CUDA), so the result is known before anything is loaded.
+        env: the run's directories and device (None device: CUDA when present).
+        dtype: as the loader takes it; None means its default (float32 on CPU, bf16 on CUDA),
+            so the result is known before anything is loaded.
     """
-    from bench.sources.models import default_dtype, parse_dtype, resolve_device
+    from bench.sources.devices import default_dtype, parse_dtype, resolve_device
 
-    dev = resolve_device(device)
+    dev = resolve_device(env.device)
     return {
         "code": code_identity(),
-        "model": model_identity(model_spec, cache_dir, data_dir),
-        "data": data_digests(datasets, data_dir),
+        "model": model_identity(model_spec, env),
+        "data": data_digests(datasets, env.data_dir),
         "device": dev.type,
         "dtype": str(parse_dtype(dtype) or default_dtype(dev)).replace("torch.", ""),
         "torch": _version("torch"),
@@ -186,10 +184,10 @@ def provenance(model_spec: str, datasets, *, cache_dir=None, data_dir=None, devi
     }
 
 
-def case_provenance(case: Case, *, cache_dir=None, data_dir=None, device=None) -> dict:
+def case_provenance(case: Case, env: RunEnv) -> dict:
     """The provenance a record of `case` made now, by this code on this machine, would carry."""
-    prov = provenance(case.model, case_datasets(case), cache_dir=cache_dir, data_dir=data_dir, device=device)
-    prov["data"].update(corpus_identity(case, data_dir))
+    prov = provenance(case.model, case_datasets(case), env)
+    prov["data"].update(corpus_identity(case, env.data_dir))
     prov["data"].update(calibration_identity(case))
     return prov
 

@@ -1,8 +1,12 @@
 """Runs one benchmark case: load, prune, (post-train), measure, and build its record.
 
-Kept apart from pytest so it can be driven from unit tests and scripts. Loaded and pruned
-models are memoised per session: the smol profile has four measurement cases per pruned
-model, and `-k` slices still prune each model at most once.
+Kept apart from pytest so it can be driven from unit tests and scripts. Every model, a nano
+zoo base included, loads through `bench.sources.models.load_model` with the run's environment
+(`bench.env.RunEnv`: directories, device, progress). Loaded and pruned models are memoised per
+session: the smol profile has four measurement cases per pruned model, and `-k` slices still
+prune each model at most once. The case's own objects configure each step (its method config,
+calibration spec, recipe, evaluation specs), and the runner builds the case's typed record
+(`reports.records.Record`).
 
 A case with a post-training recipe (the nano profile) measures perplexity after pruning
 (``ppl_pruned``), post-trains a copy of the pruned model (`bench.training.posttrain`) and measures again
@@ -31,22 +35,14 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from bench.env import RunEnv
 from bench.evaluation import perplexity
+from bench.sources.cache import resolve_cache_dir
+from bench.sources.loaders import LoadedModel
+from bench.sources.models import load_model
 from bench.studies.cases import Case
-from bench.sources.models import LoadedModel, count_params, default_dtype, load_model, resolve_cache_dir, resolve_device
-from bench.training.calibration_data import CALIB_KEYS
-
-
-@dataclass
-class RunContext:
-    """Run-wide settings every case needs."""
-
-    data_dir: str | None = None
-    cache_dir: str | None = None
-    device: str | None = None
-    progress: bool = True
-    results_dir: str | None = None  # where a case's working area (training states) lives; None: none saved
-    resume: bool = False  # continue a killed case from its training state (else a leftover is removed)
+from pruners.report import count_params
+from reports.records import ModelInfo, Params, Perplexity, PostTrain, Record, ZeroShot
 
 
 @dataclass
@@ -64,7 +60,8 @@ class _Memo:
 
 @dataclass
 class CaseRunner:
-    ctx: RunContext
+    env: RunEnv
+    resume: bool = False  # continue a killed case from its training state (else a leftover is removed)
     memo: _Memo = field(default_factory=_Memo)
 
     def prepare(self, cases: list[Case]) -> None:
@@ -73,28 +70,15 @@ class CaseRunner:
 
         specs = [c.model for c in cases if zoo.is_nano(c.model)]
         if specs:
-            zoo.ensure_all(specs, cache_dir=self.ctx.cache_dir, data_dir=self.ctx.data_dir, progress=self.ctx.progress)
+            zoo.ensure_all(specs, self.env)
 
     def dense(self, spec: str) -> LoadedModel:
         if self.memo.dense_spec != spec:
             self.memo.dense = None  # free the previous model before loading the next
             self.memo.pruned_key = self.memo.pruned = None
-            self.memo.dense = self._load(spec)
+            self.memo.dense = load_model(spec, self.env)
             self.memo.dense_spec = spec
         return self.memo.dense
-
-    def _load(self, spec: str) -> LoadedModel:
-        from bench.training import zoo
-
-        if not zoo.is_nano(spec):
-            return load_model(spec, cache_dir=self.ctx.cache_dir, device=self.ctx.device)
-        # The zoo needs the run's data directory to build, which the alias path cannot pass.
-        loaded = zoo.load(spec, cache_dir=self.ctx.cache_dir, data_dir=self.ctx.data_dir, progress=self.ctx.progress)
-        dev = resolve_device(self.ctx.device)
-        loaded.model.to(device=dev, dtype=default_dtype(dev))
-        loaded.info.update({"device": str(dev), "dtype": str(next(loaded.model.parameters()).dtype).replace("torch.", ""),
-                            "placement": {"device_map": None, "devices": [str(dev)]}})
-        return loaded
 
     def pruned(self, case: Case) -> tuple[LoadedModel, dict | None]:
         """The model a case measures: the dense model itself, or a pruned copy of it."""
@@ -103,24 +87,25 @@ class CaseRunner:
 
     def _pruned(self, case: Case) -> tuple[LoadedModel, dict | None, dict | None]:
         base = self.dense(case.model)
-        if case.method in ("dense", "control"):
+        if case.unpruned:
             return base, None, None
         if self.memo.pruned_key != case.prune_key:
             self.memo.pruned = None
             model = copy.deepcopy(base.model)
-            report, masks = prune_model(model, base.tokenizer, case, self.ctx)
+            report, masks = prune_model(model, base.tokenizer, case, self.env)
             self.memo.pruned = (LoadedModel(model, base.tokenizer, base.spec, base.kind, dict(base.info)), report, masks)
             self.memo.pruned_key = case.prune_key
         return self.memo.pruned
 
-    def measure(self, loaded: LoadedModel, case: Case, model=None) -> dict:
+    def measure(self, loaded: LoadedModel, case: Case, model=None) -> dict[str, Perplexity]:
         """Perplexity of `model` (default: the loaded one) for every EvalSpec of the case."""
-        return {spec.key: perplexity.evaluate(
+        return {spec.key: Perplexity.from_json(perplexity.evaluate(
             model if model is not None else loaded.model, loaded.tokenizer, spec.dataset, spec.seq_len,
-            max_windows=spec.max_windows, data_dir=self.ctx.data_dir, progress=self.ctx.progress)
+            max_windows=spec.max_windows, data_dir=self.env.data_dir, progress=self.env.progress,
+            desc=f"{case.id}: {spec.key}"), f"{case.id} ppl {spec.key}")
             for spec in case.evals}
 
-    def zeroshot(self, loaded: LoadedModel, case: Case, model=None) -> dict:
+    def zeroshot(self, loaded: LoadedModel, case: Case, model=None) -> ZeroShot:
         """The case's lm-eval tasks on `model` (default: the loaded one), in memory."""
         from bench.evaluation import zeroshot
 
@@ -129,8 +114,10 @@ class CaseRunner:
         if spec.max_length > zeroshot.model_positions(model):
             spec = replace(spec, max_length=zeroshot.default_window(model))
         if spec not in self.memo.zeroshot_tasks:
-            self.memo.zeroshot_tasks[spec] = zeroshot.prepare(spec, self.ctx.data_dir)
-        return zeroshot.evaluate(model, loaded.tokenizer, self.memo.zeroshot_tasks[spec])
+            self.memo.zeroshot_tasks[spec] = zeroshot.prepare(spec, self.env.data_dir)
+        with self.env.progress.phase(f"{case.id}: zero-shot {', '.join(spec.tasks)}"):
+            result = zeroshot.evaluate(model, loaded.tokenizer, self.memo.zeroshot_tasks[spec])
+        return ZeroShot.from_json(result, f"{case.id} zeroshot")
 
     def dense_ppl(self, case: Case) -> dict:
         """The unpruned model's perplexities, measured once per model and evals per session."""
@@ -150,16 +137,16 @@ class CaseRunner:
         key = (case.model, recipe.slices, recipe.seq_len, recipe.eval_windows, recipe.bf16)
         if key not in self.memo.dense_heldout:
             base = self.dense(case.model)
-            self.memo.dense_heldout[key] = initial_loss(base.model, base.tokenizer, recipe, self.ctx.data_dir)
+            self.memo.dense_heldout[key] = initial_loss(base.model, base.tokenizer, recipe, self.env)
         return self.memo.dense_heldout[key]
 
-    def run(self, case: Case, provenance: dict | None = None) -> dict:
-        """Execute the case and return the fields of its record (without provenance).
+    def run(self, case: Case, provenance: dict | None = None) -> Record:
+        """Execute the case and return its record (provenance and stamp to be added by the session).
 
         `provenance` is what the record will carry; a training state is resumed only when it was
         saved under the same one (None: computed here, as the session computes it).
         """
-        from bench.training.zoo import non_embedding_params
+        from bench.training.zoo_families import non_embedding_params
 
         t0 = time.perf_counter()
         base = self.dense(case.model)
@@ -171,59 +158,53 @@ class CaseRunner:
         # removed; they lie inside the decoder layers, so they leave the non-embedding count too.
         masked = count_params(loaded.model) - params_after
         ne_after = non_embedding_params(loaded.model) - masked
-        fields = {
-            "profile": case.profile,
-            "model": {"spec": case.model, "key": case.model_key, "family": case.family,
-                      "non_embedding_params": ne_before, **_model_meta(base)},
-            "method": case.method,
-            "label": case.label or case.method,
-            "ratio": case.ratio,
-            "config": case.config(),
-            "fingerprint": case.fingerprint(),
-            "seed": case.prune_options.get("seed", 0),
-            "params": {"before": params_before, "after": params_after,
-                       "achieved_ratio": 1 - params_after / params_before,
-                       "non_embedding_before": ne_before, "non_embedding_after": ne_after},
-            "prune_report": report,
-            "status": "ok",
-            "timings": {"prune_s": (report or {}).get("wall_time_s")},
-        }
-        if case.posttrain:
-            self._posttrain(case, loaded, masks, fields, provenance)
+        cfg = base.model.config
+        record = Record(
+            case_id=case.id, status="ok", method=case.method, profile=case.study,
+            model=ModelInfo(spec=case.model, key=case.model_key, family=case.family, non_embedding_params=ne_before,
+                            arch=getattr(cfg, "model_type", None), layers=getattr(cfg, "num_hidden_layers", None),
+                            hidden_size=getattr(cfg, "hidden_size", None), info=base.info,
+                            nulls=frozenset({"arch", "layers", "hidden_size"})),
+            label=case.label or case.method, ratio=case.ratio, config=case.config(), fingerprint=case.fingerprint(),
+            seed=case.calibration.seed if case.calibration is not None else 0,
+            params=Params(before=params_before, after=params_after, achieved_ratio=1 - params_after / params_before,
+                          non_embedding_before=ne_before, non_embedding_after=ne_after),
+            prune_report=report, timings={"prune_s": (report or {}).get("wall_time_s")},
+            nulls=frozenset({"prune_report"}))
+        if case.recipe is not None:
+            record = self._posttrain(case, loaded, masks, record, provenance)
         else:
-            fields["ppl"] = self.measure(loaded, case)
-            if case.zeroshot is not None:
-                fields["zeroshot"] = self.zeroshot(loaded, case)
-        fields["timings"]["case_s"] = time.perf_counter() - t0
-        return fields
+            record = replace(record, ppl=self.measure(loaded, case),
+                             zeroshot=self.zeroshot(loaded, case) if case.zeroshot is not None else None)
+        record.timings["case_s"] = time.perf_counter() - t0
+        return record
 
-    def _posttrain(self, case: Case, loaded: LoadedModel, masks: dict | None, fields: dict,
-                   provenance: dict | None = None) -> None:
-        """Measure, post-train a copy, measure again; fills the record's post-training fields."""
-        from bench.training.posttrain import Recipe, posttrain
+    def _posttrain(self, case: Case, loaded: LoadedModel, masks: dict | None, record: Record,
+                   provenance: dict | None = None) -> Record:
+        """Measure, post-train a copy, measure again: the record with its post-training fields."""
+        from bench.training.posttrain import posttrain
         from bench.training.zoo import plateau_figure
 
-        recipe = Recipe.from_options(case.posttrain_options)
-        fields["ppl_dense"] = self.dense_ppl(case)
-        dense = case.method in ("dense", "control")
-        fields["ppl_pruned"] = fields["ppl_dense"] if dense else self.measure(loaded, case)
-        if case.zeroshot is not None:
-            fields["zeroshot_pruned"] = self.zeroshot(loaded, case)
+        recipe = case.recipe
+        ppl_dense = self.dense_ppl(case)
+        ppl_pruned = ppl_dense if case.unpruned else self.measure(loaded, case)
+        zeroshot_pruned = self.zeroshot(loaded, case) if case.zeroshot is not None else None
         l0 = self.dense_heldout(case, recipe)
-        checkpoint_eval = (lambda m: self.measure(loaded, case, model=m)) if recipe.ppl_at_checkpoints else None
+        checkpoint_eval = ((lambda m: {k: v.to_json() for k, v in self.measure(loaded, case, model=m).items()})
+                           if recipe.ppl_at_checkpoints else None)
         t0 = time.perf_counter()
         state = self.checkpointer(case, recipe, provenance)
         # Without state_every, a distributed case keeps every checkpoint's sharded state (DCP)
         # under the cache, by case (the behaviour before resumable states).
-        state_dir = (resolve_cache_dir(self.ctx.cache_dir) / "posttrain-state" / case.fingerprint()
+        state_dir = (resolve_cache_dir(self.env.cache_dir) / "posttrain-state" / case.fingerprint()
                      if recipe.processes > 1 and state is None else None)
-        model, pt = posttrain(copy.deepcopy(loaded.model), loaded.tokenizer, recipe, data_dir=self.ctx.data_dir,
-                              masks=masks, checkpoint_eval=checkpoint_eval, progress=self.ctx.progress,
-                              state_dir=state_dir, state=state)
-        fields["timings"]["posttrain_s"] = time.perf_counter() - t0
-        params = fields["params"]
-        pt.update({"L0": l0, "N0": params["before"], "N": params["after"], "rho": params["achieved_ratio"],
-                   "N0_non_embedding": params["non_embedding_before"], "N_non_embedding": params["non_embedding_after"],
+        model, pt = posttrain(copy.deepcopy(loaded.model), loaded.tokenizer, recipe, self.env, masks=masks,
+                              checkpoint_eval=checkpoint_eval, state_dir=state_dir, state=state,
+                              desc=f"{case.id}: post-train")
+        record.timings["posttrain_s"] = time.perf_counter() - t0
+        params = record.params
+        pt.update({"L0": l0, "N0": params.before, "N": params.after, "rho": params.achieved_ratio,
+                   "N0_non_embedding": params.non_embedding_before, "N_non_embedding": params.non_embedding_after,
                    "masks_kept": bool(masks), "D_unit": "tokens", "loss_unit": "nats/token"})
         final = pt["trajectory"][-1]["val_loss"] if pt["trajectory"] else None
         if final is not None:
@@ -236,21 +217,19 @@ class CaseRunner:
             from pruners.masks import mask_violations
 
             pt["mask_violations"] = mask_violations(model, masks)
-        fields["posttrain"] = pt
+        record = replace(record, ppl_dense=ppl_dense, ppl_pruned=ppl_pruned, zeroshot_pruned=zeroshot_pruned,
+                         posttrain=PostTrain.from_json(pt, f"{case.id} posttrain"))
         if pt["diverged"]:
-            fields["status"] = "diverged"
-            fields["ppl"] = {}
-        else:
-            fields["ppl"] = self.measure(loaded, case, model=model)
-            if case.zeroshot is not None:
-                fields["zeroshot"] = self.zeroshot(loaded, case, model=model)
+            return replace(record, status="diverged", ppl={})
+        return replace(record, ppl=self.measure(loaded, case, model=model),
+                       zeroshot=self.zeroshot(loaded, case, model=model) if case.zeroshot is not None else None)
 
 
     # ------------------------------------------------------------------ training states
 
     def work_dir(self, case: Case) -> Path | None:
         """The case's working area in the results directory (None: the run has none)."""
-        return None if self.ctx.results_dir is None else Path(self.ctx.results_dir) / "work" / case.id
+        return None if self.env.results_dir is None else Path(self.env.results_dir) / "work" / case.id
 
     def checkpointer(self, case: Case, recipe, provenance: dict | None = None):
         """The case's `bench.training.train_state.Checkpointer`, holding the state to resume from if any."""
@@ -264,14 +243,13 @@ class CaseRunner:
             say(f"{case.id}: state_every is set but this run has no results directory; no training state is saved")
             return None
         if provenance is None:
-            provenance = case_provenance(case, cache_dir=self.ctx.cache_dir, data_dir=self.ctx.data_dir,
-                                         device=self.ctx.device)
+            provenance = case_provenance(case, self.env)
         provenance = json.loads(json.dumps(provenance, default=str))  # compared as a stored one reads back
         store = StateStore(work / "train-state", recipe.state_every,
                            identity={"case": case.id, "fingerprint": case.fingerprint(), "provenance": provenance})
         if not store.leftovers():
             return Checkpointer(store)
-        if not self.ctx.resume:
+        if not self.resume:
             why = "left by a stopped run and removed: this run has no --resume"
             say(f"{case.id}: training state in {store.root} {why}")
             store.clear()
@@ -301,34 +279,18 @@ class CaseRunner:
                 work.parent.rmdir()  # no empty "work" folder left beside the records
 
 
-def _model_meta(loaded: LoadedModel) -> dict:
-    cfg = loaded.model.config
-    return {"arch": getattr(cfg, "model_type", None), "layers": getattr(cfg, "num_hidden_layers", None),
-            "hidden_size": getattr(cfg, "hidden_size", None), "info": loaded.info}
-
-
-def prune_model(model, tokenizer, case: Case, ctx: RunContext) -> tuple[dict, dict | None]:
-    """Prune `model` in place as `case` says.
+def prune_model(model, tokenizer, case: Case, env: RunEnv) -> tuple[dict, dict | None]:
+    """Prune `model` in place with the case's method config and calibration draw.
 
     Returns:
         (the report as a dict, the keep-masks post-training must hold, or None when the
         method's report declares none: `PruneReport.keeps_masks`).
     """
-    from bench.training.calibration_data import CalibrationSpec, load_calibration
-    from bench.registry import make_config
+    from bench.sources.calibration import load_calibration
     from pruners.registry import prune
 
-    options = case.prune_options
-    calib_fields = {CALIB_KEYS[k]: v for k, v in options.items() if k in CALIB_KEYS}
-    method_fields = {k: v for k, v in options.items() if k not in CALIB_KEYS}
-    config = make_config(case.method, ratio=case.ratio, **method_fields)
-    calibration = None
-    if calib_fields:
-        if calib_fields.get("source") == "slimpajama" and "corpus_dir" not in calib_fields:
-            # The study's post-training corpus directory serves calibration too (else the env var).
-            calib_fields["corpus_dir"] = case.posttrain_options.get("corpus_dir")
-        spec = CalibrationSpec(data_dir=ctx.data_dir, **calib_fields)
-        calibration = load_calibration(tokenizer, spec)
-    report = prune(model, calibration, config)
+    calibration = None if case.calibration is None else load_calibration(tokenizer, case.calibration, env.data_dir)
+    with env.progress.phase(f"{case.id}: prune"):
+        report = prune(model, calibration, case.prune)
     return report.to_dict(), (report.masks if report.keeps_masks else None)
 

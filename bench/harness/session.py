@@ -1,49 +1,38 @@
 """The benchmark session: everything the pytest plugin does, without pytest.
 
 Pipeline (after pytest-benchmark's session object): collect cases -> run each (or resume it
-from its stored record) -> write records -> summarise -> report and gates at the end. The
-plugin only translates pytest hooks into calls on this object, so all of it can be unit
-tested directly.
+from its stored record) -> write records -> summarise -> fit the law, judge the gates and
+render the report at the end. The plugin only translates pytest hooks into calls on this
+object, so all of it can be unit tested directly.
+
+A session is made of the command line (`bench.harness.run_config.CommandLine`), from which it
+builds its `RunConfig` once, on first use (a run that selects no benchmark case never reads a
+study), and the run environment (`bench.env.RunEnv`).
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from bench.harness import records as rec_mod
-from reports.numbers import fmt_num
-from bench.studies.cases import Case
-from bench.errors import UsageError, did_you_mean
+from bench.env import RunEnv
+from bench.errors import UsageError
+from bench.harness.run_config import CommandLine, RunConfig, build_run_config
+from bench.harness.runner import CaseRunner
+from bench.sources import records as rec_mod
 from bench.sources.locks import RunLock
-from bench.harness.profiles import DEFAULT_PROFILE, ProfileOptions, get_cases
-from bench.harness.runner import CaseRunner, RunContext
-
-
-@dataclass
-class SessionOptions:
-    profile: str = DEFAULT_PROFILE
-    data_dir: str | None = None
-    results_dir: str | None = None
-    cache_dir: str | None = None
-    device: str | None = None
-    full_eval: bool = False
-    resume: bool = False
-    progress: bool = True
-    threads: int | None = None  # torch intra-op threads (None: torch's default, one per core)
-    law: str = "p2"
-    holdout: tuple[str, ...] | None = None
-    gates: tuple = ()  # bench.harness.gates check objects
-    report: bool = True
+from bench.studies.cases import Case
+from reports.numbers import fmt_num
+from reports.records import Record
 
 
 @dataclass
 class Finish:
-    """What the end of a session produced: the study, gate verdicts and written files."""
+    """What the end of a session produced: the law's fit, gate verdicts and written files."""
 
-    study: object = None
+    fit: object = None  # bench.harness.law_fit.LawFit, or None when nothing was fitted
     verdicts: list = field(default_factory=list)
     files: dict = field(default_factory=dict)
     usage_error: str | None = None
@@ -56,7 +45,7 @@ class Finish:
 @dataclass
 class CaseOutcome:
     case: Case | None  # None for an outcome reported by an xdist worker (the controller has ids only)
-    record: dict
+    record: Record
     resumed: bool = False
     stale: str | None = None  # why a stored record was not reused, when one existed
 
@@ -65,53 +54,54 @@ class CaseOutcome:
 class Stored:
     """What `--resume` found for a case: a reusable record, or why there is none."""
 
-    record: dict | None
+    record: Record | None
     reason: str | None  # None: nothing stored; otherwise why the stored record is not reused
 
 
 @dataclass
 class BenchSession:
-    options: SessionOptions
+    cli: CommandLine
+    env: RunEnv = field(default_factory=RunEnv.make)
     outcomes: list[CaseOutcome] = field(default_factory=list)
-    _results_dir: Path | None = None
-    _runner: CaseRunner | None = None
-    _cases: list[Case] | None = None
     finished: Finish | None = None
     selected: list[Case] | None = None  # the cases this run will execute (after -k), if known
-    _prepared: bool = False
-    _provenance: dict = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)  # unusable records met by the report step
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     argv: list[str] = field(default_factory=list)  # the command line of the run, for the records
+    _config: RunConfig | None = None
+    _results_dir: Path | None = None
+    _runner: CaseRunner | None = None
+    _prepared: bool = False
+    _provenance: dict = field(default_factory=dict)
     _lock: RunLock | None = None
 
     # ------------------------------------------------------------------ setup
 
+    @property
+    def config(self) -> RunConfig:
+        """The run's configuration, built (and the study read) on first use."""
+        if self._config is None:
+            self._config = build_run_config(self.cli)
+        return self._config
+
     def cases(self) -> list[Case]:
-        if self._cases is None:
-            self._cases = get_cases(self.options.profile, ProfileOptions(full_eval=self.options.full_eval))
-        return self._cases
+        return list(self.config.cases)
 
     @property
     def results_dir(self) -> Path:
         """Created and checked on first use, so `pytest tests` never touches it."""
         if self._results_dir is None:
-            self._results_dir = rec_mod.resolve_results_dir(self.options.results_dir)
+            self._results_dir = rec_mod.resolve_results_dir(self.env.results_dir)
         return self._results_dir
 
     @property
     def runner(self) -> CaseRunner:
         if self._runner is None:
-            if self.options.threads is not None:
+            if self.cli.threads is not None:
                 import torch
 
-                if self.options.threads < 1:
-                    raise UsageError(f"--threads must be at least 1, got {self.options.threads}")
-                torch.set_num_threads(self.options.threads)
-            self._runner = CaseRunner(RunContext(
-                data_dir=self.options.data_dir, cache_dir=self.options.cache_dir,
-                device=self.options.device, progress=self.options.progress,
-                results_dir=str(self.results_dir), resume=self.options.resume))
+                torch.set_num_threads(self.cli.threads)
+            self._runner = CaseRunner(replace(self.env, results_dir=self.results_dir), resume=self.cli.resume)
         return self._runner
 
     def acquire_results(self, run_id: str, owner_pid: int) -> None:
@@ -134,7 +124,7 @@ class BenchSession:
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
         if visible is not None:
             devices = [d for d in visible.split(",") if d.strip()]
-        elif self.options.device in (None, "cuda"):
+        elif self.env.device in (None, "cuda"):
             import torch
 
             devices = [str(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
@@ -149,8 +139,7 @@ class BenchSession:
         from bench.harness.provenance import case_provenance
 
         if case.id not in self._provenance:
-            self._provenance[case.id] = case_provenance(
-                case, cache_dir=self.options.cache_dir, data_dir=self.options.data_dir, device=self.options.device)
+            self._provenance[case.id] = case_provenance(case, self.env)
         return self._provenance[case.id]
 
     def check_stored(self, case: Case) -> Stored:
@@ -168,45 +157,45 @@ class BenchSession:
             rec = rec_mod.read_record(path)
         except UsageError as exc:
             return Stored(None, f"unusable record ({exc})")
-        if rec.get("status") != "ok":
-            return Stored(None, f"status {rec.get('status')}")
-        if rec.get("fingerprint") != case.fingerprint():
-            return Stored(None, f"config {rec.get('fingerprint')} -> {case.fingerprint()}")
-        reasons = stale_reasons(rec.get("provenance"), self.provenance(case))
+        if rec.status != "ok":
+            return Stored(None, f"status {rec.status}")
+        if rec.fingerprint != case.fingerprint():
+            return Stored(None, f"config {rec.fingerprint} -> {case.fingerprint()}")
+        reasons = stale_reasons(rec.provenance, self.provenance(case))
         if reasons:
             return Stored(None, "; ".join(reasons))
         return Stored(rec, None)
 
-    def stored(self, case: Case) -> dict | None:
+    def stored(self, case: Case) -> Record | None:
         """The stored record of `case` when `--resume` may reuse it."""
         return self.check_stored(case).record
 
-    def run_case(self, case: Case) -> dict:
+    def run_case(self, case: Case) -> Record:
         """Run (or resume) one case, write its record, and remember it for the summary."""
         stale = None
-        if self.options.resume:
+        if self.cli.resume:
             found = self.check_stored(case)
             if found.record is not None:
                 self.outcomes.append(CaseOutcome(case, found.record, resumed=True))
                 return found.record
             stale = found.reason
+            if stale is not None:
+                self.env.progress.note(f"{case.id}: stored record is stale ({stale}); running it again")
         _ = self.results_dir  # fail on an unwritable directory before spending compute
         self.prepare(case)
         provenance = self.provenance(case)
-        fields = self.runner.run(case, provenance=provenance)
-        rec = rec_mod.new_record(case.id, provenance=provenance,
-                                 invocation={"argv": self.argv, "run_id": self.run_id}, **fields)
-        if stale is not None:
-            # What --resume compared and why it ran the case again, for the user to inspect.
-            rec["resume"] = {"rerun_because": stale}
+        made = self.runner.run(case, provenance=provenance)
+        rec = replace(made, provenance=provenance, invocation={"argv": self.argv, "run_id": self.run_id},
+                      # What --resume compared and why it ran the case again, for the user to inspect.
+                      resume={"rerun_because": stale} if stale is not None else None, **rec_mod.stamp())
         rec_mod.write_record(self.results_dir, rec)
         self.runner.case_done(case)  # the record is written: its training state is no longer needed
         self.outcomes.append(CaseOutcome(case, rec, stale=stale))
-        if rec.get("status") == "diverged":
+        if rec.status == "diverged":
             # The record keeps the trajectory up to the divergence; the case still fails.
-            from bench.training.posttrain import Diverged
+            from bench.training.recipe import Diverged
 
-            div = rec.get("posttrain", {}).get("divergence") or {}
+            div = rec.posttrain.divergence or {}
             raise Diverged(
                 f"post-training diverged at step {div.get('step')} ({div.get('tokens')} tokens): loss "
                 f"{div.get('loss', div.get('val_loss'))} at lr {div.get('lr')}; the trajectory so far is kept in "
@@ -223,50 +212,36 @@ class BenchSession:
         reported as a usage error.
         """
         from bench.errors import USER_ERRORS
-        from bench.harness.study import StudyConfig, run_study
+        from bench.harness.group_fit import FitConfig
+        from bench.harness.law_fit import fit_law
 
         fin = Finish()
         self.finished = fin
         if not self.outcomes:
             return fin
+        config = self.config
         records = rec_mod.load_records(self.results_dir, problems=self.problems)
         try:
-            study = run_study(records, StudyConfig(law=self.options.law, holdout=self.options.holdout))
-            fin.study = study if study.groups else None
-            targets = {"study": fin.study, "run": [o.record for o in self.outcomes], "stored": records}
-            for gate in self.options.gates:
+            fit = fit_law(records, FitConfig(law=config.law, holdout=config.holdout))
+            fin.fit = fit if fit.groups else None
+            targets = {"fit": fin.fit, "run": [o.record for o in self.outcomes], "stored": records}
+            for gate in config.gates.all():
                 fin.verdicts.append(gate.check(targets[gate.needs]))
         except USER_ERRORS as exc:
             fin.usage_error = str(exc)
-        if self.options.report:
+        if config.report:
             from reports.render import write_report
 
-            fin.files = write_report(records, fin.study, [v.to_dict() for v in fin.verdicts], self.results_dir)
+            fin.files = write_report(records, fin.fit.to_dict() if fin.fit is not None else None,
+                                     [v.to_dict() for v in fin.verdicts], self.results_dir)
         return fin
-
-    def validate(self) -> None:
-        """Check the law, the held-out sizes and the profile before any case spends compute."""
-        from fitting import available_laws
-
-        cases = self.cases()
-        law = self.options.law
-        if law not in available_laws():
-            raise UsageError(f"unknown law {law!r}{did_you_mean(law, available_laws())}; "
-                             f"choose one of {', '.join(available_laws())}")
-        if self.options.holdout:
-            sizes = sorted({c.model_key for c in cases if c.posttrain})
-            for size in self.options.holdout:
-                if size not in sizes:
-                    raise UsageError(
-                        f"--holdout {size!r} is not a post-trained size of profile {self.options.profile!r}"
-                        f"{did_you_mean(size, sizes)}; its sizes are {', '.join(sizes) or 'none (no post-training)'}")
 
     # ------------------------------------------------------------------ xdist
 
     @staticmethod
     def outcome_summary(outcome: CaseOutcome) -> dict:
         """What an xdist worker tells its controller about one case (plain JSON)."""
-        return {"case_id": outcome.record["case_id"], "resumed": outcome.resumed, "stale": outcome.stale}
+        return {"case_id": outcome.record.case_id, "resumed": outcome.resumed, "stale": outcome.stale}
 
     def add_worker_outcomes(self, items: list[dict]) -> None:
         """On the controller: take a worker's outcomes, reading their records from disk."""
@@ -278,9 +253,9 @@ class BenchSession:
                 self.problems.append(f"skipped {exc}")
                 continue
             self.outcomes.append(CaseOutcome(None, rec, resumed=item["resumed"], stale=item.get("stale")))
-        # Profile order, whichever worker finished first: the summary reads the same every run.
+        # Study order, whichever worker finished first: the summary reads the same every run.
         order = {c.id: i for i, c in enumerate(self.cases())}
-        self.outcomes.sort(key=lambda o: order.get(o.record["case_id"], len(order)))
+        self.outcomes.sort(key=lambda o: order.get(o.record.case_id, len(order)))
 
     def preflight(self, cases: list[Case], collect_only: bool = False) -> list:
         """Before any case runs: hub models resolve and every case fits its device (`bench.harness.preflight`).
@@ -289,10 +264,9 @@ class BenchSession:
         """
         from bench.harness.preflight import check_cases
 
-        if self.options.resume:
+        if self.cli.resume:
             cases = [c for c in cases if self.stored(c) is None]
-        return check_cases(cases, device=self.options.device, cache_dir=self.options.cache_dir,
-                           resolve_models=not collect_only)
+        return check_cases(cases, self.env, resolve_models=not collect_only)
 
     def select(self, cases: list[Case]) -> None:
         """Tell the session which cases this run executes (the plugin calls it after `-k`)."""
@@ -305,7 +279,7 @@ class BenchSession:
             return
         self._prepared = True
         pending = [c for c in (self.selected or [first])
-                   if c is first or not (self.options.resume and self.stored(c) is not None)]
+                   if c is first or not (self.cli.resume and self.stored(c) is not None)]
         self.runner.prepare(pending)
 
     # ------------------------------------------------------------------ summary
@@ -314,13 +288,10 @@ class BenchSession:
         rows = []
         for out in self.outcomes:
             r = out.record
-            params = r.get("params", {})
-            ppl = "  ".join(f"{k}={fmt_num(v.get('ppl'))}" for k, v in sorted(r.get("ppl", {}).items()))
-            rows.append([
-                r["case_id"], r.get("label", r.get("method")),
-                f"{params.get('after', 0):,}/{params.get('before', 0):,}",
-                ppl, r.get("status"), "resumed" if out.resumed else f"{r.get('timings', {}).get('case_s', 0):.1f}s",
-            ])
+            ppl = "  ".join(f"{k}={fmt_num(v.ppl)}" for k, v in sorted((r.ppl or {}).items()))
+            params = f"{r.params.after:,}/{r.params.before:,}" if r.params is not None else "–"
+            rows.append([r.case_id, r.name, params, ppl, r.status,
+                         "resumed" if out.resumed else f"{(r.timings or {}).get('case_s', 0):.1f}s"])
         return rows
 
     def summary_lines(self) -> list[str]:
@@ -331,12 +302,12 @@ class BenchSession:
         table = tabulate(self.summary_rows(), headers=["case", "method", "params after/before",
                                                        "ppl ↓", "status", "time"], tablefmt="github")
         lines = [f"prunebench: {len(self.outcomes)} record(s) in {self.results_dir / 'records'}", *table.splitlines()]
-        lines += [f"stale: {o.record['case_id']}: {o.stale} (ran again)" for o in self.outcomes if o.stale]
+        lines += [f"stale: {o.record.case_id}: {o.stale} (ran again)" for o in self.outcomes if o.stale]
         fin = self.finished
         if fin is not None:
-            if fin.study is not None:
+            if fin.fit is not None:
                 # A run-away or unidentified fit is named as such, never printed as a measurement.
-                lines += [f"law {self.options.law}: extrapolation to {line}" for line in fin.study.heldout_lines()]
+                lines += [f"law {self.config.law}: extrapolation to {line}" for line in fin.fit.heldout_lines()]
             for v in fin.verdicts:
                 lines.append(f"{'GATE PASSED' if v.passed else 'GATE FAILED'} {v.name}: {v.detail}")
             if fin.usage_error:
@@ -347,4 +318,3 @@ class BenchSession:
             if "report.md" in fin.files:
                 lines.append(f"report: {fin.files['report.md']}")
         return lines
-

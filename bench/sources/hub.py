@@ -17,8 +17,9 @@ A pin must match what is found: a local copy at another revision is skipped, and
 no copy at the pin is one line naming both revisions. Offline (``HF_HUB_OFFLINE=1``, or the hub
 unreachable) with no copy at all is one line naming where it looked and how to provide one.
 
-The environment is read at each call (not at import, as huggingface_hub's constants are), so a
-test or a `--models-dir` option set after import takes effect.
+The models directory is the run's (`bench.env.RunEnv.models_dir`), passed to `find_local` and
+`resolve`; a call made outside a run reads ``$PRUNEBENCH_MODELS_DIR`` then. The HF cache
+variables are read at each call (not at import, as huggingface_hub's constants are).
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.errors import UsageError
+from bench.env import MODELS_DIR_ENV, default_models_dir
 
-MODELS_DIR_ENV = "PRUNEBENCH_MODELS_DIR"
 REVISION_FILE = "revision"  # one line in a models-directory entry: the revision it holds
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -90,9 +91,10 @@ class Resolved:
 # --------------------------------------------------------------------------- where to look
 
 
-def models_dir() -> Path | None:
-    raw = os.environ.get(MODELS_DIR_ENV)
-    return Path(raw).expanduser() if raw else None
+def models_dir(given=None) -> Path | None:
+    """The models directory: `given` (the run's, `bench.env.RunEnv.models_dir`), else
+    ``$PRUNEBENCH_MODELS_DIR`` for a call made outside a run; None: there is none."""
+    return default_models_dir(given)
 
 
 def hf_cache_dir() -> Path:
@@ -133,8 +135,7 @@ def directory_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def _in_models_dir(spec: HubSpec, found: list[str], revision: bool = True) -> Resolved | None:
-    root = models_dir()
+def _in_models_dir(spec: HubSpec, found: list[str], revision: bool = True, root: Path | None = None) -> Resolved | None:
     if root is None:
         return None
     path = root / spec.org / spec.name
@@ -192,10 +193,11 @@ def _in_hf_cache(spec: HubSpec, found: list[str]) -> Resolved | None:
     return None
 
 
-def find_local(spec: str | HubSpec, revision: bool = True) -> Resolved | None:
+def find_local(spec: str | HubSpec, revision: bool = True, models: Path | None = None) -> Resolved | None:
     """The local copy `spec` resolves to (models directory, then HF cache), or None.
 
     Args:
+        models: the models directory (see `models_dir`).
         revision: False: an unpinned models-directory entry's revision is left None instead of
             digesting its weights (for callers that only read the config).
     Raises:
@@ -204,7 +206,7 @@ def find_local(spec: str | HubSpec, revision: bool = True) -> Resolved | None:
     """
     spec = parse(spec) if isinstance(spec, str) else spec
     found: list[str] = []
-    hit = _in_models_dir(spec, found, revision) or _in_hf_cache(spec, found)
+    hit = _in_models_dir(spec, found, revision, models_dir(models)) or _in_hf_cache(spec, found)
     if hit is None and found and offline_by_setting():
         raise _pin_error(spec, found)
     return hit
@@ -216,8 +218,11 @@ def _pin_error(spec: HubSpec, found: list[str]) -> UsageError:
                       f"or go online (unset HF_HUB_OFFLINE) to download it")
 
 
-def resolve(spec: str) -> Resolved:
+def resolve(spec: str, models: Path | None = None) -> Resolved:
     """Where `spec` (a hub spec) comes from: a local copy, else the hub when online.
+
+    Args:
+        models: the models directory (see `models_dir`).
 
     Raises:
         UsageError: offline with no copy (naming where it looked and the ways to provide one),
@@ -227,7 +232,8 @@ def resolve(spec: str) -> Resolved:
     if hs is None:
         raise UsageError(f"{spec!r} is not a hub id; give one as org/name or org/name@revision")
     found: list[str] = []
-    hit = _in_models_dir(hs, found) or _in_hf_cache(hs, found)
+    root = models_dir(models)
+    hit = _in_models_dir(hs, found, root=root) or _in_hf_cache(hs, found)
     if hit is not None:
         return hit
     from bench.sources.data import hub_reachable
@@ -235,7 +241,6 @@ def resolve(spec: str) -> Resolved:
     if offline_by_setting() or not hub_reachable():
         if found:
             raise _pin_error(hs, found)
-        root = models_dir()
         where = (f"no save_pretrained directory at {root / hs.org / hs.name}" if root is not None
                  else f"${MODELS_DIR_ENV} is not set")
         why = "HF_HUB_OFFLINE is set" if offline_by_setting() else "the hub is not reachable"

@@ -129,14 +129,15 @@ def load_saved_tokenizer(path: Path):
     return AutoTokenizer.from_pretrained(path)
 
 
-def load_hub(spec: str, dev: torch.device, dtype: torch.dtype, device_map=None) -> LoadedModel:
+def load_hub(spec: str, dev: torch.device, dtype: torch.dtype, device_map=None, models_dir=None) -> LoadedModel:
     """A hub spec (``org/name[@revision]``), resolved offline first (`bench.sources.hub`).
 
     A local copy (models directory or HF cache snapshot) loads like any save_pretrained
     directory; otherwise transformers downloads the pinned revision. ``info`` says where the
-    weights came from and their revision, for the record.
+    weights came from and their revision, for the record. `models_dir` is the run's models
+    directory (`bench.env.RunEnv.models_dir`).
     """
-    where = hub.resolve(spec)
+    where = hub.resolve(spec, models_dir)
     info = {"hub_id": where.hub_id, "source": where.source, "revision": where.revision, "pinned": where.pin}
     if where.path is not None:
         loaded = load_local(where.path, dtype=dtype)

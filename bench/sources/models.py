@@ -16,8 +16,8 @@ GGUF models are dequantised once and cached as safetensors under the cache direc
 dequantising on every load costs ~25 s for a 135M model and the result never changes.
 
 This module resolves a spec and loads it (`load_model`), or checks that it would resolve
-(`check_spec`). The pieces live in their own modules and stay importable from here: devices and
-dtypes (`bench.sources.devices`), the tiny test models (`bench.sources.tiny`), the alias registry
+(`check_spec`). The pieces live in their own modules: devices and dtypes
+(`bench.sources.devices`), the tiny test models (`bench.sources.tiny`), the alias registry
 (`bench.sources.aliases`), the loaders (`bench.sources.loaders`), the cache
 (`bench.sources.cache`) and placement (`bench.sources.placement`).
 """
@@ -26,19 +26,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.env import RunEnv
 from bench.errors import UsageError, did_you_mean
 from bench.sources import hub
-# Everything below stays importable from bench.sources.models, where most callers import it.
-from bench.sources.aliases import (  # noqa: F401
-    SMOLLM2_GGUF, SMOLLM2_PACKAGE, AliasLoader, _find_alias, known_aliases, register_alias, smollm2_gguf_path)
-from bench.sources.cache import _HOST, CACHE_DIR_ENV, atomic_dir, resolve_cache_dir, sweep_stale_tmp  # noqa: F401
-from bench.sources.devices import default_dtype, parse_dtype, resolve_device  # noqa: F401
-from bench.sources.loaders import (  # noqa: F401
-    GENERIC_TOKENIZER_CLASSES, GGUF_MAGIC, LoadedModel, _file_key, check_gguf, load_gguf, load_hub, load_local,
-    load_saved_tokenizer)
-from bench.sources.placement import FIT_FRACTION, check_device_map, fits, meta_bytes, place, uses_disk  # noqa: F401
-from bench.sources.tiny import BYTE_VOCAB, byte_tokenizer, tiny_config, tiny_model  # noqa: F401
-from pruners.report import count_params  # noqa: F401  (exact, tied embeddings counted once)
+from bench.sources.aliases import _find_alias, known_aliases
+from bench.sources.cache import resolve_cache_dir
+from bench.sources.devices import default_dtype, parse_dtype, resolve_device
+from bench.sources.loaders import LoadedModel, load_gguf, load_hub, load_local
+from bench.sources.placement import check_device_map, place, uses_disk
 
 
 def _unknown(spec: str) -> UsageError:
@@ -46,10 +41,10 @@ def _unknown(spec: str) -> UsageError:
                       f"({', '.join(known_aliases())}), an existing path, or a hub id like org/name")
 
 
-def check_spec(spec: str) -> None:
+def check_spec(spec: str, models_dir=None) -> None:
     """Refuse, without loading anything, a spec `load_model` could not resolve: not an alias,
     not an existing path, and not a hub id that resolves (`bench.sources.hub.resolve`: offline, a
-    local copy at the pinned revision)."""
+    local copy at the pinned revision; `models_dir`: the run's models directory)."""
     spec = str(spec)
     path = Path(spec).expanduser()
     if _find_alias(spec) is not None or path.exists():
@@ -58,13 +53,16 @@ def check_spec(spec: str) -> None:
         raise UsageError(f"model file {path} does not exist")
     if hub.parse(spec) is None:
         raise _unknown(spec)
-    if hub.find_local(spec, revision=False) is None:  # no digest of the weights just to say they exist
-        hub.resolve(spec)
+    if hub.find_local(spec, revision=False, models=models_dir) is None:  # no digest of the weights to say they exist
+        hub.resolve(spec, models_dir)
 
 
 
-def load_model(spec: str, *, cache_dir=None, device=None, dtype=None, device_map=None) -> LoadedModel:
+def load_model(spec: str, env: RunEnv | None = None, *, dtype=None, device_map=None) -> LoadedModel:
     """Resolve a model spec, load it in the target dtype, and place it on the device(s).
+
+    Every model goes through here, the nano zoo's too (an alias whose loader builds the base on
+    first use), so placement and the record's ``info`` are the same for all of them.
 
     Local and hub checkpoints are read straight into the target dtype (a bf16 8B model never
     exists as a float32 copy); hub models that fit go straight onto the device. A model that
@@ -73,32 +71,34 @@ def load_model(spec: str, *, cache_dir=None, device=None, dtype=None, device_map
 
     Args:
         spec: alias, local directory, ``.gguf`` file or hub id (see module docstring).
-        cache_dir: prunebench cache (GGUF conversions, the nano zoo, disk offload).
-        device: default CUDA when present, else CPU.
+        env: the run's environment: its cache (GGUF conversions, the nano zoo, disk offload),
+            data and models directories, device (default CUDA when present, else CPU) and
+            progress; None: the defaults.
         dtype: default float32 on CPU, bf16 (or fp16) on CUDA.
         device_map: None (one device when the model fits it, else ``"auto"``), ``"auto"``, or an
             accelerate map of module name -> device (``"disk"`` offloads under the cache).
     """
     spec = str(spec)
-    dev = resolve_device(device)
+    env = env or RunEnv.make()
+    dev = resolve_device(env.device)
     target = parse_dtype(dtype) or default_dtype(dev)
     check_device_map(device_map)
     alias = _find_alias(spec)
     path = Path(spec).expanduser()
     if alias is not None:
-        loaded = alias(spec, cache_dir=cache_dir)
+        loaded = alias(spec, env)
     elif path.suffix == ".gguf" or (path.is_file() and not path.is_dir()):
         if not path.exists():
             raise UsageError(f"model file {path} does not exist")
-        loaded = load_gguf(path, cache_dir=cache_dir)
+        loaded = load_gguf(path, cache_dir=env.cache_dir)
     elif path.is_dir():
         loaded = load_local(path, dtype=target)
     elif hub.parse(spec) is not None:
-        loaded = load_hub(spec, dev, target, device_map)
+        loaded = load_hub(spec, dev, target, device_map, env.models_dir)
     else:
         raise _unknown(spec)
     placement = place(loaded.model, dev, target, device_map,
-                      offload_dir=resolve_cache_dir(cache_dir) / "offload" if uses_disk(device_map) else None)
+                      offload_dir=resolve_cache_dir(env.cache_dir) / "offload" if uses_disk(device_map) else None)
     loaded.info.update({"device": str(dev), "dtype": str(next(loaded.model.parameters()).dtype).replace("torch.", ""),
                         "placement": placement})
     return loaded

@@ -1,6 +1,7 @@
 """The study's two axes: [[models]] (specs, keys, families, zoo families, hub pins) and
-[[methods]] (labels, options, calibration and ratios, each combination built into the method's
-config once, so a wrong option is found before any case runs).
+[[methods]] (labels, options, calibration and ratios, each (model, ratio) combination built
+into the method's config once and kept, so a wrong option is found before any case runs and
+no later layer builds it again).
 """
 
 from __future__ import annotations
@@ -10,23 +11,29 @@ from pathlib import Path
 
 from bench.errors import USER_ERRORS, did_you_mean
 from bench.studies.checks import _pairs, _Where
-from bench.studies.entries import CASE_CALIB, METHOD_KEYS, MODEL_KEYS, UNPRUNED, MethodEntry, ModelEntry
+from bench.studies.cases import UNPRUNED
+from bench.studies.entries import METHOD_KEYS, MODEL_KEYS, MethodEntry, ModelEntry
 from bench.studies.sections import _calibration
 
+# Calibration fields as a record's ``config.prune`` spells them: a method option may not take one.
+CALIB_OPTION_NAMES = ("calibration", "samples", "calib_seq_len", "seed")
 
-def _models(w: _Where, value) -> tuple[ModelEntry, ...]:
+
+def _models(w: _Where, value) -> tuple[tuple[ModelEntry, ...], dict]:
+    """(the model entries, each entry's posttrain overrides by its `where`)."""
     if not isinstance(value, list) or not value:
         raise w.error("models", "must be a non-empty array of tables ([[models]])")
     out = []
+    overrides: dict[str, dict] = {}
     for i, entry in enumerate(value):
         where = f"models[{i}]"
         entry = w.table(entry, where)
         w.keys(entry, MODEL_KEYS, where)
-        posttrain = w.table(entry.get("posttrain", {}), f"{where}.posttrain")
+        overrides[where] = w.table(entry.get("posttrain", {}), f"{where}.posttrain")
         options = w.table(entry.get("options", {}), f"{where}.options")
         for method, opts in options.items():
             w.table(opts, f"{where}.options.{method}")
-        extra = dict(posttrain=_pairs(posttrain), options=tuple(sorted((m, _pairs(o)) for m, o in options.items())))
+        extra = dict(options=tuple(sorted((m, _pairs(o)) for m, o in options.items())))
         if "zoo" in entry:
             bad = [k for k in ("spec", "key", "family") if k in entry]
             if bad:
@@ -50,7 +57,7 @@ def _models(w: _Where, value) -> tuple[ModelEntry, ...]:
         if m.key in seen and seen[m.key] != m.where:
             raise w.error(f"{m.where}.key", f"{m.key!r} is also the key of {seen[m.key]}; model keys must differ")
         seen[m.key] = m.where
-    return tuple(out)
+    return tuple(out), overrides
 
 
 def _pin(w: _Where, spec: str, revision: str, where: str) -> str:
@@ -87,7 +94,8 @@ def _zoo_models(w: _Where, family: str, where: str, extra: dict) -> list[ModelEn
     return [ModelEntry(fam.spec(s.key), s.key, family, where=where, **extra) for s in fam.sizes]
 
 
-def _methods(w: _Where, value, calibration: tuple, models) -> tuple[MethodEntry, ...]:
+def _methods(w: _Where, value, calibration, models) -> tuple[MethodEntry, ...]:
+    """The method entries; `calibration` is the [calibration] table's (spec, keys), or None."""
     from bench.registry import known_methods, make_config
 
     if not isinstance(value, list) or not value:
@@ -123,14 +131,15 @@ def _methods(w: _Where, value, calibration: tuple, models) -> tuple[MethodEntry,
                     raise w.error(f"{where}.{k}", f"{method} keeps the model unpruned and takes no {k}; drop the key")
             out.append(MethodEntry(method, label, where=where))
             continue
-        clash = sorted(set(options) & set(CASE_CALIB.values()))
+        clash = sorted(set(options) & set(CALIB_OPTION_NAMES))
         if clash:
             raise w.error(f"{where}.options.{clash[0]}", "is a calibration field; set it in [calibration] or in "
                                                          "this method's calibration table")
         ratios, by_model = _ratios(w, entry, where, keys)
-        all_ratios = ratios or tuple(r for _, rs in by_model for r in rs)
-        # Every (model override, ratio) combination builds the method's config once: wrong
-        # option names, types and values are found here.
+        # Every (model override, ratio) combination builds the method's config once, here:
+        # wrong option names, types and values are found before any case runs, and the cases
+        # carry these very objects.
+        configs = []
         for model in models:
             merged = {**options, **model.options_for(method)}
             for ratio in (dict(by_model).get(model.key, ()) if by_model else ratios):
@@ -142,29 +151,30 @@ def _methods(w: _Where, value, calibration: tuple, models) -> tuple[MethodEntry,
                     raise w.error(key, f"{exc} (model {model.key or model.spec}, ratio {ratio:g})") from None
                 except TypeError as exc:
                     raise w.error(f"{where}.options", " ".join(str(exc).split())) from None
+                configs.append((model.key, ratio, config, tuple(sorted(merged))))
         if "calibration" not in entry:
-            needs = _needs_calibration(method, options, all_ratios)
-            calib = calibration if needs else ()
+            needs = _needs_calibration(configs)
+            calib = calibration if needs else None
             if needs and not calibration:
                 raise w.error(where, "needs calibration data: add a [calibration] table or give the method "
                                      "calibration = { source = ..., samples = ..., seq_len = ..., seed = ... }")
         elif isinstance(entry["calibration"], bool):
             if entry["calibration"] and not calibration:
                 raise w.error(f"{where}.calibration", "is true, but the study has no [calibration] table")
-            calib = calibration if entry["calibration"] else ()
+            calib = calibration if entry["calibration"] else None
         else:
             calib = _calibration(w, entry["calibration"], f"{where}.calibration")
-        out.append(MethodEntry(method, label, options=_pairs(options), calibration=calib, ratios=ratios,
-                               ratios_by_model=by_model, where=where))
+        spec, calib_keys = calib if calib is not None else (None, ())
+        out.append(MethodEntry(method, label, calibration=spec, calibration_keys=calib_keys, ratios=ratios,
+                               ratios_by_model=by_model, configs=tuple(configs), where=where))
     return tuple(out)
 
 
-def _needs_calibration(method: str, options: dict, ratios) -> bool:
-    """Whether the method draws calibration data with these options (as `prunebench prune` decides)."""
-    from bench.registry import make_config
+def _needs_calibration(configs) -> bool:
+    """Whether the method draws calibration data with any of its configs (as `prunebench prune` decides)."""
     from pruners.registry import needs_calibration
 
-    return any(needs_calibration(make_config(method, ratio=r, **options)) for r in ratios or (0.0,))
+    return any(needs_calibration(config) for _, _, config, _ in configs)
 
 
 def _ratio(w: _Where, value, key: str) -> float:

@@ -1,7 +1,8 @@
 """A validated study: the dataclasses `bench.studies.expand` reads, and the keys of each table.
 
-`bench.studies.schema` builds a `Study` from a file; every value in it has been checked, and
-every table is stored as sorted (key, value) pairs, so a study and its cases stay hashable.
+`bench.studies.schema` builds a `Study` from a file; every value in it has been checked and
+built into the object the code runs with (a method's config for each model and ratio, the
+calibration spec, each model's recipe, the zero-shot spec, the gates), once.
 """
 
 from __future__ import annotations
@@ -9,7 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.training.calibration_data import CALIB_KEYS as CALIB_KEYS_OF_CASES
+from bench.evaluation.zeroshot import ZeroShotSpec
+from bench.sources.calibration import CalibrationSpec
+from bench.studies.cases import UNPRUNED
+from bench.studies.gates import GateSet
+from bench.training.recipe import Recipe
 
 TOP_KEYS = ("include", "study", "models", "methods", "calibration", "posttrain", "evaluation", "zeroshot", "gates")
 STUDY_KEYS = ("name", "description", "law", "holdout")
@@ -18,21 +23,18 @@ METHOD_KEYS = ("method", "label", "ratios", "options", "calibration")
 CALIB_KEYS = ("source", "samples", "seq_len", "seed")
 EVAL_KEYS = ("datasets", "seq_lens", "max_windows", "per_case")
 ZEROSHOT_KEYS = ("tasks", "limit", "limits", "max_length", "batch_size", "bootstrap_iters")
-GATE_KEYS = ("max_extrapolation_error", "baseline", "max_ppl_regression", "max_control_improvement")
-UNPRUNED = ("dense", "control")  # methods that keep the model as it is (ratio 0)
-# Calibration fields as a case's prune options spell them (`bench.training.calibration_data.CALIB_KEYS`).
-CASE_CALIB = {field: key for key, field in CALIB_KEYS_OF_CASES.items()}
 
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """One model of a study (a zoo entry expands to one per size)."""
+    """One model of a study (a zoo entry expands to one per size), with its recipe built."""
 
     spec: str
     key: str
     family: str
-    posttrain: tuple = ()  # sorted (key, value) overrides of the study's recipe
-    options: tuple = ()  # (method, sorted (key, value) overrides) pairs
+    recipe: Recipe | None = None  # the study's [posttrain] with this model's overrides; None: no post-training
+    recipe_keys: tuple[str, ...] = ()  # the recipe fields the study file set
+    options: tuple = ()  # (method, sorted (key, value) overrides) pairs, as the file gives them
     where: str = ""  # "models[2]", for messages
 
     def options_for(self, method: str) -> dict:
@@ -41,14 +43,16 @@ class ModelEntry:
 
 @dataclass(frozen=True)
 class MethodEntry:
-    """One row of the method axis: a method, its label, options, calibration and ratios."""
+    """One row of the method axis: a method, its label, calibration and ratios, and the method's
+    config for every (model, ratio) it runs on, each built once when the study is read."""
 
     method: str
     label: str
-    options: tuple = ()  # sorted (key, value) pairs: the method's config fields
-    calibration: tuple = ()  # the case's calibration options (calibration, samples, ...), or ()
+    calibration: CalibrationSpec | None = None
+    calibration_keys: tuple[str, ...] = ()  # the calibration fields the study file set
     ratios: tuple = ()  # ratios for every model, or () when `ratios_by_model` is set
     ratios_by_model: tuple = ()  # (model key, ratios) pairs
+    configs: tuple = ()  # (model key, ratio, config, the option keys the file set)
     where: str = ""
 
     def ratios_for(self, model_key: str) -> tuple:
@@ -58,6 +62,13 @@ class MethodEntry:
         if self.ratios_by_model:
             return dict(self.ratios_by_model).get(model_key, ())
         return self.ratios
+
+    def config_for(self, model_key: str, ratio: float) -> tuple[object | None, tuple[str, ...]]:
+        """(the method's config, its declared option keys) on a model at a ratio; (None, ()) unpruned."""
+        for key, r, config, keys in self.configs:
+            if key == model_key and r == ratio:
+                return config, keys
+        return None, ()
 
 
 @dataclass(frozen=True)
@@ -74,18 +85,8 @@ class Evaluation:
 
 
 @dataclass(frozen=True)
-class Gates:
-    """Default gate options; a gate option given on the command line replaces its default."""
-
-    max_extrapolation_error: tuple[str, ...] = ()
-    baseline: str | None = None
-    max_ppl_regression: str | None = None
-    max_control_improvement: str | None = None
-
-
-@dataclass(frozen=True)
 class Study:
-    """A validated study file."""
+    """A validated study file: the matrix a run expands into cases."""
 
     name: str
     path: Path
@@ -94,10 +95,10 @@ class Study:
     holdout: tuple[str, ...] = ()
     models: tuple[ModelEntry, ...] = ()
     methods: tuple[MethodEntry, ...] = ()
-    posttrain: tuple = ()  # sorted (key, value) pairs; () = no post-training
+    posttrain: tuple = ()  # the [posttrain] table as declared, sorted (key, value) pairs; () = none
     evaluation: Evaluation = field(default_factory=Evaluation)
-    zeroshot: tuple = ()  # validated ZeroShotSpec fields as sorted pairs; () = none
-    gates: Gates = field(default_factory=Gates)
+    zeroshot: ZeroShotSpec | None = None
+    gates: GateSet = field(default_factory=GateSet)
 
     def method(self, label: str) -> MethodEntry:
         for m in self.methods:

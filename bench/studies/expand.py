@@ -3,13 +3,17 @@
 Order: models, then methods in file order, then ratios; with ``per_case`` evaluation each
 (method, ratio) gives one case per measurement and then its zero-shot case. Cases of one
 pruned model are adjacent, so the runner prunes each model once (it memoises the last one).
+Each case takes the objects the study built (the method's config, calibration, recipe,
+zero-shot spec); nothing is built or parsed again here.
 """
 
 from __future__ import annotations
 
-from bench.studies.cases import Case, EvalSpec
+from dataclasses import replace
+
 from bench.errors import UsageError
-from bench.studies.schema import ModelEntry, Study
+from bench.studies.cases import Case, Declared, EvalSpec
+from bench.studies.entries import MethodEntry, ModelEntry, Study
 
 
 def study_cases(study: Study, full_eval: bool = False) -> list[Case]:
@@ -20,24 +24,26 @@ def study_cases(study: Study, full_eval: bool = False) -> list[Case]:
     """
     cases: list[Case] = []
     origin: dict[str, str] = {}
-    zs = _zeroshot(study, full_eval)
+    zs = study.zeroshot
+    if zs is not None and full_eval:
+        zs = replace(zs, limit=None, task_limits=())
     ev = study.evaluation
+    specs = tuple(EvalSpec(d, s, None if full_eval else ev.cap(s)) for s in ev.seq_lens for d in ev.datasets)
     for model in study.models:
-        recipe = _recipe(study, model)
         for entry in study.methods:
-            prune = tuple(sorted({**dict(entry.options), **model.options_for(entry.method),
-                                  **dict(entry.calibration)}.items()))
             for ratio in entry.ratios_for(model.key):
-                base = dict(profile=study.name, model=model.spec, model_key=model.key, method=entry.method,
-                            ratio=float(ratio), label=entry.label, prune=prune, posttrain=recipe, family=model.family)
-                specs = [EvalSpec(d, s, None if full_eval else ev.cap(s)) for s in ev.seq_lens for d in ev.datasets]
+                config, keys = entry.config_for(model.key, ratio)
+                base = dict(study=study.name, model=model.spec, model_key=model.key, method=entry.method,
+                            ratio=float(ratio), label=entry.label, prune=config,
+                            calibration=_calibration(entry, model), recipe=model.recipe, family=model.family,
+                            declared=Declared(keys, entry.calibration_keys, model.recipe_keys))
                 where = f"{model.where} x {entry.where}"
                 if ev.per_case:
                     made = [Case(**base, evals=(spec,), id_suffix=f"{spec.dataset}-{spec.seq_len}") for spec in specs]
                     if zs is not None:
                         made.append(Case(**base, zeroshot=zs, id_suffix="zeroshot"))
                 else:
-                    made = [Case(**base, evals=tuple(specs), zeroshot=zs)]
+                    made = [Case(**base, evals=specs, zeroshot=zs)]
                 for case in made:
                     if case.id in origin:
                         raise UsageError(f"study {study.path}: {origin[case.id]} and {where} both make case "
@@ -48,19 +54,11 @@ def study_cases(study: Study, full_eval: bool = False) -> list[Case]:
     return cases
 
 
-def _recipe(study: Study, model: ModelEntry) -> tuple:
-    if not study.posttrain:
-        return ()
-    return tuple(sorted({**dict(study.posttrain), **dict(model.posttrain)}.items()))
-
-
-def _zeroshot(study: Study, full_eval: bool):
-    from bench.evaluation.zeroshot import ZeroShotSpec
-
-    if not study.zeroshot:
-        return None
-    fields = dict(study.zeroshot)
-    if full_eval:
-        fields.pop("limit", None)
-        fields.pop("task_limits", None)
-    return ZeroShotSpec(**fields)
+def _calibration(entry: MethodEntry, model: ModelEntry):
+    """The method's calibration spec; a SlimPajama draw reads the directory of the model's
+    recipe (its ``corpus_dir``) when the calibration names none."""
+    spec = entry.calibration
+    if (spec is not None and spec.source == "slimpajama" and spec.corpus_dir is None and model.recipe is not None
+            and model.recipe.corpus_dir is not None):
+        return replace(spec, corpus_dir=model.recipe.corpus_dir)
+    return spec

@@ -50,33 +50,37 @@ def config_file_name(spec: str) -> str:
     return (parsed.hub_id if parsed is not None else spec).replace("/", "--") + ".json"
 
 
-def find_config(spec: str, configs_dir: Path | None = None, cache_dir=None):
-    """(transformers config, where it came from), or (None, why not)."""
+def find_config(spec: str, configs_dir: Path | None = None, cache_dir=None, models_dir=None):
+    """(transformers config, where it came from), or (None, why not); `cache_dir` and
+    `models_dir` are the run's (`bench.env.RunEnv`)."""
     from transformers import AutoConfig
 
-    from bench.sources import hub, models
-
-    from bench.training import zoo
+    from bench.sources import hub
+    from bench.sources.aliases import smollm2_gguf_path
+    from bench.sources.cache import resolve_cache_dir
+    from bench.sources.loaders import _file_key
+    from bench.sources.tiny import tiny_config
+    from bench.training import zoo_families
 
     if configs_dir is not None and (configs_dir / config_file_name(spec)).is_file():
         path = configs_dir / config_file_name(spec)
         return AutoConfig.for_model(**json.loads(path.read_text())), str(path)
-    if zoo.is_nano(spec):
-        fam, size = zoo.parse_spec(spec)
+    if zoo_families.is_nano(spec):
+        fam, size = zoo_families.parse_spec(spec)
         return fam.model_config(size), f"zoo family {fam.name}"
     if spec in ("tiny-llama", "tiny-qwen2"):
-        return models.tiny_config(spec.split("-", 1)[1]), "bench.sources.models.tiny_config"
+        return tiny_config(spec.split("-", 1)[1]), "bench.sources.tiny.tiny_config"
     path = Path(spec).expanduser()
     if path.is_dir() and (path / "config.json").is_file():
         return AutoConfig.from_pretrained(path), str(path / "config.json")
-    gguf = models.smollm2_gguf_path() if spec == "smollm2-135m" else (path if path.suffix == ".gguf" else None)
+    gguf = smollm2_gguf_path() if spec == "smollm2-135m" else (path if path.suffix == ".gguf" else None)
     if gguf is not None and gguf.is_file():
-        converted = models.resolve_cache_dir(cache_dir) / "models" / f"gguf-{gguf.stem}-{models._file_key(gguf)}"
+        converted = resolve_cache_dir(cache_dir) / "models" / f"gguf-{gguf.stem}-{_file_key(gguf)}"
         if (converted / "config.json").is_file():
             return AutoConfig.from_pretrained(converted), str(converted / "config.json")
         return AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name), f"{gguf} (GGUF metadata)"
     if hub.parse(spec) is not None:
-        local = hub.find_local(spec, revision=False)  # a pin matching no local copy (offline) raises
+        local = hub.find_local(spec, revision=False, models=models_dir)  # a pin matching no local copy (offline) raises
         if local is not None:
             return AutoConfig.from_pretrained(local.path), f"{local.source} {local.path / 'config.json'}"
         where = f"no {config_file_name(spec)} in {configs_dir}" if configs_dir else "no --configs DIR given"
@@ -89,7 +93,7 @@ def lora_features(model) -> int:
     a rank-r adapter set has r times this many parameters."""
     import torch
 
-    from bench.training.posttrain import LORA_TARGETS
+    from bench.training.recipe import LORA_TARGETS
 
     return sum(m.in_features + m.out_features for name, m in model.named_modules()
                if isinstance(m, torch.nn.Linear) and name.rsplit(".", 1)[-1] in LORA_TARGETS)
@@ -106,12 +110,12 @@ def meta_model(config):
         return AutoModelForCausalLM.from_config(copy.deepcopy(config))
 
 
-def count_cases(cases: list[Case], configs_dir: Path | None = None, cache_dir=None) -> dict[str, Counted]:
-    """case id -> its counts, pruning each distinct (model, method, ratio, options) once."""
-    from bench.sources.models import count_params
-    from bench.training.calibration_data import CALIB_KEYS
-    from bench.registry import make_config
+def count_cases(cases: list[Case], configs_dir: Path | None = None, cache_dir=None,
+                models_dir=None) -> dict[str, Counted]:
+    """case id -> its counts, pruning each distinct (model, method, ratio, options) once with
+    the case's own method config."""
     from pruners.registry import prune
+    from pruners.report import count_params
 
     import copy
 
@@ -121,7 +125,7 @@ def count_cases(cases: list[Case], configs_dir: Path | None = None, cache_dir=No
     out = {}
     for case in cases:
         if case.model not in configs:
-            configs[case.model] = find_config(case.model, configs_dir, cache_dir)
+            configs[case.model] = find_config(case.model, configs_dir, cache_dir, models_dir)
         config, source = configs[case.model]
         if config is None:
             out[case.id] = Counted(missing=source)
@@ -132,10 +136,9 @@ def count_cases(cases: list[Case], configs_dir: Path | None = None, cache_dir=No
             model = copy.deepcopy(built[case.model])
             before = count_params(model)
             after = before
-            if case.method not in ("dense", "control"):
-                fields = {k: v for k, v in case.prune_options.items() if k not in CALIB_KEYS}
+            if not case.unpruned:
                 try:
-                    after = prune(model, None, make_config(case.method, ratio=case.ratio, **fields)).params_after
+                    after = prune(model, None, case.prune).params_after
                 except USER_ERRORS as exc:
                     raise UsageError(f"case {case.id}: {exc}") from None
             by_prune[case.prune_key] = Counted(before, after, source, tensors=count_params(model),

@@ -2,11 +2,12 @@
 
 A study declares a benchmark matrix as data (DESIGN.md section 2): which models, which
 methods at which ratios, calibration, the post-training recipe, the evaluations, the law,
-the held-out sizes and default gates. `parse_study` checks every section against the
-dataclasses the code runs with (`bench.registry.make_config`, `CalibrationSpec`,
-`bench.training.posttrain.Recipe.from_options`, `bench.evaluation.zeroshot.ZeroShotSpec`, `bench.studies.cases.EvalSpec`),
-so a mistake is one line naming the file and the key, before any case spends compute.
-`bench.studies.expand` turns the validated study into `bench.studies.cases.Case` values.
+the held-out sizes and default gates. `parse_study` builds every section into the object the
+code runs with (`bench.registry.make_config`, `bench.sources.calibration.CalibrationSpec`,
+`bench.training.recipe.Recipe`, `bench.evaluation.zeroshot.ZeroShotSpec`,
+`bench.studies.gates.GateSet`), once, so a mistake is one line naming the file and the key,
+before any case spends compute. `bench.studies.expand` turns the validated study into
+`bench.studies.cases.Case` values that carry those objects.
 
 Layout (every table is optional except ``models`` and ``methods``)::
 
@@ -37,10 +38,10 @@ Layout (every table is optional except ``models`` and ``methods``)::
     calibration = true            # true: [calibration]; false: none; or a table of its own;
                                   # default: [calibration] when the method needs data
 
-    [calibration]                 # bench.training.calibration_data.CalibrationSpec
+    [calibration]                 # bench.sources.calibration.CalibrationSpec
     source = "c4"; samples = 128; seq_len = 2048; seed = 0
 
-    [posttrain]                   # bench.training.posttrain.Recipe fields (absent: no post-training)
+    [posttrain]                   # bench.training.recipe.Recipe fields (absent: no post-training)
     corpus = "wikitext2"; tokens = 131072; batch_tokens = 4096; lr = 5e-4; ...
 
     [evaluation]                  # perplexity: datasets x seq_lens
@@ -68,7 +69,7 @@ runs, each selected case's memory need is estimated from its config (`bench.harn
 The pieces: the validated dataclasses and table keys in `bench.studies.entries`, the value checks
 in `bench.studies.checks`, the model and method axes in `bench.studies.axes`, the settings tables
 in `bench.studies.sections`. This module finds, reads and merges study files and validates
-them into a `Study`; the names of the pieces stay importable from here.
+them into a `Study`.
 """
 
 from __future__ import annotations
@@ -82,12 +83,9 @@ except ModuleNotFoundError:  # Python 3.10: the same parser, as the tomli packag
 
 from bench.errors import UsageError, did_you_mean
 from bench.studies.axes import _methods, _models
-from bench.studies.checks import _Where
-from bench.studies.entries import (  # noqa: F401
-    CALIB_KEYS, CASE_CALIB, EVAL_KEYS, GATE_KEYS, METHOD_KEYS, MODEL_KEYS, STUDY_KEYS, TOP_KEYS, UNPRUNED,
-    ZEROSHOT_KEYS, Evaluation, Gates, MethodEntry, ModelEntry, Study)
-from bench.studies.sections import (  # noqa: F401
-    PENDING_CORPORA, _calibration, _evaluation, _gates, _posttrain, _zeroshot, pending_corpus)
+from bench.studies.checks import _pairs, _Where
+from bench.studies.entries import STUDY_KEYS, TOP_KEYS, Study
+from bench.studies.sections import _calibration, _evaluation, _gates, _posttrain, _zeroshot
 
 BUILTIN_DIR = Path(__file__).resolve().parent
 SUFFIX = ".toml"
@@ -168,16 +166,17 @@ def parse_study(raw: dict, path: Path) -> Study:
     if law not in available_laws():
         raise w.error("study.law", f"unknown law {law!r}{did_you_mean(law, available_laws())}; "
                                    f"choose one of {', '.join(available_laws())}")
-    calibration = _calibration(w, raw["calibration"], "calibration") if "calibration" in raw else ()
+    calibration = _calibration(w, raw["calibration"], "calibration") if "calibration" in raw else None
     if "models" not in raw:
         raise w.error("", "declares no [[models]]; add at least one model entry")
     if "methods" not in raw:
         raise w.error("", "declares no [[methods]]; add at least one method entry")
-    models = _models(w, raw["models"])
-    posttrain = _posttrain(w, raw.get("posttrain"), models)
+    models, overrides = _models(w, raw["models"])
+    models = _posttrain(w, raw.get("posttrain"), models, overrides)
+    posttrain = _pairs(w.table(raw["posttrain"], "posttrain")) if "posttrain" in raw else ()
     methods = _methods(w, raw["methods"], calibration, models)
     evaluation = _evaluation(w, raw.get("evaluation", {}))
-    zeroshot = _zeroshot(w, raw["zeroshot"]) if "zeroshot" in raw else ()
+    zeroshot = _zeroshot(w, raw["zeroshot"]) if "zeroshot" in raw else None
     holdout = w.strings(head.get("holdout", []), "study.holdout")
     keys = [m.key for m in models]
     for key in holdout:

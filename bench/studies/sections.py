@@ -1,22 +1,24 @@
-"""The study's settings tables, each checked by the code that runs it: [calibration]
-(`CalibrationSpec`), [posttrain] (`Recipe.from_options`, with every model's overrides),
-[evaluation], [zeroshot] (`ZeroShotSpec`) and [gates] (the gate option parsers).
+"""The study's settings tables, each built into the object that runs it: [calibration]
+(`CalibrationSpec`), [posttrain] (a `Recipe` for every model, with its overrides),
+[evaluation], [zeroshot] (`ZeroShotSpec`) and [gates] (a `bench.studies.gates.GateSet`).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from bench.errors import USER_ERRORS, UsageError, did_you_mean
-from bench.studies.checks import _pairs, _Where
-from bench.studies.entries import (CALIB_KEYS, CASE_CALIB, EVAL_KEYS, GATE_KEYS, ZEROSHOT_KEYS, Evaluation, Gates,
-                                   Study)
+from bench.evaluation.zeroshot import ZeroShotSpec
+from bench.sources.calibration import CalibrationSpec
+from bench.studies.checks import _Where
+from bench.studies.entries import CALIB_KEYS, EVAL_KEYS, ZEROSHOT_KEYS, Evaluation, ModelEntry
+from bench.studies.gates import GATE_KEYS, GateSet, parse_gates
+from bench.training.recipe import Recipe
 
 
-def _calibration(w: _Where, value, key: str) -> tuple:
-    """A calibration table -> the case's calibration options, checked by CalibrationSpec."""
-    from bench.training.calibration_data import CalibrationSpec
-
+def _calibration(w: _Where, value, key: str) -> tuple[CalibrationSpec, tuple[str, ...]]:
+    """A calibration table -> (its CalibrationSpec, the fields it sets)."""
     table = w.table(value, key)
     w.keys(table, CALIB_KEYS, key)
     if "source" in table:
@@ -27,54 +29,39 @@ def _calibration(w: _Where, value, key: str) -> tuple:
     if "seed" in table:
         w.integer(table["seed"], f"{key}.seed", low=0)
     try:
-        CalibrationSpec(**table)
+        spec = CalibrationSpec(**table)
     except USER_ERRORS as exc:
         raise w.error(key, str(exc)) from None
-    return tuple(sorted((CASE_CALIB[k], v) for k, v in table.items()))
+    return spec, tuple(sorted(table))
 
 
-def _posttrain(w: _Where, value, models) -> tuple:
-    """The recipe, checked by `Recipe.from_options` for every model's overrides too."""
+def _posttrain(w: _Where, value, models: tuple[ModelEntry, ...], overrides: dict) -> tuple[ModelEntry, ...]:
+    """Each model with its recipe built: the [posttrain] table under the model's overrides
+    (`overrides`: model where -> its posttrain table)."""
     if value is None:
         for m in models:
-            if m.posttrain:
+            if overrides.get(m.where):
                 raise w.error(f"{m.where}.posttrain", "overrides a recipe, but the study has no [posttrain]")
-        return ()
+        return models
     table = w.table(value, "posttrain")
     if not table:
         raise w.error("posttrain", "is empty; give the recipe's fields or drop the table")
+    out = []
     for m in models:
-        _recipe(w, {**table, **dict(m.posttrain)}, f"{m.where}.posttrain" if m.posttrain else "posttrain")
-    return _pairs(table)
+        own = overrides.get(m.where) or {}
+        options = {**table, **own}
+        out.append(replace(m, recipe=_recipe(w, options, f"{m.where}.posttrain" if own else "posttrain"),
+                           recipe_keys=tuple(sorted(options))))
+    return tuple(out)
 
 
-def _recipe(w: _Where, options: dict, key: str):
-    from bench.training import corpus
-    from bench.training.posttrain import Recipe
-
+def _recipe(w: _Where, options: dict, key: str) -> Recipe:
     try:
         return Recipe.from_options(options)
     except UsageError as exc:
-        if options.get("corpus") in PENDING_CORPORA and options["corpus"] not in corpus.CORPORA:
-            # Everything else of the recipe is still checked; the corpus fails at run time.
-            return _recipe(w, {**options, "corpus": "wikitext2"}, key)
         raise w.error(key, str(exc)) from None
     except TypeError as exc:
         raise w.error(key, " ".join(str(exc).split())) from None
-
-
-# Corpora a study may name before this build has them: the rest of its recipe is validated, and
-# a case that post-trains on one fails when it runs with the corpus module's own error. Empty
-# since slimpajama landed (issue 10 item 4).
-PENDING_CORPORA: tuple[str, ...] = ()
-
-
-def pending_corpus(study: Study) -> str | None:
-    """The recipe's corpus when this build cannot train on it yet, else None."""
-    from bench.training import corpus
-
-    name = dict(study.posttrain).get("corpus")
-    return name if name is not None and name not in corpus.CORPORA else None
 
 
 def _evaluation(w: _Where, value) -> Evaluation:
@@ -108,9 +95,7 @@ def _evaluation(w: _Where, value) -> Evaluation:
     return Evaluation(datasets, seq_lens, tuple((s, caps[s]) for s in seq_lens if s in caps), per_case)
 
 
-def _zeroshot(w: _Where, value) -> tuple:
-    from bench.evaluation.zeroshot import ZeroShotSpec
-
+def _zeroshot(w: _Where, value) -> ZeroShotSpec:
     table = w.table(value, "zeroshot")
     w.keys(table, ZEROSHOT_KEYS, "zeroshot")
     if "tasks" not in table:
@@ -126,29 +111,21 @@ def _zeroshot(w: _Where, value) -> tuple:
         if k in table:
             fields[k] = w.integer(table[k], f"zeroshot.{k}", low=0 if k == "bootstrap_iters" else 1)
     try:
-        ZeroShotSpec(**fields)
+        return ZeroShotSpec(**fields)
     except UsageError as exc:
         raise w.error("zeroshot", str(exc)) from None
-    return tuple(sorted(fields.items()))
 
 
-def _gates(w: _Where, value) -> Gates:
-    from bench.studies.gate_specs import parse_law_scope, parse_percent
-
+def _gates(w: _Where, value) -> GateSet:
     table = w.table(value, "gates")
     w.keys(table, GATE_KEYS, "gates")
     scopes = w.strings(table.get("max_extrapolation_error", []), "gates.max_extrapolation_error")
-    try:
-        for s in scopes:
-            parse_law_scope(s)
-        for k in ("max_ppl_regression", "max_control_improvement"):
-            if k in table:
-                parse_percent(w.string(table[k], f"gates.{k}"), f"gates.{k}")
-    except UsageError as exc:
-        raise w.error("gates", str(exc)) from None
+    limits = {k: w.string(table[k], f"gates.{k}") for k in ("max_ppl_regression", "max_control_improvement")
+              if k in table}
     baseline = table.get("baseline")
     if baseline is not None:  # a results directory or record file, relative to the study file
         baseline = str(w.path.parent / Path(w.string(baseline, "gates.baseline")).expanduser())
-    if (baseline is None) != ("max_ppl_regression" not in table):
-        raise w.error("gates", "baseline and max_ppl_regression go together: give both or neither")
-    return Gates(scopes, baseline, table.get("max_ppl_regression"), table.get("max_control_improvement"))
+    try:
+        return parse_gates(scopes, baseline, limits.get("max_ppl_regression"), limits.get("max_control_improvement"))
+    except UsageError as exc:
+        raise w.error("gates", str(exc)) from None

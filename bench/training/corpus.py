@@ -6,7 +6,7 @@ level-1 headings; C4 and SlimPajama: one record's ``text`` each). The corpora (`
 * ``wikitext2``: WikiText-2 train from the data directory (`bench.sources.data`);
 * ``c4``: the C4 sample of the data directory (1,000 documents locally);
 * ``slimpajama``: a local directory of ``.jsonl``, ``.jsonl.zst`` or ``.parquet`` files with a
-  ``text`` field (`bench.training.corpora_local`), named by the recipe's ``corpus_dir`` or, when that is
+  ``text`` field (`bench.sources.corpora_local`), named by the recipe's ``corpus_dir`` or, when that is
   unset, ``$PRUNEBENCH_SLIMPAJAMA_DIR``; with neither, and only when the hub is reachable, the
   first ``$PRUNEBENCH_SLIMPAJAMA_DOCS`` (default 1,000,000) documents of SlimPajama-627B streamed
   through ``datasets``.
@@ -49,8 +49,10 @@ from pathlib import Path
 
 import torch
 
+from bench.sources import corpora_local
 from bench.sources import data as data_mod
 from bench.sources.atomic import atomic_write
+from bench.sources.corpora_local import SLIMPAJAMA_DIR_ENV, SLIMPAJAMA_DOCS_ENV, SLIMPAJAMA_HUB, SLIMPAJAMA_HUB_DOCS
 from bench.errors import UsageError, did_you_mean
 
 # corpus name -> (bench.sources.data dataset, split), or None for a corpus read from its own directory
@@ -62,10 +64,6 @@ CORPORA = {
     "slimpajama": None,
 }
 DIRECTORY_CORPORA = ("slimpajama",)
-SLIMPAJAMA_DIR_ENV = "PRUNEBENCH_SLIMPAJAMA_DIR"
-SLIMPAJAMA_DOCS_ENV = "PRUNEBENCH_SLIMPAJAMA_DOCS"
-SLIMPAJAMA_HUB = "cerebras/SlimPajama-627B"
-SLIMPAJAMA_HUB_DOCS = 1_000_000
 STREAM_FORMAT = 2  # bump when the on-disk token-stream layout or tokenisation rule changes
 
 SLICES = ("pretrain", "posttrain", "heldout")
@@ -160,7 +158,7 @@ def origin(spec: SliceSpec, data_dir=None) -> tuple:
     if CORPORA[spec.corpus] is not None:
         root = data_mod.resolve_data_dir(data_dir)
         return ("data", None if root is None else str(root))
-    chosen = spec.corpus_dir or os.environ.get(SLIMPAJAMA_DIR_ENV) or None
+    chosen = corpora_local.slimpajama_dir(spec.corpus_dir)
     if chosen is not None:
         return ("dir", str(Path(chosen).expanduser().resolve()))
     if data_mod.hub_reachable():
@@ -180,8 +178,6 @@ def _document_texts(corpus: str, where: tuple) -> tuple[str, ...]:
             return tuple(document_text(d) for d in split_documents(rows))
         return tuple(row + "\n\n" for row in rows if row.strip())
     if where[0] == "dir":
-        from bench.training import corpora_local
-
         return tuple(t + "\n\n" for t in corpora_local.read_directory(where[1]))
     return tuple(t + "\n\n" for t in _stream_hub(where[1], where[2]))
 
@@ -216,12 +212,7 @@ def source_identity(spec: SliceSpec, data_dir=None) -> dict:
             out["sha256"] = data_mod.file_sha256(Path(where[1]) / data_mod.get_source(dataset, split).relpath)
         return out
     if where[0] == "dir":
-        from bench.training import corpora_local
-
-        files = corpora_local.directory_identity(where[1])
-        digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
-        return {"dataset": spec.corpus, "source": "local", "directory": where[1], "files": len(files),
-                "bytes": sum(f["bytes"] for f in files), "sha256": digest}
+        return corpora_local.directory_digest(where[1], spec.corpus)
     return {"dataset": spec.corpus, "source": "hub", "hub": where[1], "documents": where[2]}
 
 

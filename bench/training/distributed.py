@@ -5,7 +5,7 @@ against the machine (one clear line for a bad one, before anything starts), writ
 windows and masks to a job directory, spawns one process per rank (``torch.multiprocessing``,
 ``spawn``), and reads back what rank 0 wrote: the trajectory and a full state dict.
 
-Each rank runs the ordinary loop (`bench.training.posttrain.train`) with an engine that says how the
+Each rank runs the ordinary loop (`bench.training.trainer.train`) with an engine that says how the
 processes share the work, so the loop reads like a single-device one:
 
 * every rank walks the same data order; micro-batch k of a step runs on rank k mod world, and
@@ -42,7 +42,10 @@ from pathlib import Path
 import torch
 
 from bench.errors import UsageError
-from bench.training.posttrain import Recipe, SingleProcess, TrainResult, train
+from bench.progress import QUIET, Progress, relayed
+from bench.training.engine import SingleProcess
+from bench.training.recipe import Recipe
+from bench.training.trainer import TrainResult, train
 
 FSDP_SUPPORTED = {("cpu", "gloo"), ("cuda", "nccl")}
 
@@ -229,7 +232,7 @@ def _free_port() -> int:
 
 
 def _worker(rank: int, job: str, port: int, world: int, backend: str, device_type: str,
-            state_dir: str | None, progress: bool) -> None:
+            state_dir: str | None, progress: Progress, desc: str) -> None:
     """One rank: join the group, build the engine on an explicit device mesh, train, hand back."""
     from torch.distributed.device_mesh import init_device_mesh
 
@@ -249,7 +252,7 @@ def _worker(rank: int, job: str, port: int, world: int, backend: str, device_typ
         model = spec["model"] if recipe.engine == "fsdp" else spec["model"].to(device)
         engine = ENGINES[recipe.engine](mesh, device, recipe, state_dir)
         result = train(model, spec["windows"], recipe, heldout=spec["heldout"], masks=spec["masks"],
-                       progress=progress and rank == 0, desc=f"post-train ({recipe.engine} x{world})",
+                       progress=progress, desc=f"{desc} ({recipe.engine} x{world})",
                        parallel=engine, state=spec["state"])
         state = engine.full_state_dict(model)
         if rank == 0:
@@ -265,7 +268,8 @@ def _worker(rank: int, job: str, port: int, world: int, backend: str, device_typ
 
 def run(model, windows: torch.Tensor, recipe: Recipe, *, heldout: torch.Tensor | None = None,
         masks: dict | None = None, state_dir: str | os.PathLike | None = None,
-        progress: bool = False, device: torch.device | str | None = None, state=None) -> TrainResult:
+        progress: Progress = QUIET, device: torch.device | str | None = None, state=None,
+        desc: str = "post-train") -> TrainResult:
     """Train `model` in `recipe.processes` spawned processes; its weights are replaced by the result.
 
     Args:
@@ -288,9 +292,10 @@ def run(model, windows: torch.Tensor, recipe: Recipe, *, heldout: torch.Tensor |
         torch.save({"model": model, "windows": windows, "heldout": heldout, "masks": masks, "recipe": recipe,
                     "state": state}, Path(job) / "job.pt")
         try:
-            mp.start_processes(_worker, nprocs=recipe.processes, join=True, start_method="spawn",
-                               args=(job, _free_port(), recipe.processes, backend, device.type,
-                                     None if state_dir is None else str(state_dir), progress))
+            with relayed(progress, mp.get_context("spawn")) as relay:  # rank 0's phase, shown here
+                mp.start_processes(_worker, nprocs=recipe.processes, join=True, start_method="spawn",
+                                   args=(job, _free_port(), recipe.processes, backend, device.type,
+                                         None if state_dir is None else str(state_dir), relay, desc))
         except mp.ProcessRaisedException as exc:
             raise RuntimeError(f"a post-training process failed ({recipe.engine}, {recipe.processes} processes):\n"
                                f"{exc}") from None

@@ -1,6 +1,6 @@
 """Resumable training state: what a killed post-training run needs to continue bit for bit.
 
-With ``Recipe.state_every = K`` the loop (`bench.training.posttrain.train`) saves, every K checkpoints:
+With ``Recipe.state_every = K`` the loop (`bench.training.trainer.train`) saves, every K checkpoints:
 
 * the model and the AdamW state (one file in one process; sharded through
   ``torch.distributed.checkpoint`` under DDP/FSDP, see `bench.training.distributed`);

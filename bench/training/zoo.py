@@ -5,15 +5,17 @@ pre-training recipes:
 
 * the tokenizer is a byte-level BPE trained with `tokenizers` on the pre-training slice of the
   corpus (`bench.training.corpus`: WikiText-2 train, the held-out and post-training documents excluded);
-* each base is trained from scratch on that slice with `bench.training.posttrain.train` (AdamW, warm-up
+* each base is trained from scratch on that slice with `bench.training.trainer.train` (AdamW, warm-up
   and cosine schedule, about one pass), annealed down to the post-training learning rate so
   that further training barely moves its held-out loss (the control case of the nano profile
   measures this: under 1% over the post-training budget).
 
 Independent bases build in parallel subprocesses (`ensure_all`), one CPU thread each.
 
-Model specs are ``<family>-<size>``, e.g. ``nano-llama-l2`` (`load` builds on first use); each is a
-model alias of `bench.sources.aliases.ALIASES`, added for every size of every registered family.
+Model specs are ``<family>-<size>``, e.g. ``nano-llama-l2``; each is a model alias of
+`bench.sources.aliases.ALIASES`, added for every size of every registered family, so a zoo base
+loads through `bench.sources.models.load_model` like every other model (`load` builds it on
+first use with the run's data and cache directories, `bench.env.RunEnv`).
 
 Cache: ``<cache>/zoo/<spec>-<key>/``, a ``save_pretrained`` directory with the tokenizer and
 a ``manifest.json``. The key hashes every input that changes the weights: the zoo format
@@ -34,17 +36,16 @@ from pathlib import Path
 
 import torch
 
-from bench.training import corpus as corpus_mod
+from bench.env import RunEnv
+from bench.progress import QUIET, Progress, relayed
 from bench.sources.aliases import ALIASES
-from bench.sources.models import LoadedModel, atomic_dir, resolve_cache_dir
-from bench.training.posttrain import heldout_windows, train, training_windows
+from bench.sources.cache import atomic_dir, resolve_cache_dir
+from bench.sources.loaders import LoadedModel, load_local
+from bench.training import corpus as corpus_mod
+from bench.training.posttrain import heldout_windows, training_windows
+from bench.training.trainer import train
+from bench.training.zoo_families import FAMILIES, SPECIALS, BaseSize, Family, non_embedding_params, parse_spec
 from pruners.report import count_params
-
-# The families and their size tables live in bench.training.zoo_families; they are re-exported here
-# because callers name them as zoo.Family, zoo.FAMILIES, ...
-from bench.training.zoo_families import (FAMILIES, NANO_SIZES, NANO_VOCAB, SMOKE_SIZES, SPECIALS,  # noqa: F401
-                                 BaseSize, Family, family_table, is_nano, non_embedding_params,
-                                 parse_spec, register_family)
 
 ZOO_FORMAT = "prunebench.zoo/1"
 ZOO_VERSION = 1  # bump when the training code changes what a given key produces
@@ -162,8 +163,9 @@ def load_tokenizer(family: Family, cache_dir=None, data_dir=None):
     return PreTrainedTokenizerFast.from_pretrained(directory)
 
 
-def build_base(family: Family, size: BaseSize, tokenizer, data_dir=None, progress: bool = False):
-    """Train one base model from scratch; returns (model, pre-training log)."""
+def build_base(family: Family, size: BaseSize, tokenizer, env: RunEnv):
+    """Train one base model from scratch (the corpus from `env`'s data directory, its token
+    streams cached in `env`'s cache, the phase shown on `env.progress`); returns (model, log)."""
     from transformers import AutoModelForCausalLM
 
     recipe = family.recipe(size)
@@ -171,10 +173,10 @@ def build_base(family: Family, size: BaseSize, tokenizer, data_dir=None, progres
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(family.seed)
         model = AutoModelForCausalLM.from_config(config)
-    win = training_windows(tokenizer, recipe, data_dir)
-    held = heldout_windows(tokenizer, recipe, data_dir)
+    win = training_windows(tokenizer, recipe, env)
+    held = heldout_windows(tokenizer, recipe, env)
     t0 = time.perf_counter()
-    result = train(model, win, recipe, heldout=held, progress=progress, desc=f"pretrain {family.spec(size.key)}")
+    result = train(model, win, recipe, heldout=held, progress=env.progress, desc=f"zoo: pretrain {family.spec(size.key)}")
     if result.diverged:
         raise RuntimeError(f"pre-training {family.spec(size.key)} diverged ({result.divergence}); lower its lr in bench/training/zoo.py")
     log = {"pretrain": {**result.to_dict(), "recipe": recipe.to_dict(), "wall_s": time.perf_counter() - t0,
@@ -193,12 +195,13 @@ def _entry(family: Family, size: BaseSize, cache: Path, data_dir) -> tuple[Path,
     return directory, key, inputs, check_entry(directory, key)
 
 
-def _build_entry(family: Family, size: BaseSize, cache: Path, data_dir, reason: str, progress: bool = False) -> Path:
-    directory, key, inputs, _ = _entry(family, size, cache, data_dir)
-    tokenizer = load_tokenizer(family, cache, data_dir)
+def _build_entry(family: Family, size: BaseSize, env: RunEnv, reason: str) -> Path:
+    cache = resolve_cache_dir(env.cache_dir)
+    directory, key, inputs, _ = _entry(family, size, cache, env.data_dir)
+    tokenizer = load_tokenizer(family, cache, env.data_dir)
 
     def build(tmp: Path) -> None:
-        model, log = build_base(family, size, tokenizer, data_dir, progress)
+        model, log = build_base(family, size, tokenizer, env)
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         write_manifest(tmp, key, inputs, {"spec": family.spec(size.key), "rebuilt_because": reason, **log})
@@ -207,16 +210,16 @@ def _build_entry(family: Family, size: BaseSize, cache: Path, data_dir, reason: 
     return directory
 
 
-def ensure(spec: str, cache_dir=None, data_dir=None, progress: bool = False) -> Path:
+def ensure(spec: str, env: RunEnv) -> Path:
     """The verified cache directory of `spec`, built (or rebuilt) if needed."""
     family, size = parse_spec(spec)
-    cache = resolve_cache_dir(cache_dir)
-    directory, _, _, problem = _entry(family, size, cache, data_dir)
+    cache = resolve_cache_dir(env.cache_dir)
+    directory, _, _, problem = _entry(family, size, cache, env.data_dir)
     if problem is None:
         return directory
     if problem != "missing":
         warnings.warn(f"nano zoo entry {directory.name}: {problem}; rebuilding it", stacklevel=2)
-    return _build_entry(family, size, cache, data_dir, problem, progress)
+    return _build_entry(family, size, env, problem)
 
 
 def _cost(size: BaseSize, family: Family) -> float:
@@ -224,26 +227,34 @@ def _cost(size: BaseSize, family: Family) -> float:
     return size.pretrain_tokens * (n * h * (4 * h + 3 * f) + family.vocab_size * h)
 
 
-def _worker_init(threads: int) -> None:
+_WORKER_PROGRESS: Progress = QUIET  # a zoo worker's relay to its parent (set by `_worker_init`)
+
+
+def _worker_init(threads: int, progress: Progress) -> None:
+    global _WORKER_PROGRESS
     torch.set_num_threads(threads)
+    _WORKER_PROGRESS = progress
 
 
 def _build_in_worker(family: Family, size: BaseSize, cache: str, data_dir, reason: str) -> str:
-    return str(_build_entry(family, size, Path(cache), data_dir, reason))
+    env = RunEnv(data_dir=data_dir, cache_dir=Path(cache), progress=_WORKER_PROGRESS)
+    return str(_build_entry(family, size, env, reason))
 
 
-def ensure_all(specs, cache_dir=None, data_dir=None, workers: int | None = None, progress: bool = False) -> dict[str, Path]:
+def ensure_all(specs, env: RunEnv, workers: int | None = None) -> dict[str, Path]:
     """Build every missing (or stale) entry among `specs`, several at once on a multi-core CPU.
 
     Small models use several cores poorly from one process (their matrices are tiny), so
     independent models train in `workers` subprocesses of one thread each (default: one per
-    core, at most one per model), largest first. Returns spec -> verified directory.
+    core, at most one per model), largest first; their progress reaches `env.progress` through
+    a queue (`bench.progress.relayed`). Returns spec -> verified directory.
     """
     import os
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
-    cache = resolve_cache_dir(cache_dir)
+    cache = resolve_cache_dir(env.cache_dir)
+    data_dir = env.data_dir
     todo = []
     for spec in dict.fromkeys(specs):
         family, size = parse_spec(spec)
@@ -256,28 +267,29 @@ def ensure_all(specs, cache_dir=None, data_dir=None, workers: int | None = None,
     workers = min(len(todo), cores if workers is None else workers)
     if workers <= 1:
         for family, size, problem in todo:
-            _build_entry(family, size, cache, data_dir, problem, progress)
+            _build_entry(family, size, env, problem)
     else:
         for family in {f.name: f for f, _, _ in todo}.values():
             load_tokenizer(family, cache, data_dir)  # shared: train it once, before the workers
         todo.sort(key=lambda t: _cost(t[1], t[0]), reverse=True)
         root = corpus_mod.data_mod.resolve_data_dir(data_dir)
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
-                                 initializer=_worker_init, initargs=(max(1, cores // workers),)) as pool:
+        context = get_context("spawn")
+        with relayed(env.progress, context) as relay, ProcessPoolExecutor(
+                max_workers=workers, mp_context=context, initializer=_worker_init,
+                initargs=(max(1, cores // workers), relay)) as pool:
             futures = [pool.submit(_build_in_worker, f, s, str(cache), None if root is None else str(root), p)
                        for f, s, p in todo]
             for fut in futures:
                 fut.result()  # re-raises a worker's error here
-    return {spec: ensure(spec, cache, data_dir) for spec in dict.fromkeys(specs)}
+    return {spec: ensure(spec, env) for spec in dict.fromkeys(specs)}
 
 
-def load(spec: str, cache_dir=None, data_dir=None, progress: bool = False) -> LoadedModel:
-    """Load a nano base model (building it on first use), float32 on the CPU."""
-    from bench.sources.models import load_local
-
-    directory = ensure(spec, cache_dir, data_dir, progress)
+def load(spec: str, env: RunEnv) -> LoadedModel:
+    """Load a nano base model (building it on first use), float32 on the CPU: the alias loader
+    behind every zoo spec (`bench.sources.models.load_model` places it)."""
+    directory = ensure(spec, env)
     loaded = load_local(directory)
-    _check_tokenizer(loaded.tokenizer, load_tokenizer(parse_spec(spec)[0], cache_dir, data_dir), spec)
+    _check_tokenizer(loaded.tokenizer, load_tokenizer(parse_spec(spec)[0], env.cache_dir, env.data_dir), spec)
     manifest = read_manifest(directory)
     pre = manifest.get("pretrain", {})
     loaded.spec, loaded.kind = spec, "alias"
@@ -302,8 +314,8 @@ def _check_tokenizer(loaded, trained, spec: str) -> None:
                            f"prunebench's tokenizer loading, please report it")
 
 
-def _load_nano(spec: str, cache_dir=None) -> LoadedModel:
-    return load(spec, cache_dir=cache_dir)
+def _load_nano(spec: str, env: RunEnv) -> LoadedModel:
+    return load(spec, env)
 
 
 def _family_aliases(name: str, family: Family, added: bool) -> None:

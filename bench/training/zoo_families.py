@@ -13,7 +13,7 @@ import torch
 
 from bench.training import corpus as corpus_mod
 from bench.errors import UsageError, did_you_mean
-from bench.training.posttrain import Recipe
+from bench.training.recipe import Recipe
 from pruners.report import count_params
 from fitting.registry import Registry
 

@@ -1,14 +1,15 @@
-"""Calibration data: which corpus a `CalibrationSpec` names, its documents, and the draw.
+"""Calibration data, a data source like the others: which corpus a `CalibrationSpec` names,
+its documents, and the draw.
 
 Loading data is the harness's job; `pruners.calibration.sample_calibration` only turns the
 documents it is given into token rows (the sampling rule is in its module docstring).
-`load_calibration(tokenizer, spec)` does both: it loads the spec's documents and samples them.
+`load_calibration(tokenizer, spec, data_dir)` does both: it loads the spec's documents and samples them.
 Sources:
 
 * ``c4``: the C4 ``en`` train documents (locally the 1,000-document sample in shared/data), and
   ``wikitext2``: WikiText-2 train (the tokenized ``wikitext-2-v1`` file; the raw train split is
   not available offline): the data directory's files (`bench.sources.data`), or the hub;
-* ``slimpajama``: the same local directory as the post-training corpus (`bench.training.corpora_local`:
+* ``slimpajama``: the same local directory as the post-training corpus (`bench.sources.corpora_local`:
   ``.jsonl``, ``.jsonl.zst`` or ``.parquet`` files with a ``text`` field), named by the spec's
   ``corpus_dir``, else ``$PRUNEBENCH_SLIMPAJAMA_DIR``; with neither and only online, the start of
   SlimPajama-627B streamed from the hub.
@@ -22,11 +23,13 @@ no ``text`` field is refused in one line naming it.
 
 from __future__ import annotations
 
-import os
 import random
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from bench.errors import UsageError, did_you_mean
+from bench.sources import corpora_local
+from bench.sources.corpora_local import SLIMPAJAMA_DIR_ENV, SLIMPAJAMA_HUB, slimpajama_dir
 
 CHARS_PER_TOKEN = 6  # a generous bound: real tokenizers average ~4 characters of English a token
 
@@ -37,20 +40,20 @@ SOURCES = {
     "slimpajama": None,  # a local directory (corpus_dir / $PRUNEBENCH_SLIMPAJAMA_DIR), else the hub
 }
 
-# A case's prune options that set calibration (study files, `bench.studies.cases.Case.prune`) ->
-# the `CalibrationSpec` field each one is.
-CALIB_KEYS = {"calibration": "source", "samples": "samples", "calib_seq_len": "seq_len", "seed": "seed"}
+# How a case's record spells each `CalibrationSpec` field in its ``config.prune`` (the keys of
+# schema-2 records, which merged the method's options and the calibration settings).
+RECORD_KEYS = {"source": "calibration", "samples": "samples", "seq_len": "calib_seq_len", "seed": "seed"}
 
 
 @dataclass(frozen=True)
 class CalibrationSpec:
-    """Which calibration data to draw."""
+    """Which calibration data to draw (where the data directory is comes from the run's
+    environment, `bench.env.RunEnv.data_dir`)."""
 
     source: str = "c4"  # c4 | wikitext2 | slimpajama
     samples: int = 128  # N sequences
     seq_len: int = 2048  # L tokens each
     seed: int = 0
-    data_dir: str | None = None  # local copy of shared/data; None: $PRUNEBENCH_DATA_DIR, then hub
     corpus_dir: str | None = None  # slimpajama: its local directory; None: $PRUNEBENCH_SLIMPAJAMA_DIR, then hub
 
     def __post_init__(self):
@@ -64,27 +67,23 @@ class CalibrationSpec:
                              "raise --samples / --seq-len")
 
 
-def load_calibration(tokenizer, spec: CalibrationSpec):
+def load_calibration(tokenizer, spec: CalibrationSpec, data_dir=None):
     """Draw `spec.samples` x `spec.seq_len` tokens from the spec's source: a `pruners.calibration.Calibration`
-    whose info records the spec (without an unset corpus_dir), the documents used and the tokens."""
+    whose info records the spec (without an unset corpus_dir), the data directory as the run was
+    given it, the documents used and the tokens."""
     from pruners.calibration import sample_calibration
 
-    cal = sample_calibration(tokenizer, documents(spec), spec.samples, spec.seq_len, spec.seed, source=spec.source)
+    cal = sample_calibration(tokenizer, documents(spec, data_dir), spec.samples, spec.seq_len, spec.seed,
+                             source=spec.source)
     info = asdict(spec)
     if info.get("corpus_dir") is None:
         info.pop("corpus_dir", None)
-    info.update({"documents_used": cal.info["documents_used"], "tokens": cal.info["tokens"]})
+    info.update({"data_dir": data_dir, "documents_used": cal.info["documents_used"], "tokens": cal.info["tokens"]})
     cal.info = info
     return cal
 
 
-def slimpajama_dir(corpus_dir: str | None = None) -> str | None:
-    from bench.training.corpus import SLIMPAJAMA_DIR_ENV
-
-    return corpus_dir or os.environ.get(SLIMPAJAMA_DIR_ENV) or None
-
-
-def documents(spec) -> list[str]:
+def documents(spec: CalibrationSpec, data_dir=None) -> list[str]:
     """The documents of `spec`'s source, in source order."""
     if spec.source == "slimpajama":
         directory = slimpajama_dir(spec.corpus_dir)
@@ -94,13 +93,11 @@ def documents(spec) -> list[str]:
     from bench.sources.data import load_rows
 
     dataset, split = SOURCES[spec.source]
-    return load_rows(dataset, split, spec.data_dir)
+    return load_rows(dataset, split, data_dir)
 
 
 def directory_documents(directory, chars: int, seed: int) -> list[str]:
     """Non-blank documents of whole files of `directory`, files in seeded order, until `chars`."""
-    from bench.training import corpora_local
-
     files = corpora_local.corpus_files(directory)
     random.Random(seed).shuffle(files)
     docs: list[str] = []
@@ -117,7 +114,6 @@ def directory_documents(directory, chars: int, seed: int) -> list[str]:
 
 def _hub_documents(spec, max_docs: int = 20000) -> list[str]:
     """Online only: the first documents of SlimPajama-627B, enough text for the samples."""
-    from bench.training.corpus import SLIMPAJAMA_DIR_ENV, SLIMPAJAMA_HUB
     from bench.sources.data import hub_reachable
 
     if not hub_reachable():
@@ -136,11 +132,9 @@ def _hub_documents(spec, max_docs: int = 20000) -> list[str]:
     return docs
 
 
-def identity(spec) -> dict:
+def identity(spec: CalibrationSpec) -> dict:
     """What a slimpajama calibration draw reads: the directory's file digest, or the hub id."""
-    from bench.training import corpus
-
     directory = slimpajama_dir(spec.corpus_dir)
     if directory is None:
-        return {"source": "hub", "hub": corpus.SLIMPAJAMA_HUB}
-    return corpus.source_identity(corpus.SliceSpec("slimpajama", corpus_dir=str(directory)))
+        return {"source": "hub", "hub": SLIMPAJAMA_HUB}
+    return corpora_local.directory_digest(Path(directory).expanduser().resolve())

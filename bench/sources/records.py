@@ -1,8 +1,9 @@
-"""Versioned JSON result records, written atomically.
+"""The results directory's records: one versioned JSON file per case, written atomically.
 
-One record per benchmark case. A record is only ever replaced whole (temporary file in the
-same directory, fsync, rename), so a killed run leaves either the old record or the new one,
-never half of one; `--resume` and the report step can trust every file they find.
+A record is only ever replaced whole (temporary file in the same directory, fsync, rename), so
+a killed run leaves either the old record or the new one, never half of one; `--resume` and the
+report step can trust every file they find. Files are parsed here, once, into typed records
+(`reports.records.Record`); another schema is refused in one line.
 """
 
 from __future__ import annotations
@@ -16,13 +17,12 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 
+from bench.env import default_results_dir
 from bench.errors import UsageError
 from bench.sources.atomic import atomic_write
+from reports.records import Record, RecordError
 
-# /2: every record carries a `provenance` block (bench.harness.provenance) that `--resume` compares.
-SCHEMA = "prunebench.record/2"
 RECORD_SUFFIX = ".json"
-RESULTS_DIR_ENV = "PRUNEBENCH_RESULTS_DIR"
 
 _VERSIONED = ("prunebench", "torch", "transformers", "datasets", "accelerate", "tokenizers",
               "numpy", "scipy", "peft", "gguf")
@@ -54,8 +54,9 @@ def machine_info() -> dict:
 
 
 def resolve_results_dir(results_dir: str | os.PathLike | None) -> Path:
-    """The results directory, created and checked writable before any case runs."""
-    path = Path(results_dir or os.environ.get(RESULTS_DIR_ENV) or "results").expanduser()
+    """The results directory (`bench.env.default_results_dir`), created and checked writable
+    before any case runs."""
+    path = default_results_dir(results_dir)
     try:
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path, prefix=".probe-"):
@@ -63,7 +64,7 @@ def resolve_results_dir(results_dir: str | os.PathLike | None) -> Path:
     except OSError as exc:
         raise UsageError(
             f"results directory {str(path)!r} is not writable ({exc.strerror or exc}); "
-            f"pass --results-dir (or {RESULTS_DIR_ENV}) pointing at a writable directory") from None
+            f"pass --results-dir (or $PRUNEBENCH_RESULTS_DIR) pointing at a writable directory") from None
     return path
 
 
@@ -78,44 +79,38 @@ def _clean(obj):
     return obj
 
 
-def new_record(case_id: str, **fields) -> dict:
-    """A record skeleton with schema, provenance and creation time filled in."""
-    rec = {"schema": SCHEMA, "case_id": case_id,
-           "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-           "versions": package_versions(), "machine": machine_info()}
-    rec.update(fields)
-    return rec
+def stamp() -> dict:
+    """What every record says about when and where it was made: creation time, library
+    versions and machine (the fields `Record` takes as ``created``, ``versions``, ``machine``)."""
+    return {"created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "versions": package_versions(), "machine": machine_info()}
 
 
 def record_path(results_dir: Path, case_id: str) -> Path:
     return Path(results_dir) / "records" / f"{case_id}{RECORD_SUFFIX}"
 
 
-def write_record(results_dir: Path, record: dict) -> Path:
+def write_record(results_dir: Path, record: Record) -> Path:
     """Write one record atomically; returns its path."""
-    if record.get("schema") != SCHEMA:
-        raise ValueError(f"record has schema {record.get('schema')!r}, expected {SCHEMA}")
-    path = record_path(results_dir, record["case_id"])
+    path = record_path(results_dir, record.case_id)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = json.dumps(_clean(record), indent=1, sort_keys=True)
+    payload = json.dumps(_clean(record.to_json()), indent=1, sort_keys=True)
     return atomic_write(path, lambda tmp: tmp.write_text(payload))
 
 
-def read_record(path: Path) -> dict:
-    """Read one record, refusing other schema versions with a clear message."""
+def read_record(path: Path) -> Record:
+    """Read and parse one record, refusing other schema versions with a clear message."""
     try:
-        rec = json.loads(Path(path).read_text())
+        data = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise UsageError(f"cannot read record {path}: {exc}; delete it and re-run the case") from None
-    if not isinstance(rec, dict) or rec.get("schema") != SCHEMA:
-        found = rec.get("schema") if isinstance(rec, dict) else type(rec).__name__
-        raise UsageError(
-            f"{path} has schema {found!r} but this prunebench reads {SCHEMA!r}; "
-            f"re-run the cases or use a matching prunebench version")
-    return rec
+    try:
+        return Record.from_json(data, str(path))
+    except RecordError as exc:
+        raise UsageError(str(exc)) from None
 
 
-def load_records(results_dir: Path, problems: list[str] | None = None) -> list[dict]:
+def load_records(results_dir: Path, problems: list[str] | None = None) -> list[Record]:
     """Every record under ``results_dir/records``, sorted by case id.
 
     Args:
@@ -137,7 +132,7 @@ def load_records(results_dir: Path, problems: list[str] | None = None) -> list[d
     return out
 
 
-def load_run(results_dir: str | os.PathLike) -> tuple[Path, list[dict]]:
+def load_run(results_dir: str | os.PathLike) -> tuple[Path, list[Record]]:
     """(directory, records) of an earlier run, for the commands that only read results.
 
     Refuses, in one line each, a directory that does not exist or holds no records.

@@ -20,6 +20,16 @@ from pathlib import Path
 from bench.errors import UsageError
 
 FORMATS = (".jsonl", ".jsonl.zst", ".parquet")
+SLIMPAJAMA_DIR_ENV = "PRUNEBENCH_SLIMPAJAMA_DIR"  # the directory when a recipe or calibration names none
+SLIMPAJAMA_DOCS_ENV = "PRUNEBENCH_SLIMPAJAMA_DOCS"  # documents streamed from the hub (online only)
+SLIMPAJAMA_HUB = "cerebras/SlimPajama-627B"
+SLIMPAJAMA_HUB_DOCS = 1_000_000
+
+
+def slimpajama_dir(corpus_dir: str | os.PathLike | None = None) -> str | None:
+    """The SlimPajama directory: `corpus_dir`, else ``$PRUNEBENCH_SLIMPAJAMA_DIR``; None: neither."""
+    chosen = corpus_dir or os.environ.get(SLIMPAJAMA_DIR_ENV) or None
+    return None if chosen is None else str(chosen)
 
 
 def corpus_files(directory: str | os.PathLike) -> list[Path]:
@@ -93,6 +103,18 @@ def read_file(path: Path) -> list[str]:
 def read_directory(directory: str | os.PathLike) -> list[str]:
     """Every non-blank document of the directory's files, file by file (see the module docstring)."""
     return [t for path in corpus_files(directory) for t in read_file(path) if t.strip()]
+
+
+def directory_digest(directory: str | os.PathLike, dataset: str = "slimpajama") -> dict:
+    """A directory corpus's identity without reading its documents: a digest over every file's
+    relative path, size and sha256 (the list itself can run to thousands of files), so a copied
+    directory keeps its identity."""
+    import hashlib
+
+    files = directory_identity(directory)
+    digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+    return {"dataset": dataset, "source": "local", "directory": str(directory), "files": len(files),
+            "bytes": sum(f["bytes"] for f in files), "sha256": digest}
 
 
 def directory_identity(directory: str | os.PathLike) -> list[dict]:

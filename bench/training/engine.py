@@ -1,8 +1,7 @@
-"""The pieces of the training loop (`bench.training.posttrain.train`) that are not the loop itself.
-
-Precision (float32 master weights, bf16 autocast on CUDA), the held-out loss every checkpoint
-and L0 share, AdamW parameter groups, activation checkpointing, and the single-process engine
-whose methods `bench.training.distributed` overrides for DDP and FSDP2. Keep-masks are the
+"""What the trainer (`bench.training.trainer.train`) runs on: the single-process engine, whose
+methods `bench.training.distributed` overrides for DDP and FSDP2, and the numerics every engine
+shares: precision (float32 master weights, bf16 autocast on CUDA), the held-out loss every
+checkpoint and L0 share, AdamW parameter groups, activation checkpointing and the data order. Keep-masks are the
 pruners' (`pruners.masks.mask_pairs`, `pruners.masks.zero_masked`), not re-implemented here.
 """
 

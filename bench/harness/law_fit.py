@@ -1,4 +1,4 @@
-"""The scaling-law study over stored records: group, fit, judge, test, compare, predict.
+"""The law fitted to a run's records: group, fit, judge, test, compare, predict.
 
 Records of post-trained cases become `fitting.Run`s (one loss curve each: held-out loss
 against post-training tokens). Runs are grouped by (model family, pruning method,
@@ -19,9 +19,9 @@ must never mix. For every group:
 
 No torch here: `prunebench fit` and `prunebench report` run without loading a model.
 
-The pieces: records to grouped runs in `bench.harness.study_runs`, one group's fit and tests in
-`bench.harness.group_fit`, recipe labels in `reports.recipes`; their public names stay
-importable from here. This module runs every group and writes the study as fit.json data.
+The pieces: records to grouped runs in `bench.harness.fit_runs`, one group's fit and tests in
+`bench.harness.group_fit`, recipe labels in `reports.recipes`. This module fits every group
+(`fit_law`) into a `LawFit`, whose `to_dict` is fit.json.
 """
 
 from __future__ import annotations
@@ -29,19 +29,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench.errors import UsageError, did_you_mean
-from bench.harness.group_fit import (  # noqa: F401
-    BOOTSTRAP_ENV, NM_LAW, RUNAWAY_FACTOR, GroupStudy, StudyConfig, default_bootstrap, runaway, study_group)
-from bench.harness.study_runs import (  # noqa: F401
-    collect_groups, control_curves, family_of, group_runs, run_from_record, sizes_by_params)
-from reports.recipes import EXECUTION_ONLY, recipe_config, recipe_label, recipe_summary  # noqa: F401
+from bench.harness.fit_runs import collect_groups
+from bench.harness.group_fit import RUNAWAY_FACTOR, FitConfig, GroupFit, fit_group
+from reports.records import Record
 
+# Each group also keeps its curves ("curves", added within /2: readers of /2 ignore it), so the
+# report draws its plots from fit.json alone.
 FIT_SCHEMA = "prunebench.fit/2"
 
 
 @dataclass
-class Study:
-    config: StudyConfig
-    groups: list[GroupStudy]
+class LawFit:
+    """The law fitted to every (family, method, recipe) group of a run's records."""
+
+    config: FitConfig
+    groups: list[GroupFit]
 
     def to_dict(self) -> dict:
         from fitting.identify import criterion
@@ -82,9 +84,9 @@ class Study:
         return [g.key for g in self.groups]
 
 
-def run_study(records: list[dict], config: StudyConfig | None = None) -> Study:
+def fit_law(records: list[Record], config: FitConfig | None = None) -> LawFit:
     """Fit every (family, method, recipe) group of post-trained records."""
-    config = config or StudyConfig()
+    config = config or FitConfig()
     from fitting import available_laws
 
     if config.law not in available_laws():
@@ -99,21 +101,5 @@ def run_study(records: list[dict], config: StudyConfig | None = None) -> Study:
             if size not in known:
                 raise UsageError(f"held-out size {size!r} is not in the records{did_you_mean(size, known)}; "
                                  f"sizes present: {', '.join(sorted(known)) or 'none'}")
-    return Study(config, [study_group(f, m, g.runs, config, recipe=r, recipe_cfg=g.recipe_config, ratio_of=g.ratio_of)
-                          for (f, m, r), g in sorted(groups.items())])
-
-
-def case_group_names(cases) -> list[str]:
-    """The group keys ('family/method@recipe') a run of `cases` can fit, before it runs.
-
-    For gates built in pytest_configure: a scope naming none of these is a usage error
-    before any case spends compute. Only post-trained, pruned cases form groups.
-    """
-    names = set()
-    for c in cases:
-        cfg = c.config() if callable(getattr(c, "config", None)) else dict(c)
-        post = cfg.get("posttrain")
-        if not post or cfg.get("method") in ("dense", "control"):
-            continue
-        names.add(f"{cfg.get('family') or cfg.get('model')}/{cfg['method']}@{recipe_label(dict(post))}")
-    return sorted(names)
+    return LawFit(config, [fit_group(f, m, g.runs, config, recipe=r, recipe_cfg=g.recipe_config, ratio_of=g.ratio_of)
+                           for (f, m, r), g in sorted(groups.items())])

@@ -34,11 +34,11 @@ Judging a fit (`fitting.identify`, `fitting.conditions`, `fitting.forms`, `fitti
     larger_d / larger_n0 / higher_rho -> the paper's three generalisation tests, scored on L
         and on the gap L - L0 (`fitting.metrics.gap_errors`)
 
-Validation (`fitting.metrics`, `fitting.protocols`):
+Validation (`fitting.metrics`, `fitting.generalise`):
     evaluate(pred, actual, tokens, run) / evaluate_fit(result, runs) -> {r2, huber, mape,
         slope_difference, n_points}
-    within_run(runs, law, fraction=0.8) -> WithinRunResult
-    extrapolation(runs, law, fit_groups, heldout_groups=None) -> ExtrapolationResult
+    larger_d(runs, law, fraction=0.8) / larger_n0(result, heldout, fit_groups) /
+        higher_rho(runs, law, ratio_of) -> the paper's three generalisation tests
 
 Optimal post-training data (`fitting.optimal`):
     tokens_to_margin(result, point, margin=0.01, max_tokens=None) -> TokenTarget
@@ -68,8 +68,7 @@ _EXPORTS = {
     "Law": "laws", "Unit": "laws", "available_laws": "laws", "get_law": "laws", "register": "laws",
     "evaluate": "metrics", "evaluate_fit": "metrics",
     "TokenTarget": "optimal", "tokens_to_margin": "optimal", "tokens_to_slope": "optimal",
-    "ExtrapolationResult": "protocols", "WithinRunResult": "protocols", "extrapolation": "protocols",
-    "within_run": "protocols",
+    "larger_d": "generalise", "larger_n0": "generalise", "higher_rho": "generalise",
 }
 
 __all__ = sorted(_EXPORTS)

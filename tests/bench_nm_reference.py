@@ -30,6 +30,8 @@ on SmolLM2 moved ppl by 0.05-1.6%, while another calibration seed moved it by 0.
 
 from __future__ import annotations
 
+from bench.env import RunEnv
+
 import contextlib
 import io
 import os
@@ -57,7 +59,7 @@ def _shape() -> tuple[int, int]:
 def _load(cache):
     from bench.sources.models import load_model
 
-    loaded = load_model("smollm2-135m", cache_dir=cache)
+    loaded = load_model("smollm2-135m", RunEnv.make(cache_dir=cache))
     loaded.model.eval()
     return loaded
 
@@ -66,7 +68,7 @@ def _ppl(loaded, data_dir) -> dict:
     from bench.evaluation.perplexity import evaluate
 
     return {f"{d}:{s}": evaluate(loaded.model, loaded.tokenizer, d, s, max_windows=EVAL_WINDOWS,
-                                 data_dir=data_dir, progress=False)["ppl"] for d, s in EVALS}
+                                 data_dir=data_dir)["ppl"] for d, s in EVALS}
 
 
 def _reference_module():
@@ -104,7 +106,7 @@ def _adapt_for_reference(model, seq_len: int) -> None:
 
 @pytest.mark.parametrize("nm_method", ["wanda", "sparsegpt"])
 def test_nm_against_reference(nm_method, benchmark, data_dir, tmp_path_factory):
-    from bench.training.calibration_data import CalibrationSpec, load_calibration
+    from bench.sources.calibration import CalibrationSpec, load_calibration
     from pruners.nm import NMConfig, check_pattern
     from pruners.registry import prune
 
@@ -113,7 +115,7 @@ def test_nm_against_reference(nm_method, benchmark, data_dir, tmp_path_factory):
     ref = _reference_module()
 
     ours = _load(cache)
-    cal = load_calibration(ours.tokenizer, CalibrationSpec("c4", samples, seq_len, 0, str(data_dir)))
+    cal = load_calibration(ours.tokenizer, CalibrationSpec("c4", samples, seq_len, 0), str(data_dir))
     t0 = time.perf_counter()
     benchmark.pedantic(prune, args=(ours.model, cal, NMConfig(nm_method=nm_method)), rounds=1, iterations=1)
     ours_s = time.perf_counter() - t0

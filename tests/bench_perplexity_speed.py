@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from bench.sources import data
 
 from bench.evaluation import perplexity
-from bench.sources.models import byte_tokenizer, tiny_model
+from bench.sources.tiny import byte_tokenizer, tiny_model
 
 SEQ_LEN, WINDOWS, BATCH, ROUNDS = 128, 16, 8, 5
 VOCAB = 49152  # SmolLM2's
@@ -90,7 +90,7 @@ def test_ppl_throughput_vs_bare_loops(benchmark, setup, data_dir):
 
     def prunebench():
         res = perplexity.evaluate(model, tok, "wikitext2", SEQ_LEN, max_windows=WINDOWS, batch_size=BATCH,
-                                  data_dir=data_dir, progress=False)
+                                  data_dir=data_dir)
         _sync(device)
         return res
 

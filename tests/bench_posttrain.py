@@ -20,7 +20,9 @@ import time
 import pytest
 import torch
 
-from bench.training.posttrain import Recipe, train
+from bench.training.recipe import Recipe
+
+from bench.training.trainer import train
 
 SEQ, BATCH_SEQS, STEPS = 128, 32, 4
 VOCAB = 2048

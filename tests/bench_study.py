@@ -20,7 +20,9 @@ import time
 
 import pytest
 
-from bench.harness.study import StudyConfig, group_runs, run_study
+from bench.harness.fit_runs import group_runs
+from bench.harness.group_fit import FitConfig
+from bench.harness.law_fit import fit_law
 from fitting import fit, get_law
 from synthetic_records import synthetic_records
 
@@ -56,7 +58,7 @@ def test_coarse_search_ratio(benchmark):
                     reason="the whole report step takes 1-2 minutes; set PRUNEBENCH_BENCH_STUDY=1")
 def test_report_step_nano_shaped(benchmark):
     recs = synthetic_records(noise=0.003, controls=True, width=True)
-    study = benchmark.pedantic(lambda: run_study(recs, StudyConfig(bootstrap=100)), rounds=1, iterations=1)
+    study = benchmark.pedantic(lambda: fit_law(recs, FitConfig(bootstrap=100)), rounds=1, iterations=1)
     benchmark.extra_info.update(groups=len(study.groups), replicates=100,
                                 seconds_per_group=benchmark.stats.stats.median / len(study.groups))
     assert len(study.groups) == 3 and all(g.bootstrap is not None for g in study.groups)

@@ -17,10 +17,11 @@ import time
 
 import torch
 
-from bench.sources.models import tiny_model
-from bench.training.posttrain import Recipe, train
+from bench.sources.tiny import tiny_model
+from bench.training.recipe import Recipe
+from bench.training.trainer import train
 from bench.training.train_state import Checkpointer, StateStore
-from bench.training.loop import SingleProcess
+from bench.training.engine import SingleProcess
 
 NANO_RECIPE = dict(tokens=131072, checkpoint_every=16384, batch_tokens=4096, micro_batch_tokens=4096, seq_len=128,
                    lr=5e-4, warmup_tokens=16384, eval_windows=64)

@@ -20,14 +20,13 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import time
 
 import pytest
 
 pytest.importorskip("lm_eval")
 
-from bench.sources.models import byte_tokenizer, tiny_model  # noqa: E402
+from bench.sources.tiny import byte_tokenizer, tiny_model  # noqa: E402
 from bench.tasks import LOCAL_TASKS  # noqa: E402
 from test_cli_ppl import _entry_point  # noqa: E402
 from test_zeroshot_exactness import BATCH, MAX_LENGTH, lm_eval_cli  # noqa: E402

@@ -7,6 +7,11 @@ from pathlib import Path
 
 import pytest
 
+# pytester restores sys.modules after each of its tests, and a C extension cannot be loaded a
+# second time in one process: scipy's (which the fit imports on first use) is imported here,
+# before any test can first import it inside a pytester test.
+import scipy.optimize  # noqa: E402,F401
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -60,10 +65,9 @@ def chinchilla_csv(data_dir) -> Path:
 
 @pytest.fixture
 def bench_repo(pytester, data_dir, monkeypatch):
-    """A pytester directory that looks like the repo: the plugin loaded by its conftest and the
-    benchmark matrix test, with the local data and no hub."""
+    """A pytester directory that holds the benchmark matrix test, with the local data and no
+    hub; the plugin comes from prunebench's pytest11 entry point, as in a user's directory."""
     monkeypatch.setenv("PRUNEBENCH_DATA_DIR", str(data_dir))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    pytester.makeconftest('pytest_plugins = ["bench.harness.plugin"]')
     pytester.makepyfile(test_matrix=(REPO / "bench" / "test_matrix.py").read_text())
     return pytester

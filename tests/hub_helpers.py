@@ -23,7 +23,7 @@ import transformers.models.qwen2.modeling_qwen2  # noqa: F401,E402
 
 def save_tiny(path: Path, arch: str = "llama", seed: int = 0, **overrides) -> Path:
     """A tiny random model and the byte tokenizer, saved with save_pretrained at `path`."""
-    from bench.sources.models import byte_tokenizer, tiny_model
+    from bench.sources.tiny import byte_tokenizer, tiny_model
 
     path.mkdir(parents=True, exist_ok=True)
     tiny_model(arch, seed=seed, **overrides).save_pretrained(path)

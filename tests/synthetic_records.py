@@ -9,8 +9,31 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.harness.records import new_record
+from bench.sources.records import stamp
 from fitting.synthetic import make_runs
+from reports.records import Record
+
+
+def cases_of(name: str, full_eval: bool = False):
+    """The cases of a built-in study or a study file."""
+    from bench.studies import load_study, study_cases
+
+    return study_cases(load_study(name), full_eval=full_eval)
+
+
+def edited(rec: Record, change) -> Record:
+    """`rec` with its JSON document changed in place by `change(doc)` (records are frozen)."""
+    import copy
+
+    doc = copy.deepcopy(rec.to_json())
+    change(doc)
+    return Record.from_json(doc)
+
+
+def new_record(case_id: str, **fields) -> Record:
+    """A record as the runner stamps it (created time fixed, for golden files)."""
+    return Record.from_json({"schema": "prunebench.record/2", "case_id": case_id, **stamp(), **fields,
+                             "created": "2026-01-01T00:00:00+00:00"})
 
 # Plausible P^2 constants (fit parameterisation; N0 in millions, D in millions of tokens).
 TRUE_P2 = {"n_c": -2.0, "d_c": -3.0, "e": -4.0, "alpha": 0.3, "beta": 0.6, "gamma": -0.7, "delta": 0.2}
@@ -22,14 +45,14 @@ SIZES = (2e5, 5e5, 1.2e6, 3e6)
 #: Five sizes spanning 35x: 4 fit sizes for the 3 size parameters, and one held out.
 SIZES5 = (2e5, 5e5, 1.2e6, 3e6, 7e6)
 TOKENS = tuple(np.geomspace(1.6e4, 1.3e5, 8))
-# The declared post-training recipe of a nano case (bench.harness.profiles.NANO_POSTTRAIN's shape).
+# The declared post-training recipe of a nano case (bench/studies/nano.toml's [posttrain]).
 RECIPE = {"tokens": 131072, "checkpoint_every": 16384, "batch_tokens": 4096, "micro_batch_tokens": 4096,
           "seq_len": 128, "lr": 5e-4, "schedule": "constant", "warmup_tokens": 16384, "eval_windows": 64, "seed": 0}
 LORA_RECIPE = dict(RECIPE, lora=True, lr=5e-3)
 
 
 def _record(run, family: str, method: str, key: str, ratio: float, recipe: dict | None = None,
-            profile: str = "synth") -> dict:
+            profile: str = "synth") -> Record:
     n0 = run.inputs["N0"]
     n = round(n0 * (1 - ratio))
     traj = [{"tokens": float(t), "train_loss": float(l) * 1.01, "val_loss": float(l), "wall_s": float(i)}
@@ -46,12 +69,11 @@ def _record(run, family: str, method: str, key: str, ratio: float, recipe: dict 
                      ppl={"wikitext2:128": {"ppl": float(np.exp(run.loss[-1]))}},
                      posttrain={"L0": float(run.inputs["L0"]), "trajectory": traj, "diverged": False},
                      config={"posttrain": dict(RECIPE if recipe is None else recipe), "profile": profile})
-    rec["created"] = "2026-01-01T00:00:00+00:00"  # fixed, for golden files
     return rec
 
 
 def control_record(key: str, n0: float, family: str = "synth-llama", recipe: dict | None = None,
-                   profile: str = "synth", improvement: float = 0.002) -> dict:
+                   profile: str = "synth", improvement: float = 0.002) -> Record:
     """The control case of one size: the unpruned base post-trained, its loss easing from L0
     by `improvement` (relative) over the run, as a base near its plateau does."""
     from fitting.synthetic import unpruned_loss
@@ -67,13 +89,12 @@ def control_record(key: str, n0: float, family: str = "synth-llama", recipe: dic
                      posttrain={"L0": float(l0), "trajectory": traj, "diverged": False,
                                 "control_improvement": float((l0 - loss[-1]) / l0)},
                      config={"posttrain": dict(RECIPE if recipe is None else recipe), "profile": profile})
-    rec["created"] = "2026-01-01T00:00:00+00:00"
     return rec
 
 
 def synthetic_records(noise: float = 0.0, seed: int = 0, family: str = "synth-llama", recipe: dict | None = None,
                       profile: str = "synth", controls: bool = False, nm: bool = True,
-                      true_p2: dict | None = None, sizes=SIZES, width: bool = False) -> list[dict]:
+                      true_p2: dict | None = None, sizes=SIZES, width: bool = False) -> list[Record]:
     """3 depth ratios and one 2:4 run per size, curves from TRUE_P2 / TRUE_P2NM.
 
     Args:

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from bench.harness.records import SCHEMA
+from reports.records import SCHEMA
 
 
 def _entry_point() -> list[str]:

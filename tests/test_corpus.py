@@ -6,6 +6,8 @@ format (.jsonl, .jsonl.zst, .parquet), so every reader runs on real text offline
 
 from __future__ import annotations
 
+from bench.env import RunEnv
+
 import json
 import subprocess
 import sys
@@ -16,7 +18,8 @@ import torch
 
 from bench.training import corpus
 from bench.errors import UsageError
-from bench.training.posttrain import Recipe, heldout_windows, posttrain, training_windows
+from bench.training.recipe import Recipe
+from bench.training.posttrain import heldout_windows, posttrain, training_windows
 
 N_DOCS = 60
 
@@ -67,7 +70,7 @@ def cache(monkeypatch, tmp_path):
 
 
 def tiny():
-    from bench.sources.models import tiny_model
+    from bench.sources.tiny import tiny_model
 
     return tiny_model("llama", hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                       num_attention_heads=2, num_key_value_heads=1, head_dim=16)
@@ -96,7 +99,7 @@ class CountingTokenizer:
 
 
 def test_a_directory_reads_every_format_in_path_order(sp_dir, c4_rows):
-    from bench.training import corpora_local
+    from bench.sources import corpora_local
 
     assert [p.name for p in corpora_local.corpus_files(sp_dir)] == ["part-0.jsonl", "part-1.jsonl.zst",
                                                                     "part-2.parquet"]
@@ -140,11 +143,11 @@ def test_slices_are_seeded_disjoint_and_cover_the_corpus(kind, sp_dir, data_dir,
 
 
 def test_the_heldout_windows_never_hold_training_text(sp_dir, cache):
-    from bench.sources.models import byte_tokenizer
+    from bench.sources.tiny import byte_tokenizer
 
     r = recipe(corpus="slimpajama", corpus_dir=str(sp_dir))
-    train = {tuple(w.tolist()) for w in training_windows(byte_tokenizer(), r)}
-    held = {tuple(w.tolist()) for w in heldout_windows(byte_tokenizer(), r)}
+    train = {tuple(w.tolist()) for w in training_windows(byte_tokenizer(), r, RunEnv.make())}
+    held = {tuple(w.tolist()) for w in heldout_windows(byte_tokenizer(), r, RunEnv.make())}
     assert train and held and not train & held
 
 
@@ -152,11 +155,11 @@ def test_the_heldout_windows_never_hold_training_text(sp_dir, cache):
 
 
 def test_posttrain_on_a_slimpajama_directory(sp_dir, cache):
-    from bench.sources.models import byte_tokenizer
+    from bench.sources.tiny import byte_tokenizer
 
     m = tiny()
     before = m.model.layers[0].mlp.up_proj.weight.detach().clone()
-    out, pt = posttrain(m, byte_tokenizer(), recipe(corpus="slimpajama", corpus_dir=str(sp_dir)))
+    out, pt = posttrain(m, byte_tokenizer(), recipe(corpus="slimpajama", corpus_dir=str(sp_dir)), RunEnv.make())
     assert [c["tokens"] for c in pt["trajectory"]] == [256, 512]
     assert all(torch.isfinite(torch.tensor(c["val_loss"])) for c in pt["trajectory"])
     assert not torch.equal(before, out.model.layers[0].mlp.up_proj.weight)
@@ -166,19 +169,19 @@ def test_posttrain_on_a_slimpajama_directory(sp_dir, cache):
 
 
 def test_the_environment_variable_names_the_same_directory(sp_dir, cache, monkeypatch):
-    from bench.sources.models import byte_tokenizer
+    from bench.sources.tiny import byte_tokenizer
 
-    explicit = training_windows(byte_tokenizer(), recipe(corpus="slimpajama", corpus_dir=str(sp_dir)))
+    explicit = training_windows(byte_tokenizer(), recipe(corpus="slimpajama", corpus_dir=str(sp_dir)), RunEnv.make())
     monkeypatch.setenv(corpus.SLIMPAJAMA_DIR_ENV, str(sp_dir))
     r = recipe(corpus="slimpajama")
     assert "corpus_dir" not in r.to_dict()
-    assert torch.equal(training_windows(byte_tokenizer(), r), explicit)
+    assert torch.equal(training_windows(byte_tokenizer(), r, RunEnv.make()), explicit)
 
 
 def test_posttrain_on_the_c4_sample(data_dir, cache):
-    from bench.sources.models import byte_tokenizer
+    from bench.sources.tiny import byte_tokenizer
 
-    _, pt = posttrain(tiny(), byte_tokenizer(), recipe(corpus="c4", max_documents=20), data_dir=data_dir)
+    _, pt = posttrain(tiny(), byte_tokenizer(), recipe(corpus="c4", max_documents=20), RunEnv.make(data_dir=data_dir))
     assert len(pt["trajectory"]) == 2 and pt["slices"]["documents_per_slice"] == {
         "heldout": 40, "posttrain": 100, "pretrain": 860}
     assert pt["slices"]["data"]["sha256"] == "cdd5b754119131d2934e3e799a059a9d64f53a6aac9e7e2ef79b43120bb01a32"
@@ -195,7 +198,7 @@ def test_wikitext2_recipes_keep_their_dicts_and_digest(data_dir):
 
 
 def test_a_slice_is_tokenised_once_then_read_from_disk(sp_dir, cache):
-    from bench.sources.models import byte_tokenizer
+    from bench.sources.tiny import byte_tokenizer
 
     spec = corpus.SliceSpec("slimpajama", corpus_dir=str(sp_dir))
     first = CountingTokenizer(byte_tokenizer())
@@ -220,7 +223,7 @@ def test_a_slice_is_tokenised_once_then_read_from_disk(sp_dir, cache):
 
 
 def test_changed_data_or_cut_is_a_new_entry(sp_dir, cache, c4_rows):
-    from bench.sources.models import byte_tokenizer
+    from bench.sources.tiny import byte_tokenizer
 
     spec = corpus.SliceSpec("slimpajama", corpus_dir=str(sp_dir))
     a = corpus.token_stream(byte_tokenizer(), spec, "heldout")
@@ -234,7 +237,7 @@ def test_changed_data_or_cut_is_a_new_entry(sp_dir, cache, c4_rows):
 
 
 def test_a_second_process_reads_the_cache(sp_dir, cache):
-    from bench.sources.models import byte_tokenizer
+    from bench.sources.tiny import byte_tokenizer
 
     spec = corpus.SliceSpec("slimpajama", corpus_dir=str(sp_dir))
     ids = corpus.token_stream(byte_tokenizer(), spec, "heldout")
@@ -243,7 +246,7 @@ def test_a_second_process_reads_the_cache(sp_dir, cache):
         "sys.path.insert(0, 'tests')\n"
         "from test_corpus import CountingTokenizer\n"
         "from bench.training import corpus\n"
-        "from bench.sources.models import byte_tokenizer\n"
+        "from bench.sources.tiny import byte_tokenizer\n"
         "tok = CountingTokenizer(byte_tokenizer())\n"
         f"ids = corpus.token_stream(tok, corpus.SliceSpec('slimpajama', corpus_dir={str(sp_dir)!r}), 'heldout')\n"
         "print(tok.calls, ids.numel(), int(ids.sum()))\n")
@@ -292,14 +295,14 @@ def test_corpus_dir_belongs_to_directory_corpora_only():
 
 
 def test_a_study_names_slimpajama_and_its_directory(tmp_path, sp_dir):
-    from bench.studies.schema import load_study, pending_corpus
+    from bench.studies.schema import load_study
 
     head = (Path(__file__).parents[1] / "bench" / "studies" / "tiny.toml").read_text()
     good = tmp_path / "mine.toml"
     good.write_text(head + f'\n[posttrain]\ncorpus = "slimpajama"\ncorpus_dir = "{sp_dir}"\ntokens = 512\n'
                            'checkpoint_every = 256\nbatch_tokens = 128\nmicro_batch_tokens = 128\nseq_len = 32\n')
     study = load_study(good)
-    assert dict(study.posttrain)["corpus_dir"] == str(sp_dir) and pending_corpus(study) is None
+    assert dict(study.posttrain)["corpus_dir"] == str(sp_dir)
     bad = tmp_path / "typo.toml"
     bad.write_text(head + '\n[posttrain]\ncorpus = "slimpajama"\ncorpus_dirs = "/x"\n')
     with pytest.raises(UsageError, match="did you mean 'corpus_dir'"):
@@ -307,7 +310,7 @@ def test_a_study_names_slimpajama_and_its_directory(tmp_path, sp_dir):
 
 
 def test_the_token_cache_honours_an_explicit_cache_dir(cache, sp_dir, tmp_path):
-    from bench.sources.models import byte_tokenizer
+    from bench.sources.tiny import byte_tokenizer
 
     spec = corpus.SliceSpec("slimpajama", corpus_dir=str(sp_dir))
     elsewhere = tmp_path / "elsewhere"

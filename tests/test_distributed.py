@@ -7,6 +7,8 @@ and the sharded state saved at the last checkpoint must hold the final weights.
 
 from __future__ import annotations
 
+from bench.env import RunEnv
+
 import copy
 import dataclasses
 
@@ -15,8 +17,9 @@ import torch
 
 from bench.training import distributed
 from bench.errors import UsageError
-from bench.sources.models import tiny_model
-from bench.training.posttrain import Recipe, train
+from bench.sources.tiny import tiny_model
+from bench.training.recipe import Recipe
+from bench.training.trainer import train
 
 SEQ = 16
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch without torch.distributed")
@@ -88,13 +91,13 @@ def test_two_process_trajectory_matches_one_process(engine, checkpointing, nm_ca
 
 def test_posttrain_fsdp_with_tied_embeddings_records_the_engine(data_dir):
     """The case-level entry: spawned FSDP on a tied model, 8 micro-batches a step, real corpus slices."""
-    from bench.sources.models import byte_tokenizer
+    from bench.sources.tiny import byte_tokenizer
     from bench.training.posttrain import posttrain
 
     one = recipe(tokens=256, checkpoint_every=128, micro_batch_tokens=16, repeat=False)
     two = dataclasses.replace(one, processes=2, engine="fsdp")
-    ref, ref_pt = posttrain(model(tied=True), byte_tokenizer(), one, data_dir=data_dir)
-    m, pt = posttrain(model(tied=True), byte_tokenizer(), two, data_dir=data_dir)
+    ref, ref_pt = posttrain(model(tied=True), byte_tokenizer(), one, RunEnv.make(data_dir=data_dir))
+    m, pt = posttrain(model(tied=True), byte_tokenizer(), two, RunEnv.make(data_dir=data_dir))
     assert pt["distributed"] == {"processes": 2, "engine": "fsdp", "backend": "gloo", "param_dtype": "float32",
                                  "sharded_state": None}
     assert pt["micro_batches"] == ref_pt["micro_batches"] == 16 and pt["tokens"] == 256
@@ -164,26 +167,26 @@ def test_bad_recipes(fields, message):
 def test_posttrain_refuses_before_reading_data(tmp_path):
     import os
 
-    from bench.sources.models import byte_tokenizer
+    from bench.sources.tiny import byte_tokenizer
     from bench.training.posttrain import posttrain
 
     with pytest.raises(UsageError, match="CPU core"):  # refused before the (missing) data is looked for
-        posttrain(model(), byte_tokenizer(), _many(2 * (os.cpu_count() or 1)), data_dir=tmp_path / "nowhere")
+        posttrain(model(), byte_tokenizer(), _many(2 * (os.cpu_count() or 1)), RunEnv.make(data_dir=tmp_path / "nowhere"))
 
 
 def test_the_runner_spawns_a_distributed_case(data_dir, tmp_path):
     """A case whose recipe asks for 2 FSDP processes: the runner's record, masks and sharded state."""
-    from bench.studies.cases import Case, EvalSpec, opts
-    from bench.harness.runner import CaseRunner, RunContext
+    from bench.harness.runner import CaseRunner
+    from bench.studies.cases import EvalSpec
+    from case_helpers import make_case
 
     pt_opts = dict(tokens=256, checkpoint_every=128, batch_tokens=128, micro_batch_tokens=32, seq_len=32, lr=3e-3,
                    eval_windows=2, max_documents=4, processes=2, engine="fsdp")
-    case = Case(profile="unit", model="tiny-llama", model_key="tiny", method="nm", ratio=0.5, label="2of4",
-                prune=opts(n=2, m=4, nm_method="magnitude"), evals=(EvalSpec("wikitext2", 32, 2),),
-                posttrain=opts(**pt_opts), family="tiny")
-    runner = CaseRunner(RunContext(data_dir=str(data_dir), cache_dir=str(tmp_path / "cache"), device="cpu",
-                                   progress=False))
-    fields = runner.run(case)
+    case = make_case("unit", "tiny-llama", "tiny", "nm", ratio=0.5, label="2of4",
+                     options=dict(n=2, m=4, nm_method="magnitude"), evals=(EvalSpec("wikitext2", 32, 2),),
+                     recipe=pt_opts, family="tiny")
+    runner = CaseRunner(RunEnv.make(data_dir=data_dir, cache_dir=tmp_path / "cache", device="cpu"))
+    fields = runner.run(case).to_json()
     pt = fields["posttrain"]
     assert fields["status"] == "ok" and pt["distributed"]["engine"] == "fsdp" and pt["distributed"]["processes"] == 2
     assert pt["masks_kept"] and pt["mask_violations"] == 0

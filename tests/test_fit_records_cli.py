@@ -7,8 +7,8 @@ import json
 import pytest
 
 from bench.cli import main
-from bench.harness.records import write_record
-from bench.harness.study import recipe_label
+from bench.sources.records import write_record
+from reports.recipes import recipe_label
 from synthetic_records import RECIPE, synthetic_records
 
 
@@ -32,7 +32,7 @@ def test_json_has_constants_metrics_and_extrapolation(results, capsys):
 
 def test_single_group_has_top_level_constants(tmp_path, capsys):
     for rec in synthetic_records():
-        if rec["method"] == "depth":
+        if rec.method == "depth":
             write_record(tmp_path, rec)
     assert main(["fit", "--results-dir", str(tmp_path), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)

@@ -1,4 +1,5 @@
-"""Within-run and extrapolation protocols, and whole-run bootstrap."""
+"""The generalisation tests to larger D and larger N0 on curves of a known law, and the
+whole-run bootstrap."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import pytest
 
 import fitting.intervals as intervals_mod
 from fitting.errors import FitError
-from fitting import Run, bootstrap, extrapolation, fit, get_law, within_run
+from fitting import Run, bootstrap, fit, get_law
+from fitting.generalise import larger_d, larger_n0
 from fitting.protocols import split_run
 from fitting.synthetic import make_runs
 
@@ -25,58 +27,54 @@ def test_split_is_first_80_percent_in_time_order():
     assert split_run(Run("one", "g", {}, [1e6], [2.0]))[1] is None
 
 
-def test_within_run_fits_early_checkpoints_and_validates_late_ones():
+def test_larger_d_fits_early_checkpoints_and_predicts_late_ones():
     runs = make_runs("p2", P2, noise=0.002, seed=4)
-    res = within_run(runs, "p2", grid=GRID)
+    res = larger_d(runs, "p2", grid=GRID)
     n_total = sum(r.n_checkpoints for r in runs)  # 15 runs x 8 checkpoints
-    assert res.fit.n_points == 15 * 6  # floor(0.8 * 8) = 6 per run
-    assert res.validation["n_points"] == n_total - res.fit.n_points
-    assert res.validation["mape"] < 1.0 and res.validation["r2"] > 0.9
-    assert res.validation["slope_difference"] is not None
-    assert res.to_dict()["protocol"] == "within_run"
+    assert res["error"] is None and res["fit"]["n_points"] == 15 * 6  # floor(0.8 * 8) = 6 per run
+    assert res["overall"]["n_points"] == n_total - res["fit"]["n_points"]
+    assert res["overall"]["mape"] < 1.0 and res["overall"]["r2"] > 0.9
+    assert res["overall"]["slope_difference"] is not None
 
 
-def test_within_run_needs_a_validation_part():
+def test_larger_d_needs_a_validation_part():
     runs = [Run(str(i), "g", {"N": 1e9 * (i + 1)}, [1e9], [2.5 - 0.1 * i]) for i in range(6)]
-    with pytest.raises(FitError, match="at least 2 checkpoints"):
-        within_run(runs, "chinchilla")
-    with pytest.raises(FitError, match="fraction"):
-        within_run(make_runs("p2", P2), "p2", fraction=1.0)
+    res = larger_d(runs, "chinchilla")
+    assert res["fit"] is None and "no run has checkpoints left" in res["error"]
 
 
-def test_extrapolation_predicts_held_out_larger_models():
+def _extrapolate(runs, law, fit_groups, grid):
+    fitted = fit([r for r in runs if r.group in fit_groups], law, grid=grid)
+    return fitted, larger_n0(fitted, [r for r in runs if r.group not in fit_groups], fit_groups)
+
+
+def test_larger_n0_predicts_held_out_larger_models():
     runs = make_runs("p2", P2, noise=0.002, seed=5)
     groups = sorted({r.group for r in runs}, key=float)
-    res = extrapolation(runs, "p2", fit_groups=groups[:3], grid=GRID)
-    assert list(res.heldout) == sorted(groups[3:])
-    assert res.fit.n_runs == 9
-    for g, m in res.heldout.items():
-        assert m["extrapolation_error"] == m["mape"]
-        assert m["extrapolation_error"] < 1.0, g
+    fitted, res = _extrapolate(runs, "p2", groups[:3], GRID)
+    assert sorted(res["targets"]) == sorted(groups[3:])
+    assert fitted.n_runs == 9
+    for g, m in res["targets"].items():
+        assert m["mape"] < 1.0, g
         assert m["n_points"] == 3 * 8
 
 
-def test_extrapolation_error_reflects_a_wrong_law():
+def test_larger_n0_error_reflects_a_wrong_law():
     """Data from p2 with gamma != 0 fitted by a law blind to rho extrapolate visibly worse."""
     runs = make_runs("p2", dict(P2, gamma=-1.5), noise=0.0)
     groups = sorted({r.group for r in runs}, key=float)
-    good = extrapolation(runs, "p2", fit_groups=groups[:3], grid=GRID)
+    _, good = _extrapolate(runs, "p2", groups[:3], GRID)
     nm_grid = {p: (min(v), max(v)) for p, v in get_law("p2-nm").grid.items()}
-    blind = extrapolation(runs, "p2-nm", fit_groups=groups[:3], grid=nm_grid)
+    _, blind = _extrapolate(runs, "p2-nm", groups[:3], nm_grid)
     g = groups[-1]
-    assert blind.heldout[g]["extrapolation_error"] > 10 * good.heldout[g]["extrapolation_error"]
+    assert blind["targets"][g]["mape"] > 10 * good["targets"][g]["mape"]
 
 
-def test_extrapolation_group_errors():
+def test_larger_n0_without_a_fit_or_a_held_out_size_says_why():
+    assert larger_n0(None, [], ["s1"], error="the fit failed: x")["error"] == "the fit failed: x"
     runs = make_runs("p2", P2)
-    with pytest.raises(FitError, match=r"held-out group '7e\+09' is not in the data"):
-        extrapolation(runs, "p2", fit_groups=["1e+08"], heldout_groups=["7e+09"])
-    with pytest.raises(FitError, match="did you mean '1e\\+08'"):
-        extrapolation(runs, "p2", fit_groups=["1e+8"])
-    with pytest.raises(FitError, match="both fitted on and held out"):
-        extrapolation(runs, "p2", fit_groups=["1e+08"], heldout_groups=["1e+08"])
-    with pytest.raises(FitError, match="at least one held-out"):
-        extrapolation(runs, "p2", fit_groups=sorted({r.group for r in runs}))
+    fitted = fit(runs, "p2", grid=GRID)
+    assert larger_n0(fitted, [], ["s1"])["error"] == "no held-out size"
 
 
 # -- bootstrap ---------------------------------------------------------------------------------

@@ -6,11 +6,18 @@ import json
 
 import pytest
 
-from bench.harness import gates
 from bench.errors import UsageError
-from bench.harness.records import write_record
-from bench.harness.study import StudyConfig, run_study, runaway
+from bench.studies import gates
+from bench.sources.records import write_record
+from bench.harness.group_fit import FitConfig, runaway
+from bench.harness.law_fit import fit_law
+from reports.records import Record
 from synthetic_records import IDENTIFIABLE_P2, SIZES5, synthetic_records
+
+
+def _rec(case_id: str, method: str = "depth", **fields) -> Record:
+    return Record.from_json({"schema": "prunebench.record/2", "case_id": case_id, "status": "ok", "method": method,
+                             "model": {"spec": "m"}, **fields})
 
 
 @pytest.mark.parametrize(("text", "value"), [("5%", 5.0), ("0.5", 0.5), (" 2 % ".replace(" ", ""), 2.0)])
@@ -29,12 +36,12 @@ def identified_study():
     """Depth identified (5 sizes of curves from constants they pin down); 2:4 not (one ratio,
     and E trades off against the size term)."""
     recs = synthetic_records(noise=0.0005, sizes=SIZES5, true_p2=IDENTIFIABLE_P2)
-    return run_study(recs, StudyConfig(bootstrap=12, forms=False))
+    return fit_law(recs, FitConfig(bootstrap=12, forms=False))
 
 
 @pytest.fixture(scope="module")
 def unidentified_study():
-    return run_study(synthetic_records(noise=0.001), StudyConfig(bootstrap=6, forms=False))
+    return fit_law(synthetic_records(noise=0.001), FitConfig(bootstrap=6, forms=False))
 
 
 @pytest.mark.parametrize(("text", "test", "group", "measure", "limit"), [
@@ -50,21 +57,33 @@ def test_scopes_parse_into_gates(text, test, group, measure, limit):
 
 
 def test_several_scopes_make_several_gates():
-    built = gates.build_gates(["larger-n0:depth=2%", "higher-rho:depth:gap=25%"], None, None)
+    built = gates.parse_gates(["larger-n0:depth=2%", "higher-rho:depth:gap=25%"]).all()
     assert [(g.test, g.measure) for g in built] == [("larger-n0", "mape"), ("higher-rho", "gap")]
+
+
+def test_command_line_gates_replace_the_studys_kind_by_kind():
+    study = gates.parse_gates(["larger-n0=3%"], "base", "2%", "1%")
+    cli = gates.parse_gates(["larger-n0=5%"], None, None, "0.5%")
+    merged = study.merged(cli)
+    assert [g.max_error for g in merged.extrapolation] == [5.0]
+    assert merged.ppl == study.ppl and merged.control.max_improvement == 0.5
+    assert study.merged(gates.GateSet()) == study
+    # Half the pair on the command line takes the other half from the study.
+    half = gates.parse_gates(None, None, "4%", default_baseline="base", default_regression="2%")
+    assert (half.ppl.baseline, half.ppl.max_regression) == ("base", 4.0)
 
 
 def test_scope_naming_no_group_of_the_run_is_a_usage_error_listing_the_valid_ones():
     valid = ["nano-llama/depth@full-a29a8e", "nano-llama/width@full-a29a8e"]
     with pytest.raises(UsageError) as exc:
-        gates.build_gates(["larger-n0:dpeth=2%"], None, None, valid_groups=valid)
+        gates.parse_gates(["larger-n0:dpeth=2%"]).check_groups(valid)
     msg = str(exc.value)
     assert "'dpeth' names no test and no group of this run (did you mean 'depth'?)" in msg
     for name in valid + ["larger-d", "larger-n0", "higher-rho", "mape", "gap"]:
         assert name in msg
     # A valid selector passes the same check; so does every form of naming a group.
     for sel in ("depth", "nano-llama/width", "nano-llama", "full-a29a8e", valid[0]):
-        gates.build_gates([f"larger-n0:{sel}=2%"], None, None, valid_groups=valid)
+        gates.parse_gates([f"larger-n0:{sel}=2%"]).check_groups(valid)
 
 
 def test_two_groups_in_one_scope_is_a_usage_error():
@@ -108,7 +127,7 @@ def test_runaway_prediction_is_never_reported_as_a_percentage(identified_study):
 
 
 def test_scope_naming_a_group_not_in_the_study_is_a_usage_error(identified_study):
-    with pytest.raises(UsageError, match="group 'qwen' is not in the study"):
+    with pytest.raises(UsageError, match="group 'qwen' is not in the fit"):
         gates.parse_law_scope("larger-n0:qwen=2%").check(identified_study)
 
 
@@ -118,54 +137,54 @@ def test_extrapolation_gate_with_nothing_to_evaluate_is_a_usage_error():
 
 
 def _recs_with_ppl(value):
-    return [{"case_id": "c1", "ppl": {"wikitext2:128": {"ppl": value}, "ptb:128": {"ppl": 20.0}}}]
+    return [_rec("c1", ppl={"wikitext2:128": {"ppl": value}, "ptb:128": {"ppl": 20.0}})]
 
 
 def test_ppl_regression_gate():
-    gate = gates.PplRegressionGate(tuple(_recs_with_ppl(10.0)), 2.0, "base")
+    gate = gates.PplRegressionGate("base", 2.0, tuple(_recs_with_ppl(10.0)))
     assert gate.check(_recs_with_ppl(10.1)).passed  # +1%
     verdict = gate.check(_recs_with_ppl(10.5))  # +5%
     assert not verdict.passed and "+5.00%" in verdict.detail and "c1 wikitext2:128" in verdict.detail
 
 
 def test_ppl_regression_with_no_shared_case_is_a_usage_error():
-    gate = gates.PplRegressionGate(tuple(_recs_with_ppl(10.0)), 2.0, "base")
+    gate = gates.PplRegressionGate("base", 2.0, tuple(_recs_with_ppl(10.0)))
     with pytest.raises(UsageError, match="no case of this run is in the baseline"):
-        gate.check([{"case_id": "other", "ppl": {"wikitext2:128": {"ppl": 1.0}}}])
+        gate.check([_rec("other", ppl={"wikitext2:128": {"ppl": 1.0}})])
 
 
 def test_baseline_and_regression_go_together():
     with pytest.raises(UsageError, match="go together"):
-        gates.build_gates(None, None, "2%")
+        gates.parse_gates(None, None, "2%")
 
 
 def test_baseline_of_another_schema_is_refused(tmp_path):
     (tmp_path / "records").mkdir()
     (tmp_path / "records" / "x.json").write_text(json.dumps({"schema": "prunebench.record/0", "case_id": "x"}))
     with pytest.raises(UsageError, match="schema 'prunebench.record/0'"):
-        gates.build_gates(None, str(tmp_path), "2%")
+        gates.parse_gates(None, str(tmp_path), "2%").prepared()
 
 
 def test_baseline_from_results_dir(tmp_path):
     for rec in synthetic_records()[:2]:
         write_record(tmp_path, rec)
-    (gate,) = gates.build_gates(None, str(tmp_path), "2%")
-    assert len(gate.baseline) == 2 and gate.max_regression == 2.0
+    gate = gates.parse_gates(None, str(tmp_path), "2%").prepared().ppl
+    assert len(gate.records) == 2 and gate.max_regression == 2.0
 
 
 def test_missing_baseline(tmp_path):
     with pytest.raises(UsageError, match="does not exist"):
-        gates.build_gates(None, str(tmp_path / "nope"), "2%")
+        gates.parse_gates(None, str(tmp_path / "nope"), "2%").prepared()
 
 
 def _control(case_id, figure):
-    return {"case_id": case_id, "method": "control", "posttrain": {"control_improvement": figure}}
+    return _rec(case_id, "control", posttrain={"control_improvement": figure})
 
 
 def test_control_gate_pass_and_fail():
-    gate = gates.build_gates(None, None, None, "1%")[0]
+    gate = gates.parse_gates(None, None, None, "1%").control
     assert gate.needs == "stored"
-    ok = gate.check([_control("nano-l1-control", 0.005), _control("nano-l2-control", 0.0036), {"method": "depth"}])
+    ok = gate.check([_control("nano-l1-control", 0.005), _control("nano-l2-control", 0.0036), _rec("d")])
     assert ok.passed and "worst nano-l1-control 0.50% vs limit 1%" in ok.detail
     # The Qwen2 zoo read with the wrong tokenizer looked like this: its controls "improved" 7-9%.
     bad = gate.check([_control("nano-qwen2-l1-control", 0.0706), _control("nano-qwen2-l4-control", 0.0022)])
@@ -179,4 +198,4 @@ def test_control_gate_fails_on_a_diverged_control():
 
 def test_control_gate_with_no_control_is_a_usage_error():
     with pytest.raises(UsageError, match="no control case"):
-        gates.ControlGate(1.0).check([{"case_id": "x", "method": "depth", "posttrain": {}}])
+        gates.ControlGate(1.0).check([_rec("x", posttrain={})])

@@ -67,7 +67,6 @@ def test_crashed_worker_fails_its_case_and_the_report_covers_the_rest(suite, tmp
     suite.makeconftest('''
 import os
 import pytest
-pytest_plugins = ["bench.harness.plugin"]
 
 @pytest.fixture(autouse=True)
 def crash_one(request):
@@ -138,7 +137,7 @@ def test_stale_record_is_rerun_with_a_reason(suite, tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (("--law", "p3"), "unknown law 'p3'"),
-    (("--profile", "smoke", "--holdout", "s9"), "--holdout 's9' is not a post-trained size of profile 'smoke'"),
+    (("--profile", "smoke", "--holdout", "s9"), "--holdout 's9' is not a post-trained size of study 'smoke'"),
     (("--max-extrapolation-error", "five"), "takes a percentage such as 5%"),
 ])
 def test_bad_options_are_refused_before_any_case(suite, tmp_path, args, message):

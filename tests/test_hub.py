@@ -6,6 +6,8 @@ laid out as huggingface_hub lays out its cache (`tests/hub_helpers.py`).
 
 from __future__ import annotations
 
+from bench.env import RunEnv, MODELS_DIR_ENV
+
 import pytest
 import torch
 
@@ -25,7 +27,7 @@ def offline(monkeypatch, tmp_path):
     """Offline, an empty HF cache and no models directory, all under tmp_path."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
-    monkeypatch.delenv(hub.MODELS_DIR_ENV, raising=False)
+    monkeypatch.delenv(MODELS_DIR_ENV, raising=False)
     monkeypatch.setenv("PRUNEBENCH_CACHE_DIR", str(tmp_path / "cache"))
     return tmp_path
 
@@ -51,36 +53,36 @@ def test_parse_hub_specs():
 
 
 def test_hf_cache_snapshot_loads_offline_with_its_commit(cached):
-    loaded = load_model(HUB_ID, device="cpu")
+    loaded = load_model(HUB_ID, RunEnv.make(device="cpu"))
     assert loaded.kind == "hub" and loaded.spec == HUB_ID
     assert (loaded.info["source"], loaded.info["revision"], loaded.info["pinned"]) == ("hf-cache", SHA_A, None)
     assert loaded.info["path"].endswith(f"snapshots/{SHA_A}")
     # The weights are the saved ones, read through the snapshot's symlinks into the blobs.
-    assert torch.equal(_logits(loaded.model), _logits(load_model(str(cached), device="cpu").model))
-    ident = model_identity(HUB_ID)
+    assert torch.equal(_logits(loaded.model), _logits(load_model(str(cached), RunEnv.make(device="cpu")).model))
+    ident = model_identity(HUB_ID, RunEnv.make())
     assert (ident["kind"], ident["source"], ident["revision"]) == ("hub", "hf-cache", SHA_A)
 
 
 def test_a_pin_to_the_cached_commit_or_its_ref_loads(cached):
     for pin in (SHA_A, "main"):
-        loaded = load_model(f"{HUB_ID}@{pin}", device="cpu")
+        loaded = load_model(f"{HUB_ID}@{pin}", RunEnv.make(device="cpu"))
         assert (loaded.info["revision"], loaded.info["pinned"]) == (SHA_A, pin)
-        assert model_identity(f"{HUB_ID}@{pin}")["revision"] == SHA_A
+        assert model_identity(f"{HUB_ID}@{pin}", RunEnv.make())["revision"] == SHA_A
 
 
 def test_a_pin_to_another_commit_fails_in_one_line_naming_both(cached):
     with pytest.raises(UsageError) as err:
-        load_model(f"{HUB_ID}@{SHA_B}", device="cpu")
+        load_model(f"{HUB_ID}@{SHA_B}", RunEnv.make(device="cpu"))
     msg = str(err.value)
     assert "\n" not in msg and SHA_A in msg and SHA_B in msg and HUB_ID in msg
     with pytest.raises(UsageError, match=SHA_B):
-        model_identity(f"{HUB_ID}@{SHA_B}")  # provenance is computed before a case runs: same refusal
+        model_identity(f"{HUB_ID}@{SHA_B}", RunEnv.make())  # provenance is computed before a case runs: same refusal
 
 
 def test_the_models_dir_comes_first_and_declares_or_digests_its_revision(cached, offline, monkeypatch):
     root = offline / "models"
     entry = save_tiny(root / HUB_ID, seed=5)
-    monkeypatch.setenv(hub.MODELS_DIR_ENV, str(root))
+    monkeypatch.setenv(MODELS_DIR_ENV, str(root))
     where = hub.resolve(HUB_ID)
     assert where.source == "models-dir" and where.path == entry and where.revision.startswith("sha256:")
     digest = where.revision
@@ -91,7 +93,7 @@ def test_the_models_dir_comes_first_and_declares_or_digests_its_revision(cached,
     assert hub.resolve(f"{HUB_ID}@v1.0").source == "models-dir"
     # A pin the models dir does not hold skips it; the HF cache has that commit.
     assert hub.resolve(f"{HUB_ID}@{SHA_A}").source == "hf-cache"
-    loaded = load_model(HUB_ID, device="cpu")
+    loaded = load_model(HUB_ID, RunEnv.make(device="cpu"))
     assert (loaded.info["source"], loaded.info["revision"]) == ("models-dir", "v1.0")
     with pytest.raises(UsageError) as err:
         hub.resolve(f"{HUB_ID}@{SHA_B}")
@@ -99,15 +101,15 @@ def test_the_models_dir_comes_first_and_declares_or_digests_its_revision(cached,
 
 
 def test_offline_with_no_copy_names_every_way_to_provide_one(offline, monkeypatch):
-    monkeypatch.setenv(hub.MODELS_DIR_ENV, str(offline / "models"))
+    monkeypatch.setenv(MODELS_DIR_ENV, str(offline / "models"))
     with pytest.raises(UsageError) as err:
-        load_model("nobody/nothing-7b", device="cpu")
+        load_model("nobody/nothing-7b", RunEnv.make(device="cpu"))
     msg = str(err.value)
     assert "\n" not in msg and "nobody/nothing-7b" in msg
     assert str(offline / "models" / "nobody" / "nothing-7b") in msg  # the models dir path it looked at
     assert str(offline / "hf" / "models--nobody--nothing-7b") in msg  # the HF cache entry it looked for
     assert "HF_HUB_OFFLINE" in msg and "go online" in msg and "--models-dir" in msg
-    monkeypatch.delenv(hub.MODELS_DIR_ENV)
+    monkeypatch.delenv(MODELS_DIR_ENV)
     with pytest.raises(UsageError, match=r"\$PRUNEBENCH_MODELS_DIR is not set"):
         hub.resolve("nobody/nothing-7b")
 

@@ -6,6 +6,9 @@ config.json (tests/configs): the estimate needs the shapes, never the weights.
 
 from __future__ import annotations
 
+from bench.registry import make_config
+from bench.training.recipe import Recipe
+
 import json
 import shutil
 from pathlib import Path
@@ -38,7 +41,7 @@ COUNTED = {hub_id: counted(hub_id) for hub_id in ("meta-llama/Llama-3.1-8B", "me
 
 def control(posttrain: dict | None) -> Case:
     return Case("t", "meta-llama/Llama-3.1-8B", "llama-3.1-8b", "control",
-                posttrain=tuple(sorted(posttrain.items())) if posttrain is not None else ())
+                recipe=Recipe.from_options(posttrain) if posttrain is not None else None)
 
 
 def test_the_estimate_counts_weights_gradients_and_adamw_exactly():
@@ -62,7 +65,8 @@ def test_the_estimate_counts_weights_gradients_and_adamw_exactly():
 
 
 def test_a_pruned_case_holds_a_pruned_copy():
-    c = params.count_cases([Case("t", "tiny-llama", "tl", "depth", ratio=0.5, prune=(("variant", "oneshot"),))])
+    c = params.count_cases([Case("t", "tiny-llama", "tl", "depth", ratio=0.5,
+                                 prune=make_config("depth", ratio=0.5, variant="oneshot"))])
     k = next(iter(c.values()))
     assert k.tensors == k.after < k.before
     need = memory.case_need(Case("t", "tiny-llama", "tl", "depth", ratio=0.5), k, torch.float32)
@@ -106,7 +110,7 @@ def models_dir_with_config(root: Path, hub_id: str) -> Path:
     return root
 
 
-def run_study(bench_repo, tmp_path, spec: str, key: str, posttrain: str, *args):
+def fit_law(bench_repo, tmp_path, spec: str, key: str, posttrain: str, *args):
     study = tmp_path / "big.toml"
     study.write_text(STUDY.format(spec=spec, key=key, posttrain=posttrain))
     results = tmp_path / "results"
@@ -121,7 +125,7 @@ def test_full_post_training_of_an_8b_model_is_refused_before_any_case(bench_repo
     if memory.host_available() >= need.total("cpu"):
         pytest.skip(f"this machine has {memory.gib(memory.host_available())}: an 8B model post-trains here")
     models_dir_with_config(tmp_path / "models", "meta-llama/Llama-3.1-8B")
-    run, results = run_study(bench_repo, tmp_path, "meta-llama/Llama-3.1-8B", "llama-3.1-8b",
+    run, results = fit_law(bench_repo, tmp_path, "meta-llama/Llama-3.1-8B", "llama-3.1-8b",
                              "[posttrain]\ntokens = 4096\nbatch_tokens = 4096\ncheckpoint_every = 4096", *workers)
     assert run.ret == pytest.ExitCode.USAGE_ERROR
     # One process: pytest's usage error on stderr; xdist: the controller's exit line.
@@ -133,12 +137,12 @@ def test_full_post_training_of_an_8b_model_is_refused_before_any_case(bench_repo
 
 def test_the_same_study_evaluating_only_or_with_lora_is_not_refused(bench_repo, tmp_path):
     c = COUNTED["meta-llama/Llama-3.2-1B"]
-    lora = memory.case_need(Case("t", "m", "k", "control", posttrain=(("lora", True),)), c, torch.float32)
+    lora = memory.case_need(Case("t", "m", "k", "control", recipe=Recipe(lora=True)), c, torch.float32)
     if memory.host_available() < lora.total("cpu"):
         pytest.skip(f"this machine has only {memory.gib(memory.host_available())} available")
     models_dir_with_config(tmp_path / "models", "meta-llama/Llama-3.2-1B")
     for posttrain in ("", "[posttrain]\nlora = true\ntokens = 4096\nbatch_tokens = 4096\ncheckpoint_every = 4096"):
-        run, _ = run_study(bench_repo, tmp_path, "meta-llama/Llama-3.2-1B", "llama-3.2-1b", posttrain,
+        run, _ = fit_law(bench_repo, tmp_path, "meta-llama/Llama-3.2-1B", "llama-3.2-1b", posttrain,
                            "--collect-only", "-q")
         assert run.ret == 0, run.stderr.str()
         assert any("big-llama-3.2-1b-control" in line for line in run.stdout.lines)

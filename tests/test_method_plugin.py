@@ -209,7 +209,6 @@ def test_study_file_runs_the_plugin_method(pytester, data_dir, monkeypatch, tmp_
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setenv(registry.PLUGINS_ENV, "toy_method")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
-    pytester.makeconftest('pytest_plugins = ["bench.harness.plugin"]')
     pytester.makepyfile(test_matrix=MATRIX)
     (pytester.path / "plug.toml").write_text(TOY_STUDY)
     results = tmp_path / "r"

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from bench.sources.cache import _HOST, atomic_dir, resolve_cache_dir
+from bench.sources.tiny import BYTE_VOCAB, byte_tokenizer, tiny_model
+from pruners.report import count_params
+
+from bench.env import RunEnv
+
 import os
 import stat
 
@@ -15,7 +21,7 @@ from bench.errors import USER_ERRORS, UsageError
 
 @pytest.mark.parametrize("arch", ["llama", "qwen2"])
 def test_tiny_models_are_deterministic_per_seed(arch):
-    a, b, c = models.tiny_model(arch, seed=3), models.tiny_model(arch, seed=3), models.tiny_model(arch, seed=4)
+    a, b, c = tiny_model(arch, seed=3), tiny_model(arch, seed=3), tiny_model(arch, seed=4)
     ids = torch.randint(0, 256, (2, 16), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         la, lb, lc = (m(ids).logits for m in (a, b, c))
@@ -24,24 +30,24 @@ def test_tiny_models_are_deterministic_per_seed(arch):
 
 
 def test_qwen2_tiny_has_qkv_biases():
-    attn = models.tiny_model("qwen2").model.layers[0].self_attn
+    attn = tiny_model("qwen2").model.layers[0].self_attn
     assert attn.q_proj.bias is not None and attn.o_proj.bias is None
 
 
 def test_byte_tokenizer_round_trips_and_adds_one_bos():
-    tok = models.byte_tokenizer()
+    tok = byte_tokenizer()
     text = "Café = Robert <unk> =\n\n"
     ids = tok(text)["input_ids"]
     assert ids[0] == tok.bos_token_id and tok.bos_token_id not in ids[1:]
     assert tok.decode(ids, skip_special_tokens=True) == text
-    assert len(tok) == models.BYTE_VOCAB
+    assert len(tok) == BYTE_VOCAB
 
 
 @pytest.fixture(scope="session")
 def smollm2(tmp_path_factory):
     pytest.importorskip("gguf")
     cache = tmp_path_factory.mktemp("cache")
-    first = models.load_model("smollm2-135m", cache_dir=cache)
+    first = models.load_model("smollm2-135m", RunEnv.make(cache_dir=cache))
     return first, cache
 
 
@@ -50,7 +56,7 @@ def test_smollm2_alias_loads_from_gguf(smollm2):
     cfg = loaded.model.config
     assert (cfg.model_type, cfg.num_hidden_layers, cfg.hidden_size) == ("llama", 30, 576)
     assert (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.intermediate_size) == (9, 3, 1536)
-    assert models.count_params(loaded.model) == 134_515_008  # tied embeddings counted once
+    assert count_params(loaded.model) == 134_515_008  # tied embeddings counted once
     assert loaded.kind == "alias" and loaded.info["dtype"] == "float32"
     assert loaded.tokenizer.decode(loaded.tokenizer("The cat sat.")["input_ids"]) == "The cat sat."
     converted = loaded.info["converted"]
@@ -59,7 +65,7 @@ def test_smollm2_alias_loads_from_gguf(smollm2):
 
 def test_smollm2_cached_copy_is_reused_and_identical(smollm2):
     loaded, cache = smollm2
-    again = models.load_model("smollm2-135m", cache_dir=cache)
+    again = models.load_model("smollm2-135m", RunEnv.make(cache_dir=cache))
     assert again.info["converted"] == loaded.info["converted"]
     ids = loaded.tokenizer("Pruning large language models", return_tensors="pt").input_ids
     with torch.no_grad():
@@ -70,7 +76,7 @@ def test_not_a_gguf_is_refused(tmp_path):
     fake = tmp_path / "model.gguf"
     fake.write_bytes(b"PK\x03\x04 definitely a zip")
     with pytest.raises(UsageError, match="is not a GGUF file"):
-        models.load_model(str(fake), cache_dir=tmp_path / "c")
+        models.load_model(str(fake), RunEnv.make(cache_dir=tmp_path / "c"))
 
 
 def test_unknown_alias_suggests_a_known_one():
@@ -84,18 +90,18 @@ def test_unwritable_cache_dir(tmp_path):
     ro.mkdir()
     ro.chmod(stat.S_IRUSR | stat.S_IXUSR)
     with pytest.raises(UsageError, match="not writable"):
-        models.resolve_cache_dir(ro / "sub")
+        resolve_cache_dir(ro / "sub")
 
 
 def test_cache_dir_that_is_a_file(tmp_path):
     f = tmp_path / "file"
     f.write_text("x")
     with pytest.raises(UsageError, match="cache directory .* is not writable"):
-        models.resolve_cache_dir(f)
+        resolve_cache_dir(f)
 
 
 def test_save_pretrained_directory_round_trip(tmp_path):
-    model = models.tiny_model("qwen2", seed=5)
+    model = tiny_model("qwen2", seed=5)
     model.save_pretrained(tmp_path / "m")
     loaded = models.load_model(str(tmp_path / "m"))
     ids = torch.arange(20)[None]
@@ -111,14 +117,14 @@ def test_local_dirs_go_through_the_pruned_loader(tmp_path):
     from pruners.saving import save_pruned
 
     ids = torch.arange(24)[None]
-    block = models.tiny_model("llama", seed=2)
+    block = tiny_model("llama", seed=2)
     prune(block, None, make_config("blockwise", ratio=0.5, importance="l2", layers=(1, 3)))
     save_pruned(block, tmp_path / "block")
     loaded = models.load_model(str(tmp_path / "block"))
     with torch.no_grad():
         assert torch.equal(block(ids).logits, loaded.model(ids).logits)
 
-    sparse = models.tiny_model("qwen2", seed=2)
+    sparse = tiny_model("qwen2", seed=2)
     prune(sparse, None, make_config("nm", n=2, m=4, nm_method="magnitude"))
     save_pruned(sparse, tmp_path / "nm")
     assert models.load_model(str(tmp_path / "nm")).kind == "local"
@@ -134,7 +140,7 @@ def test_local_dirs_go_through_the_pruned_loader(tmp_path):
 _SLOW_BUILD = """
 import sys, time
 from pathlib import Path
-from bench.sources.models import atomic_dir
+from bench.sources.cache import atomic_dir
 
 def build(tmp):
     (tmp / "weights").write_text("half")
@@ -160,9 +166,9 @@ def test_a_killed_build_leaves_nothing_the_next_build_keeps(tmp_path):
     assert len(left) == 1 and left[0].startswith(".tmp-entry.") and not final.exists()
 
     # A live builder's directory (this process) must survive the sweep.
-    live = final.parent / f".tmp-entry.{models._HOST}.{os.getpid()}-x"
+    live = final.parent / f".tmp-entry.{_HOST}.{os.getpid()}-x"
     live.mkdir()
-    models.atomic_dir(final, lambda tmp: (tmp / "weights").write_text("whole"))
+    atomic_dir(final, lambda tmp: (tmp / "weights").write_text("whole"))
     assert sorted(p.name for p in final.parent.iterdir() if p.name != LOCK_DIR) == sorted(["entry", live.name])
     assert (final / "weights").read_text() == "whole"
 
@@ -170,7 +176,7 @@ def test_a_killed_build_leaves_nothing_the_next_build_keeps(tmp_path):
 _COUNTED_BUILD = """
 import os, sys, time
 from pathlib import Path
-from bench.sources.models import atomic_dir
+from bench.sources.cache import atomic_dir
 
 final, log = Path(sys.argv[1]), Path(sys.argv[2])
 

@@ -4,71 +4,98 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from bench.harness import profiles
-
-from bench.training import zoo
-from bench.studies.cases import Case, EvalSpec, opts
+from bench.env import RunEnv
 from bench.errors import UsageError
-from bench.training.posttrain import Diverged, Recipe
-from bench.harness.session import BenchSession, SessionOptions
+from bench.harness.run_config import CommandLine
+from bench.harness.session import BenchSession
+from bench.studies import load_study, profiles, study_cases
+from bench.studies.cases import Case
+from bench.training import zoo_families
+from bench.training.recipe import Diverged
+from synthetic_records import cases_of
 
-# Registered by the `unit_profile` fixture here, and by the conftest of the subprocess test.
+# A one-size zoo family, registered by the `unit` fixture here and by the conftest of the
+# subprocess test (a conftest runs before the study file that names the family is read).
 SETUP = '''
-from bench.harness import profiles
-from bench.training import zoo
-from bench.studies.cases import Case, EvalSpec, opts
+from bench.training import zoo_families
 
-FAMILY = zoo.register_family(zoo.Family(
-    "nano-unit", "llama", (zoo.BaseSize("u1", 16, 2, 1, 1, 32, pretrain_tokens=2048, lr=1e-2),),
+FAMILY = zoo_families.register_family(zoo_families.Family(
+    "nano-unit", "llama", (zoo_families.BaseSize("u1", 16, 2, 1, 1, 32, pretrain_tokens=2048, lr=1e-2),),
     vocab_size=300, seq_len=32, batch_tokens=512, tokenizer_docs=4, pretrain_docs=8, eval_windows=4))
+'''
 RECIPE = dict(tokens=1024, checkpoint_every=256, batch_tokens=256, micro_batch_tokens=128, seq_len=32,
               lr=3e-3, eval_windows=4, max_documents=4)
-CALIB = dict(calibration="wikitext2", samples=4, calib_seq_len=32, seed=0)
+# Three cases on the family's one size: the control, depth and 2:4 SparseGPT.
+STUDY = """
+[study]
+name = "unit"
+description = "one tiny zoo model, three cases (tests)"
+
+[[models]]
+zoo = "nano-unit"
+
+[[methods]]
+method = "control"
+
+[[methods]]
+method = "depth"
+ratios = [0.25]
+
+[[methods]]
+method = "nm"
+label = "2of4-sparsegpt"
+ratios = [0.5]
+options = {{ n = 2, m = 4, nm_method = "sparsegpt" }}
+
+[calibration]
+source = "wikitext2"
+samples = 4
+seq_len = 32
+seed = 0
+
+[posttrain]
+{recipe}
+
+[evaluation]
+datasets = ["wikitext2", "ptb"]
+seq_lens = [32]
+max_windows = 4
+"""
+_STUDIES = Path(tempfile.mkdtemp(prefix="prunebench-unit-"))
 
 
-def unit_cases(options=None, recipe=RECIPE):
-    evals = (EvalSpec("wikitext2", 32, 4), EvalSpec("ptb", 32, 4))
-    rows = [("control", "control", 0.0, ()), ("depth", "depth", 0.25, opts(**CALIB)),
-            ("nm", "2of4-sparsegpt", 0.5, opts(n=2, m=4, nm_method="sparsegpt", **CALIB))]
-    return [Case(profile="unit", model="nano-unit-u1", model_key="u1", method=m, ratio=r, label=label,
-                 prune=p, evals=evals, posttrain=opts(**recipe), family="nano-unit") for m, label, r, p in rows]
-
-
-profiles.profile("unit", "one tiny zoo model, three cases (tests)")(unit_cases)
-'''
+def study_file(recipe: dict | None = None, directory: Path = _STUDIES) -> Path:
+    """The unit study with a post-training recipe (default `RECIPE`), as a file."""
+    recipe = RECIPE if recipe is None else recipe
+    lines = "\n".join(f"{k} = {json.dumps(v)}" for k, v in recipe.items())
+    path = directory / f"unit-{abs(hash(lines))}.toml"
+    path.write_text(STUDY.format(recipe=lines))
+    return path
 
 
 @pytest.fixture(autouse=True)
-def unit() -> dict:
-    """SETUP's family and profile, registered for one test only."""
-    with profiles.PROFILES.scratch(), zoo.FAMILIES.scratch():
-        ns: dict = {}
-        exec(compile(SETUP, "nano-unit-setup", "exec"), ns)  # noqa: S102 - our own test setup
-        assert ns["RECIPE"] == RECIPE
-        yield ns
+def unit():
+    """SETUP's family, registered for one test only."""
+    with zoo_families.FAMILIES.scratch():
+        exec(compile(SETUP, "nano-unit-setup", "exec"), {})  # noqa: S102 - our own test setup
+        yield
 
 
 def unit_cases(recipe: dict | None = None) -> list[Case]:
-    """The unit profile's cases, optionally with another post-training recipe."""
-    fn = profiles.PROFILES["unit"]
-    return fn(None) if recipe is None else fn(None, recipe=recipe)
-
-
-RECIPE = dict(tokens=1024, checkpoint_every=256, batch_tokens=256, micro_batch_tokens=128, seq_len=32,
-              lr=3e-3, eval_windows=4, max_documents=4)
+    """The unit study's cases, optionally with another post-training recipe."""
+    return study_cases(load_study(study_file(recipe)))
 
 
 @pytest.fixture
 def session_factory(data_dir, tmp_path):
-    def make(**kw) -> BenchSession:
-        options = dict(profile="unit", data_dir=str(data_dir), results_dir=str(tmp_path / "results"),
-                       cache_dir=str(tmp_path / "cache"), progress=False)
-        options.update(kw)
-        return BenchSession(SessionOptions(**options))
+    def make(resume: bool = False) -> BenchSession:
+        env = RunEnv.make(data_dir=data_dir, results_dir=tmp_path / "results", cache_dir=tmp_path / "cache")
+        return BenchSession(CommandLine(str(study_file()), resume=resume), env)
 
     return make
 
@@ -85,42 +112,43 @@ def test_nano_is_the_default_profile():
 
 
 def test_nano_profile_covers_every_size_and_method():
-    cases = profiles.get_cases("nano")
-    fam = zoo.FAMILIES["nano-llama"]
+    cases = cases_of("nano")
+    fam = zoo_families.FAMILIES["nano-llama"]
     assert len(cases) == len(fam.sizes) * 8
     ids = {c.id for c in cases}
     for size in fam.sizes:
         k = size.key
         assert {f"nano-{k}-control", f"nano-{k}-2of4-sparsegpt"} <= ids
-        assert {f"nano-{k}-{m}-{r:g}" for m in ("depth", "width") for r in profiles.NANO_RATIOS} <= ids
+        ratios = load_study("nano").method("depth").ratios
+        assert {f"nano-{k}-{m}-{r:g}" for m in ("depth", "width") for r in ratios} <= ids
     for case in cases:
-        recipe = Recipe.from_options(case.posttrain_options)  # every recipe is valid
+        recipe = case.recipe  # every recipe is valid: built when the study was read
         assert recipe.tokens // recipe.checkpoint_every >= 5  # enough checkpoints to fit and validate
-        assert case.family == "nano-llama" and zoo.is_nano(case.model)
+        assert case.family == "nano-llama" and zoo_families.is_nano(case.model)
         assert {e.dataset for e in case.evals} == {"wikitext2", "ptb"}
-    assert len({c.posttrain for c in cases}) == 1  # one recipe: the same D axis for every curve
+    assert len({c.recipe for c in cases}) == 1  # one recipe: the same D axis for every curve
 
 
 def test_smoke_profile_is_two_tiny_sizes():
-    cases = profiles.get_cases("smoke")
+    cases = cases_of("smoke")
     assert {c.model_key for c in cases} == {"s1", "s2"}
     assert {c.method for c in cases} == {"control", "depth", "width", "nm"}
-    assert all(c.posttrain for c in cases)
+    assert all(c.recipe is not None for c in cases)
     assert "smoke-s1-depth-0.25" in {c.id for c in cases}
 
 
 def test_lora_and_qwen2_variants():
-    lora = profiles.get_cases("nano-lora")
-    assert lora and all(Recipe.from_options(c.posttrain_options).lora for c in lora)
+    lora = cases_of("nano-lora")
+    assert lora and all(c.recipe.lora for c in lora)
     assert "nm" not in {c.method for c in lora}  # LoRA cannot keep a 2:4 mask
-    qwen = profiles.get_cases("nano-qwen2")
+    qwen = cases_of("nano-qwen2")
     assert {c.family for c in qwen} == {"nano-qwen2"} and "nano-qwen2-l1-depth-0.25" in {c.id for c in qwen}
-    assert zoo.FAMILIES["nano-qwen2"].model_config(zoo.FAMILIES["nano-qwen2"].sizes[0]).model_type == "qwen2"
+    assert zoo_families.FAMILIES["nano-qwen2"].model_config(zoo_families.FAMILIES["nano-qwen2"].sizes[0]).model_type == "qwen2"
 
 
 def test_full_eval_lifts_window_caps():
-    capped = profiles.get_cases("nano")[0].evals
-    full = profiles.get_cases("nano", profiles.ProfileOptions(full_eval=True))[0].evals
+    capped = cases_of("nano")[0].evals
+    full = study_cases(load_study("nano"), full_eval=True)[0].evals
     assert all(e.max_windows for e in capped) and all(e.max_windows is None for e in full)
 
 
@@ -129,7 +157,7 @@ def test_full_eval_lifts_window_caps():
 
 def test_records_carry_what_the_fit_needs(session_factory):
     session = session_factory()
-    recs = {c.id: session.run_case(c) for c in unit_cases()}
+    recs = {c.id: session.run_case(c).to_json() for c in unit_cases()}
     control, depth, nm = recs["unit-u1-control"], recs["unit-u1-depth-0.25"], recs["unit-u1-2of4-sparsegpt"]
     l0 = control["posttrain"]["L0"]
     for rec in recs.values():
@@ -158,18 +186,17 @@ def test_records_carry_what_the_fit_needs(session_factory):
 
 def test_perplexity_at_checkpoints_on_request(session_factory):
     case = unit_cases(recipe=dict(RECIPE, ppl_at_checkpoints=True))[0]
-    rec = session_factory().run_case(case)
+    rec = session_factory().run_case(case).to_json()
     traj = rec["posttrain"]["trajectory"]
     assert all(set(c["extra"]) == {"wikitext2:32", "ptb:32"} for c in traj)
     assert traj[-1]["extra"]["ptb:32"]["ppl"] == pytest.approx(rec["ppl"]["ptb:32"]["ppl"])
 
 
-def test_bad_recipe_fails_before_any_record(session_factory, tmp_path):
-    case = unit_cases(recipe=dict(RECIPE, tokens=128))[0]  # budget < one checkpoint interval
-    session = session_factory()
-    with pytest.raises(UsageError, match="smaller than one checkpoint interval"):
-        session.run_case(case)
-    assert not list((tmp_path / "results").glob("records/*.json"))
+def test_bad_recipe_fails_when_the_study_is_read(tmp_path):
+    # A budget below one checkpoint interval: refused with the study, before any case exists.
+    with pytest.raises(UsageError, match="posttrain: post-training budget of 128 tokens is smaller than one "
+                                         "checkpoint interval"):
+        unit_cases(recipe=dict(RECIPE, tokens=128))
 
 
 def test_divergence_keeps_the_record_and_fails_the_case(session_factory, tmp_path):
@@ -191,7 +218,7 @@ def test_resume_reruns_only_what_a_killed_run_lost(session_factory, monkeypatch)
     first = session_factory()
     for case in cases[:2]:  # "killed" before the third case finished
         first.run_case(case)
-    created = {c.id: first.outcomes[i].record["created"] for i, c in enumerate(cases[:2])}
+    created = {c.id: first.outcomes[i].record.created for i, c in enumerate(cases[:2])}
 
     second = session_factory(resume=True)
     ran = []
@@ -201,7 +228,7 @@ def test_resume_reruns_only_what_a_killed_run_lost(session_factory, monkeypatch)
         second.run_case(case)
     assert ran == [cases[2].id]
     assert [o.resumed for o in second.outcomes] == [True, True, False]
-    assert all(second.outcomes[i].record["created"] == created[c.id] for i, c in enumerate(cases[:2]))
+    assert all(second.outcomes[i].record.created == created[c.id] for i, c in enumerate(cases[:2]))
 
     third = session_factory(resume=True)
     monkeypatch.setattr(third.runner, "run", lambda case, **kw: pytest.fail(f"{case.id} recomputed"))
@@ -225,11 +252,11 @@ def test_pytest_run_then_resume_and_slice(pytester, data_dir, tmp_path, monkeypa
     monkeypatch.setenv("PRUNEBENCH_DATA_DIR", str(data_dir))
     monkeypatch.setenv("PRUNEBENCH_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    pytester.makeconftest('pytest_plugins = ["bench.harness.plugin"]\n' + SETUP)
+    pytester.makeconftest(SETUP)
     matrix = (Path(__file__).resolve().parents[1] / "bench" / "test_matrix.py").read_text()
     pytester.makepyfile(test_matrix=matrix)
     results = tmp_path / "results"
-    args = ("--profile", "unit", f"--results-dir={results}", "-p", "no:cacheprovider")
+    args = ("--study", str(study_file(directory=tmp_path)), f"--results-dir={results}", "-p", "no:cacheprovider")
     pytester.runpytest_subprocess(*args, "-k", "control").assert_outcomes(passed=1)
     assert [p.stem for p in (results / "records").glob("*.json")] == ["unit-u1-control"]
     run = pytester.runpytest_subprocess(*args, "--resume")

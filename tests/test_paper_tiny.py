@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 
 from bench.studies.schema import BUILTIN_DIR, read_with_includes
 from hub_helpers import save_tiny

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bench.env import RunEnv
+
 import math
 
 import pytest
@@ -14,7 +16,7 @@ from bench.sources import data
 
 from bench.evaluation import perplexity
 from bench.errors import UsageError
-from bench.sources.models import byte_tokenizer, tiny_model
+from bench.sources.tiny import byte_tokenizer, tiny_model
 
 
 @given(n_tokens=st.integers(2, 500), seq_len=st.integers(2, 64))
@@ -56,7 +58,7 @@ def tiny():
 def test_ppl_matches_hand_written_protocol(tiny, data_dir):
     model, tok = tiny
     result = perplexity.evaluate(model, tok, "ptb", 64, max_windows=12, batch_size=5,
-                                 data_dir=data_dir, progress=False)
+                                 data_dir=data_dir)
     text = "\n\n".join(data.load_rows("ptb", "validation", data_dir))
     ids = torch.tensor(tok(text)["input_ids"])
     windows = perplexity.make_windows(ids, 64)[perplexity.select_windows(len(ids) // 64, 12)]
@@ -69,7 +71,7 @@ def test_ppl_matches_hand_written_protocol(tiny, data_dir):
 def test_batch_size_does_not_change_ppl(tiny, data_dir):
     model, tok = tiny
     runs = [perplexity.evaluate(model, tok, "wikitext2", 32, max_windows=10, batch_size=b,
-                                data_dir=data_dir, progress=False)["ppl"] for b in (1, 3, 10)]
+                                data_dir=data_dir)["ppl"] for b in (1, 3, 10)]
     assert runs[0] == pytest.approx(runs[1], rel=1e-6) == pytest.approx(runs[2], rel=1e-6)
 
 
@@ -79,13 +81,13 @@ def test_one_bos_at_the_start_of_the_stream_only(tiny, data_dir):
     stream = perplexity.encode_stream(tok, text)
     assert int(stream[0]) == tok.bos_token_id
     assert int((stream == tok.bos_token_id).sum()) == 1
-    res = perplexity.evaluate(model, tok, "wikitext2", 128, max_windows=2, data_dir=data_dir, progress=False)
+    res = perplexity.evaluate(model, tok, "wikitext2", 128, max_windows=2, data_dir=data_dir)
     assert res["bos_at_start"] is True and res["stream_tokens"] == stream.numel()
 
 
 def test_record_carries_the_protocol(tiny, data_dir):
     model, tok = tiny
-    res = perplexity.evaluate(model, tok, "wikitext2", 128, max_windows=3, data_dir=data_dir, progress=False)
+    res = perplexity.evaluate(model, tok, "wikitext2", 128, max_windows=3, data_dir=data_dir)
     for key in ("ppl", "nll", "tokens", "windows", "seq_len", "dataset", "split", "dtype",
                 "max_windows", "window_selection", "batch_size", "data"):
         assert key in res
@@ -97,19 +99,19 @@ def test_record_carries_the_protocol(tiny, data_dir):
 def test_bad_seq_len(tiny, data_dir, seq_len, pattern):
     model, tok = tiny
     with pytest.raises(UsageError, match=pattern):
-        perplexity.evaluate(model, tok, "ptb", seq_len, data_dir=data_dir, progress=False)
+        perplexity.evaluate(model, tok, "ptb", seq_len, data_dir=data_dir)
 
 
 def test_text_shorter_than_one_window(data_dir):
     model = tiny_model("llama", max_position_embeddings=10**7)
     with pytest.raises(UsageError, match="shorter than one window"):
-        perplexity.evaluate(model, byte_tokenizer(), "ptb", 5 * 10**6, data_dir=data_dir, progress=False)
+        perplexity.evaluate(model, byte_tokenizer(), "ptb", 5 * 10**6, data_dir=data_dir)
 
 
 def test_unknown_dataset(tiny, data_dir):
     model, tok = tiny
     with pytest.raises(UsageError, match="unknown evaluation dataset"):
-        perplexity.evaluate(model, tok, "c4", 128, data_dir=data_dir, progress=False)
+        perplexity.evaluate(model, tok, "c4", 128, data_dir=data_dir)
 
 
 # ----------------------------------------------------------------------------- the chunked loss
@@ -155,7 +157,7 @@ def test_chunked_loss_equals_the_full_logits_path(name, tile):
 def test_chunked_ppl_matches_the_hand_written_protocol_on_qwen2(data_dir):
     model, tok = tiny_model("qwen2", seed=4, tie_word_embeddings=True), byte_tokenizer()
     result = perplexity.evaluate(model, tok, "wikitext2", 48, max_windows=6, batch_size=4,
-                                 data_dir=data_dir, progress=False)
+                                 data_dir=data_dir)
     ids = perplexity.encode_stream(tok, data.joined_text("wikitext2", "test", data_dir))
     windows = perplexity.make_windows(ids, 48)[perplexity.select_windows(len(ids) // 48, 6)]
     assert result["ppl"] == pytest.approx(bare_ppl(model, windows), rel=1e-6)
@@ -213,13 +215,13 @@ def test_chunked_loss_on_a_device_mapped_model_with_an_offloaded_head(tmp_path, 
     from bench.sources.models import load_model
 
     tiny_model("llama", seed=6).save_pretrained(tmp_path / "m")
-    plain = load_model(str(tmp_path / "m"), device="cpu", cache_dir=tmp_path / "cache")
-    mapped = load_model(str(tmp_path / "m"), device="cpu", cache_dir=tmp_path / "cache",
+    plain = load_model(str(tmp_path / "m"), RunEnv.make(device="cpu", cache_dir=tmp_path / "cache"))
+    mapped = load_model(str(tmp_path / "m"), RunEnv.make(device="cpu", cache_dir=tmp_path / "cache"),
                         device_map={"model": "cpu", "lm_head": "disk"})
     assert plain.info["placement"] == {"device_map": None, "devices": ["cpu"]}
     assert mapped.info["placement"] == {"device_map": {"model": "cpu", "lm_head": "disk"}, "devices": ["cpu", "disk"]}
     assert mapped.model.lm_head.weight.device.type == "meta"  # really offloaded
-    kw = dict(max_windows=4, batch_size=2, data_dir=data_dir, progress=False)
+    kw = dict(max_windows=4, batch_size=2, data_dir=data_dir)
     a = perplexity.evaluate(plain.model, byte_tokenizer(), "wikitext2", 64, **kw)
     b = perplexity.evaluate(mapped.model, byte_tokenizer(), "wikitext2", 64, **kw)
     assert b["ppl"] == pytest.approx(a["ppl"], rel=1e-6)
@@ -229,7 +231,7 @@ def test_load_model_reads_the_target_dtype(tmp_path):
     from bench.sources.models import load_model
 
     tiny_model("qwen2", seed=6).save_pretrained(tmp_path / "m")
-    loaded = load_model(str(tmp_path / "m"), device="cpu", dtype="bf16")
+    loaded = load_model(str(tmp_path / "m"), RunEnv.make(device="cpu"), dtype="bf16")
     assert {p.dtype for p in loaded.model.parameters()} == {torch.bfloat16}
     assert loaded.info["dtype"] == "bfloat16" and loaded.info["placement"]["devices"] == ["cpu"]
 
@@ -239,12 +241,12 @@ def test_cuda_device_map_on_a_cpu_only_machine(tmp_path):
     from bench.sources.models import load_model
 
     with pytest.raises(UsageError, match="device_map places modules on cuda:1, but this machine has no CUDA device"):
-        load_model(str(tmp_path / "never-read"), device="cpu", device_map={"model": "cpu", "lm_head": "cuda:1"})
+        load_model(str(tmp_path / "never-read"), RunEnv.make(device="cpu"), device_map={"model": "cpu", "lm_head": "cuda:1"})
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal is for machines without CUDA")
 def test_device_cuda_on_a_cpu_only_machine():
-    from bench.sources.models import resolve_device
+    from bench.sources.devices import resolve_device
 
     with pytest.raises(UsageError, match="device 'cuda' asked for, but this machine has no CUDA device"):
         resolve_device("cuda")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.harness.records import SCHEMA
+from reports.records import SCHEMA
 
 
 

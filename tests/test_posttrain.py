@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bench.env import RunEnv
+
 import copy
 import math
 
@@ -9,8 +11,10 @@ import pytest
 import torch
 
 from bench.errors import UsageError
-from bench.sources.models import tiny_model
-from bench.training.posttrain import Recipe, posttrain, train
+from bench.sources.tiny import tiny_model
+from bench.training.recipe import Recipe
+from bench.training.posttrain import posttrain
+from bench.training.trainer import train
 
 SEQ = 16
 
@@ -168,14 +172,14 @@ def test_huge_lr_diverges_and_keeps_the_trajectory():
 
 
 def test_lora_trains_adapters_only_and_merges(data_dir):
-    from bench.sources.models import byte_tokenizer
+    from bench.sources.tiny import byte_tokenizer
 
     m = model()
     total = sum(p.numel() for p in m.parameters())
     before = copy.deepcopy(m.state_dict())
     r = recipe(tokens=256, checkpoint_every=128, batch_tokens=128, micro_batch_tokens=128, lora=True, lr=1e-2,
                repeat=False)
-    out_model, pt = posttrain(m, byte_tokenizer(), r, data_dir=data_dir)
+    out_model, pt = posttrain(m, byte_tokenizer(), r, RunEnv.make(data_dir=data_dir))
     assert 0 < pt["trainable_params"] < total / 4
     assert not any("lora" in n for n, _ in out_model.named_parameters())  # merged and unwrapped
     after = out_model.state_dict()
@@ -186,19 +190,19 @@ def test_lora_trains_adapters_only_and_merges(data_dir):
 
 
 def test_lora_refuses_nm_masks(data_dir):
-    from bench.sources.models import byte_tokenizer
+    from bench.sources.tiny import byte_tokenizer
 
     masks = {"model.layers.0.mlp.up_proj.weight": torch.ones(64, 32, dtype=torch.bool)}
     with pytest.raises(UsageError, match="LoRA recovery cannot keep an N:M mask"):
-        posttrain(model(), byte_tokenizer(), recipe(lora=True), data_dir=data_dir, masks=masks)
+        posttrain(model(), byte_tokenizer(), recipe(lora=True), RunEnv.make(data_dir=data_dir), masks=masks)
 
 
 def test_posttrain_records_slices_and_fixed_heldout(data_dir):
-    from bench.sources.models import byte_tokenizer
+    from bench.sources.tiny import byte_tokenizer
 
     r = recipe(tokens=256, checkpoint_every=128, batch_tokens=128, micro_batch_tokens=128, repeat=False)
-    _, a = posttrain(model(), byte_tokenizer(), r, data_dir=data_dir)
-    _, b = posttrain(model(), byte_tokenizer(), r, data_dir=data_dir)
+    _, a = posttrain(model(), byte_tokenizer(), r, RunEnv.make(data_dir=data_dir))
+    _, b = posttrain(model(), byte_tokenizer(), r, RunEnv.make(data_dir=data_dir))
     assert a["initial_val_loss"] == b["initial_val_loss"]  # same model, same fixed windows
     assert a["eval_tokens"] == r.eval_windows * r.seq_len
     assert a["slices"]["documents_per_slice"]["heldout"] >= 1 and a["slices"]["corpus"] == "wikitext2"
@@ -214,7 +218,7 @@ def test_zero_lr_checkpoint_equals_l0_of_a_low_precision_base(data_dir):
     With lr=0 no weight moves, so the first checkpoint must equal L0 exactly (same function,
     same weights, same windows and batches: no tolerance is needed).
     """
-    from bench.sources.models import byte_tokenizer
+    from bench.sources.tiny import byte_tokenizer
     from bench.training.posttrain import initial_loss
 
     tok = byte_tokenizer()
@@ -222,16 +226,16 @@ def test_zero_lr_checkpoint_equals_l0_of_a_low_precision_base(data_dir):
     before = {k: v.clone() for k, v in base.state_dict().items()}
     r = recipe(tokens=256, checkpoint_every=128, batch_tokens=128, micro_batch_tokens=64, lr=0.0,
                weight_decay=0.1, repeat=False)
-    l0 = initial_loss(base, tok, r, data_dir)
+    l0 = initial_loss(base, tok, r, RunEnv.make(data_dir=data_dir))
     for k, v in base.state_dict().items():  # the base comes back bit for bit, in bf16
         assert v.dtype == before[k].dtype and torch.equal(v, before[k]), k
-    _, pt = posttrain(copy.deepcopy(base), tok, r, data_dir=data_dir)
+    _, pt = posttrain(copy.deepcopy(base), tok, r, RunEnv.make(data_dir=data_dir))
     assert pt["initial_val_loss"] == l0
     assert [c["val_loss"] for c in pt["trajectory"]] == [l0, l0]
     # The check has teeth: the bf16 weights measured as they are give another number.
     from bench.evaluation.perplexity import window_nll_sum
     from bench.training.posttrain import heldout_windows
 
-    held = heldout_windows(tok, r, data_dir)
+    held = heldout_windows(tok, r, RunEnv.make(data_dir=data_dir))
     total, n = window_nll_sum(base, held, r.eval_batch_size)
     assert total / n != l0

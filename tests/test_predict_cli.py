@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from bench.cli import main
-from bench.harness.study import StudyConfig, run_study
+from bench.harness.group_fit import FitConfig
+from bench.harness.law_fit import fit_law
 from fitting import get_law
 from synthetic_records import IDENTIFIABLE_P2, SIZES5, synthetic_records
 
@@ -17,7 +18,7 @@ from synthetic_records import IDENTIFIABLE_P2, SIZES5, synthetic_records
 def fit_json(tmp_path_factory):
     recs = synthetic_records(noise=0.0005, sizes=SIZES5, true_p2=IDENTIFIABLE_P2)
     path = tmp_path_factory.mktemp("fit") / "fit.json"
-    path.write_text(json.dumps(run_study(recs, StudyConfig(bootstrap=12, forms=False)).to_dict(), default=float))
+    path.write_text(json.dumps(fit_law(recs, FitConfig(bootstrap=12, forms=False)).to_dict(), default=float))
     return path
 
 

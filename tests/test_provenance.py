@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from synthetic_records import cases_of
+
 import re
 
 import pytest
 
+from bench.env import RunEnv
 from bench.harness import provenance
-
+from bench.harness.run_config import CommandLine
+from bench.harness.session import BenchSession
 from bench.training import zoo
-from bench.harness.profiles import get_cases
-from bench.harness.session import BenchSession, SessionOptions
 
 
 def test_code_identity_of_this_checkout():
@@ -37,8 +39,8 @@ def test_stale_reasons_name_what_changed():
 
 
 def test_case_provenance_lists_every_file_the_case_reads(data_dir):
-    case = next(c for c in get_cases("nano") if c.label == "depth")
-    prov = provenance.case_provenance(case, data_dir=data_dir)
+    case = next(c for c in cases_of("nano") if c.label == "depth")
+    prov = provenance.case_provenance(case, RunEnv.make(data_dir=data_dir))
     # Evaluation (WikiText-2 test, PTB validation), calibration and post-training corpus.
     assert set(prov["data"]) == {"wikitext2/test", "ptb/validation", "wikitext2-tokens/train"}
     assert all(re.fullmatch(r"[0-9a-f]{64}", v) for v in prov["data"].values())
@@ -47,9 +49,10 @@ def test_case_provenance_lists_every_file_the_case_reads(data_dir):
 
 
 def test_zoo_key_changes_when_the_zoo_recipe_changes(data_dir, monkeypatch):
-    before = provenance.model_identity("nano-llama-l1", data_dir=data_dir)
+    env = RunEnv.make(data_dir=data_dir)
+    before = provenance.model_identity("nano-llama-l1", env)
     monkeypatch.setattr(zoo, "ZOO_VERSION", zoo.ZOO_VERSION + 1)
-    after = provenance.model_identity("nano-llama-l1", data_dir=data_dir)
+    after = provenance.model_identity("nano-llama-l1", env)
     assert before["zoo_key"] != after["zoo_key"]
 
 
@@ -59,48 +62,51 @@ def test_gguf_and_local_identities_hash_content(tmp_path):
     (weights / "config.json").write_text("{}")
     (weights / "model.safetensors").write_bytes(b"abc")
     (weights / "README.md").write_text("not a weight file")
-    first = provenance.model_identity(str(weights))
+    env = RunEnv.make()
+    first = provenance.model_identity(str(weights), env)
     (weights / "README.md").write_text("edited")
-    assert provenance.model_identity(str(weights)) == first  # only config and weights count
+    assert provenance.model_identity(str(weights), env) == first  # only config and weights count
     (weights / "model.safetensors").write_bytes(b"abd")
-    assert provenance.model_identity(str(weights))["weights_sha256"] != first["weights_sha256"]
+    assert provenance.model_identity(str(weights), env)["weights_sha256"] != first["weights_sha256"]
     gguf = tmp_path / "x.gguf"
     gguf.write_bytes(b"GGUF1234")
     import hashlib
 
-    assert provenance.model_identity(str(gguf))["sha256"] == hashlib.sha256(b"GGUF1234").hexdigest()
+    assert provenance.model_identity(str(gguf), env)["sha256"] == hashlib.sha256(b"GGUF1234").hexdigest()
 
 
 @pytest.fixture
 def tiny_session(data_dir, tmp_path):
-    session = BenchSession(SessionOptions(profile="tiny", data_dir=str(data_dir), results_dir=str(tmp_path / "r"),
-                                          cache_dir=str(tmp_path / "c"), resume=True, progress=False, report=False))
+    session = BenchSession(CommandLine("tiny", resume=True, report=False),
+                           RunEnv.make(data_dir=data_dir, results_dir=tmp_path / "r", cache_dir=tmp_path / "c"))
     case = next(c for c in session.cases() if c.id == "tiny-llama-dense-ptb-128")
     rec = session.run_case(case)
     return session, case, rec
 
 
 def test_resume_reuses_a_record_only_when_provenance_matches(tiny_session):
-    from bench.harness import records
+    import dataclasses
+
+    from bench.sources import records
 
     session, case, rec = tiny_session
-    assert rec["provenance"] == session.provenance(case)
+    assert rec.provenance == session.provenance(case)
     reused = session.check_stored(case).record  # same config, same provenance: reused
-    assert reused is not None and reused["created"] == rec["created"]
+    assert reused is not None and reused.created == rec.created
     path = records.record_path(session.results_dir, case.id)
     for field, value, reason in [
-        ("code", dict(rec["provenance"]["code"], commit="4d5e6f7" + "0" * 33, dirty=False), "code "),
+        ("code", dict(rec.provenance["code"], commit="4d5e6f7" + "0" * 33, dirty=False), "code "),
         ("dtype", "bfloat16", "dtype bfloat16 -> float32"),
         ("model", {"kind": "zoo", "zoo_key": "0123456789ab"}, "model 0123456789ab -> "),
     ]:
-        tampered = dict(rec, provenance=dict(rec["provenance"], **{field: value}))
+        tampered = dataclasses.replace(rec, provenance=dict(rec.provenance, **{field: value}))
         records.write_record(session.results_dir, tampered)
         found = session.check_stored(case)
         assert found.record is None and found.reason.startswith(reason), found
     # The case then runs again; its new record says why and carries the current provenance.
     fresh = session.run_case(case)
-    assert fresh["resume"]["rerun_because"].startswith("model 0123456789ab -> ")
-    assert fresh["provenance"] == session.provenance(case)
+    assert fresh.resume["rerun_because"].startswith("model 0123456789ab -> ")
+    assert fresh.provenance == session.provenance(case)
     assert session.summary_lines()[-1].startswith(f"stale: {case.id}: model 0123456789ab -> ")
     path.write_text(path.read_text()[:50])  # truncated
     assert session.check_stored(case).reason.startswith("unusable record (cannot read record")
@@ -111,16 +117,17 @@ def test_a_directory_corpus_is_identified_by_its_files(tmp_path, monkeypatch, da
     import dataclasses
     import json as _json
 
-    case = next(c for c in get_cases("smoke") if c.method == "control")  # no calibration data
+    case = next(c for c in cases_of("smoke") if c.method == "control")  # no calibration data
     corpus_dir = tmp_path / "sp"
     corpus_dir.mkdir()
     (corpus_dir / "part-0.jsonl").write_text("\n".join(_json.dumps({"text": f"document {i} " * 50})
                                                       for i in range(40)) + "\n")
-    options = dict(case.posttrain_options, corpus="slimpajama", corpus_dir=str(corpus_dir))
-    sp_case = dataclasses.replace(case, posttrain=tuple(sorted(options.items())))
-    first = provenance.case_provenance(sp_case, data_dir=data_dir)
+    sp_case = dataclasses.replace(case, recipe=dataclasses.replace(case.recipe, corpus="slimpajama",
+                                                                   corpus_dir=str(corpus_dir)))
+    env = RunEnv.make(data_dir=data_dir)
+    first = provenance.case_provenance(sp_case, env)
     assert set(first["data"]) == {"wikitext2/test", "ptb/validation", "corpus:slimpajama"}
     (corpus_dir / "part-0.jsonl").write_text(_json.dumps({"text": "edited " * 60}) + "\n")
-    second = provenance.case_provenance(sp_case, data_dir=data_dir)
+    second = provenance.case_provenance(sp_case, env)
     assert second["data"]["corpus:slimpajama"] != first["data"]["corpus:slimpajama"]
     assert provenance.stale_reasons(first, second) == ["data corpus:slimpajama changed"]

@@ -7,13 +7,13 @@ import torch
 
 from bench.errors import UsageError
 from pruners.errors import PrunerError
-from bench.training.calibration_data import CalibrationSpec, load_calibration
+from bench.sources.calibration import CalibrationSpec, load_calibration
 from pruners.calibration import as_calibration, default_shape
 
 
 @pytest.fixture
 def byte_tok():
-    from bench.sources.models import byte_tokenizer
+    from bench.sources.tiny import byte_tokenizer
 
     return byte_tokenizer()
 
@@ -70,7 +70,7 @@ def test_as_calibration_accepts_tensor():
 
 
 def test_real_local_c4(byte_tok, data_dir):
-    cal = load_calibration(byte_tok, CalibrationSpec("c4", samples=2, seq_len=64, seed=0, data_dir=str(data_dir)))
+    cal = load_calibration(byte_tok, CalibrationSpec("c4", samples=2, seq_len=64, seed=0), str(data_dir))
     assert cal.input_ids.shape == (2, 64) and cal.info["documents_used"] >= 1
 
 
@@ -94,7 +94,7 @@ def _slimpajama_dir(root, data_dir, files: int = 4):
 
 
 def test_slimpajama_reads_the_local_corpus_directory_offline(byte_tok, data_dir, tmp_path, monkeypatch):
-    from bench.training.corpus import SLIMPAJAMA_DIR_ENV
+    from bench.sources.corpora_local import SLIMPAJAMA_DIR_ENV
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     corpus = _slimpajama_dir(tmp_path / "sp", data_dir)
@@ -112,7 +112,7 @@ def test_slimpajama_reads_the_local_corpus_directory_offline(byte_tok, data_dir,
 
 
 def test_slimpajama_reads_only_the_files_the_samples_need(tmp_path):
-    from bench.training.calibration_data import directory_documents
+    from bench.sources.calibration import directory_documents
 
     for i in range(5):
         (tmp_path / f"f{i}.jsonl").write_text("".join(f'{{"text": "file {i} doc {j} {"x" * 90}"}}\n'
@@ -134,7 +134,7 @@ def test_a_slimpajama_file_without_text_is_refused_naming_it(byte_tok, tmp_path)
 
 
 def test_slimpajama_offline_without_a_directory_says_how_to_provide_one(byte_tok, monkeypatch):
-    from bench.training.corpus import SLIMPAJAMA_DIR_ENV
+    from bench.sources.corpora_local import SLIMPAJAMA_DIR_ENV
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv(SLIMPAJAMA_DIR_ENV, raising=False)
@@ -154,17 +154,37 @@ def test_sample_calibration_takes_documents_directly(byte_tok):
 
 
 def test_a_case_calibrates_on_its_post_training_corpus_directory(byte_tok, data_dir, tmp_path, monkeypatch):
-    """A study's `corpus_dir` serves SlimPajama calibration too, with no environment variable."""
-    from bench.studies.cases import Case
-    from bench.training.corpus import SLIMPAJAMA_DIR_ENV
-    from bench.sources.models import tiny_model
-    from bench.harness.runner import RunContext, prune_model
+    """A study's `corpus_dir` serves SlimPajama calibration too, with no environment variable:
+    the case's calibration spec carries the recipe's directory from the moment the study is read."""
+    from bench.env import RunEnv
+    from bench.harness.runner import prune_model
+    from bench.sources.corpora_local import SLIMPAJAMA_DIR_ENV
+    from bench.sources.tiny import tiny_model
+    from bench.studies import load_study, study_cases
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv(SLIMPAJAMA_DIR_ENV, raising=False)
     corpus = _slimpajama_dir(tmp_path / "sp", data_dir)
-    case = Case("t", "tiny-llama", "tiny", "depth", ratio=0.25, label="depth",
-                prune=(("calibration", "slimpajama"), ("samples", 2), ("calib_seq_len", 32)),
-                posttrain=(("corpus_dir", str(corpus)), ("tokens", 4096)))
-    report, _ = prune_model(tiny_model(vocab_size=byte_tok.vocab_size), byte_tok, case, RunContext(data_dir=str(data_dir)))
+    study = tmp_path / "s.toml"
+    study.write_text(f"""
+[[models]]
+spec = "tiny-llama"
+key = "tiny"
+[[methods]]
+method = "depth"
+ratios = [0.25]
+[calibration]
+source = "slimpajama"
+samples = 2
+seq_len = 32
+[posttrain]
+corpus = "slimpajama"
+corpus_dir = "{corpus}"
+tokens = 4096
+checkpoint_every = 4096
+""")
+    (case,) = study_cases(load_study(study))
+    assert case.calibration.corpus_dir == str(corpus)
+    assert "corpus_dir" not in case.config()["prune"]  # not declared: the fingerprint does not move
+    report, _ = prune_model(tiny_model(vocab_size=byte_tok.vocab_size), byte_tok, case, RunEnv.make(data_dir=data_dir))
     assert report["calibration"]["corpus_dir"] == str(corpus)

@@ -193,7 +193,7 @@ def test_collect_adds_what_modules_declare(home):
 
 
 def test_every_registry_of_prunebench_is_one_registry():
-    from bench.harness.profiles import PROFILES
+    from bench.studies.profiles import PROFILES
     from bench.registry import METHODS
     from bench.sources.aliases import ALIASES
     from bench.training.zoo_families import FAMILIES
@@ -209,33 +209,36 @@ def test_every_registry_of_prunebench_is_one_registry():
     assert METHODS.group == "prunebench.pruners" and LAWS.group == "prunebench.laws"
 
 
-def test_a_profile_named_like_a_study_is_refused():
+def test_a_profile_named_like_a_study_is_refused(tmp_path):
+    from pathlib import Path
+
     from bench.errors import UsageError
-    from bench.harness import profiles
+    from bench.studies import profiles
 
     with profiles.PROFILES.scratch():
-        with pytest.raises(UsageError, match="profile 'nano' of .*test_registry is already registered by "
+        with pytest.raises(UsageError, match="profile 'nano' of mine.toml is already registered by "
                                              "bench/studies/nano.toml"):
-            profiles.profile("nano", "a second nano")(lambda options: [])
-        profiles.profile("regtest-mine", "mine")(lambda options: [])
+            profiles.PROFILES.add("nano", tmp_path / "nano.toml", origin="mine.toml", help="a second nano")
+        profiles.PROFILES.add("regtest-mine", tmp_path / "a.toml", origin="a.toml", help="mine")
         with pytest.raises(UsageError, match="profile 'regtest-mine' .* already registered"):
-            profiles.profile("regtest-mine", "mine again")(lambda options: [])
+            profiles.PROFILES.add("regtest-mine", tmp_path / "b.toml", origin="b.toml", help="mine again")
         assert "regtest-mine: mine" in profiles.profile_help()
+        assert profiles.profile_path("regtest-mine") == Path(tmp_path / "a.toml")
     assert "regtest-mine" not in profiles.profile_names()
 
 
 def test_a_zoo_family_is_a_set_of_model_aliases_while_registered():
     from bench.sources.aliases import ALIASES
-    from bench.training import zoo
+    from bench.training import zoo_families
 
-    fam = zoo.Family("nano-regtest", "llama", (zoo.BaseSize("r1", 16, 1, 1, 1, 32, pretrain_tokens=2048, lr=1e-2),),
+    fam = zoo_families.Family("nano-regtest", "llama", (zoo_families.BaseSize("r1", 16, 1, 1, 1, 32, pretrain_tokens=2048, lr=1e-2),),
                      vocab_size=300)
-    with zoo.FAMILIES.scratch():
-        zoo.register_family(fam)
+    with zoo_families.FAMILIES.scratch():
+        zoo_families.register_family(fam)
         assert "nano-regtest-r1" in ALIASES and ALIASES.origin("nano-regtest-r1").startswith("bench.training.zoo")
         with pytest.raises(Exception, match="zoo family 'nano-regtest' of .* already registered"):
-            zoo.register_family(zoo.Family("nano-regtest", "qwen2", fam.sizes, vocab_size=300))
-    assert "nano-regtest-r1" not in ALIASES and "nano-regtest" not in zoo.FAMILIES
+            zoo_families.register_family(zoo_families.Family("nano-regtest", "qwen2", fam.sizes, vocab_size=300))
+    assert "nano-regtest-r1" not in ALIASES and "nano-regtest" not in zoo_families.FAMILIES
 
 
 def test_a_separate_package_adds_a_law_through_an_entry_point(tmp_path, monkeypatch):

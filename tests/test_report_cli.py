@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from bench.cli import main
-from bench.harness.records import write_record
+from bench.sources.records import write_record
 from synthetic_records import LORA_RECIPE, synthetic_records
 
 
@@ -63,7 +63,7 @@ def test_control_column_is_keyed_by_family_size_and_recipe():
     for family, recipe, profile, figure in (("fam-a", None, "synth", 0.001), ("fam-b", None, "synth-b", 0.004),
                                             ("fam-a", LORA_RECIPE, "synth-lora", 0.009)):
         recs += [r for r in synthetic_records(family=family, recipe=recipe, profile=profile, nm=False)
-                 if r["model"]["key"] == "s1" and abs(r["ratio"] - 0.25) < 1e-9]
+                 if r.model.key == "s1" and abs(r.ratio - 0.25) < 1e-9]
         recs.append(control_record("s1", SIZES[0], family=family, recipe=recipe, profile=profile, improvement=figure))
     rows = [line for line in posttrain_table(recs).splitlines() if "| depth" in line]
     by = {(line.split("|")[1].strip(), line.split("|")[3].strip()[:4]): line for line in rows}

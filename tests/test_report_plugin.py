@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.harness.records import write_record
-from synthetic_records import synthetic_records
+from bench.sources.records import write_record
+from reports.records import Record
+from synthetic_records import edited, synthetic_records
 
 MATRIX = (Path(__file__).resolve().parents[1] / "bench" / "test_matrix.py").read_text()
 
@@ -18,7 +19,6 @@ def seeded(pytester, data_dir, monkeypatch, tmp_path):
     monkeypatch.setenv("PRUNEBENCH_DATA_DIR", str(data_dir))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("PRUNEBENCH_BOOTSTRAP", "6")  # the session's study: few replicates keep these tests fast
-    pytester.makeconftest('pytest_plugins = ["bench.harness.plugin"]')
     pytester.makepyfile(test_matrix=MATRIX)
     results = tmp_path / "results"
     for rec in synthetic_records(noise=0.001):
@@ -53,7 +53,6 @@ def seeded_identified(pytester, data_dir, monkeypatch, tmp_path):
     monkeypatch.setenv("PRUNEBENCH_DATA_DIR", str(data_dir))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("PRUNEBENCH_BOOTSTRAP", "12")
-    pytester.makeconftest('pytest_plugins = ["bench.harness.plugin"]')
     pytester.makepyfile(test_matrix=MATRIX)
     results = tmp_path / "results"
     for rec in synthetic_records(noise=0.0005, sizes=SIZES5, true_p2=IDENTIFIABLE_P2):
@@ -87,7 +86,6 @@ def test_unscoped_gate_fails_loudly_on_the_unidentified_group(seeded_identified)
 
 def test_gate_with_nothing_to_evaluate_is_a_usage_error(pytester, data_dir, monkeypatch, tmp_path):
     monkeypatch.setenv("PRUNEBENCH_DATA_DIR", str(data_dir))
-    pytester.makeconftest('pytest_plugins = ["bench.harness.plugin"]')
     pytester.makepyfile(test_matrix=MATRIX)
     run = _run(pytester, tmp_path / "empty", "--max-extrapolation-error=5%")
     assert run.ret == pytest.ExitCode.USAGE_ERROR
@@ -107,19 +105,18 @@ def test_ppl_regression_gate_against_a_baseline(seeded, tmp_path):
     rec = json.loads(rec_path.read_text())
     rec["ppl"]["ptb:128"]["ppl"] /= 1.5
     base = tmp_path / "base"
-    write_record(base, rec)
+    write_record(base, Record.from_json(rec))
     bad = _run(pytester, results, f"--baseline={base}", "--max-ppl-regression=2%")
     assert bad.ret == pytest.ExitCode.TESTS_FAILED
     bad.stdout.fnmatch_lines(["*GATE FAILED max-ppl-regression*+50.00%*"])
 
 
 def _write_control(results, figure):
-    import copy
+    def control(doc):
+        doc.update(case_id="synth-s1-control", method="control", label="control", ratio=0.0)
+        doc["posttrain"]["control_improvement"] = figure
 
-    rec = copy.deepcopy(synthetic_records()[0])
-    rec.update(case_id="synth-s1-control", method="control", label="control", ratio=0.0)
-    rec["posttrain"]["control_improvement"] = figure
-    write_record(results, rec)
+    write_record(results, edited(synthetic_records()[0], control))
 
 
 @pytest.mark.parametrize(("figure", "passed"), [(0.004, True), (0.03, False)])
@@ -143,7 +140,6 @@ def test_scope_naming_no_group_of_the_run_is_refused_before_any_case(pytester, d
     pytest_configure, listing the valid groups, before the zoo is built or a case runs."""
     monkeypatch.setenv("PRUNEBENCH_DATA_DIR", str(data_dir))
     monkeypatch.setenv("PRUNEBENCH_CACHE_DIR", str(tmp_path / "cache"))
-    pytester.makeconftest('pytest_plugins = ["bench.harness.plugin"]')
     pytester.makepyfile(test_matrix=MATRIX)
     run = pytester.runpytest_subprocess("--profile", "smoke", f"--results-dir={tmp_path / 'r'}",
                                         "--max-extrapolation-error=larger-n0:dpeth=2%")

@@ -7,6 +7,8 @@ on s2, then a `--resume` run that recomputes nothing.
 
 from __future__ import annotations
 
+from synthetic_records import cases_of
+
 import json
 import math
 import os
@@ -16,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from bench.harness import profiles
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,7 +40,7 @@ def smoke_run(data_dir, tmp_path_factory):
 def test_smoke_profile_runs_every_case_and_reports(smoke_run):
     run, results, _ = smoke_run
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    ids = {c.id for c in profiles.get_cases("smoke")}
+    ids = {c.id for c in cases_of("smoke")}
     records = {p.stem: json.loads(p.read_text()) for p in (results / "records").glob("*.json")}
     assert set(records) == ids and len(ids) == 8
     for rec in records.values():

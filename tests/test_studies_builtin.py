@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.harness import profiles
+from bench.studies import profiles
 from bench.studies import builtin_names, load_study, study_cases
 
 BEFORE = json.loads((Path(__file__).parent / "studies_builtin_before.json").read_text())
@@ -22,7 +22,7 @@ KEYS = sorted(k for k in BEFORE if not k.startswith("_"))
 @pytest.mark.parametrize("key", KEYS)
 def test_builtin_study_keeps_ids_and_fingerprints(key):
     name, _, full = key.partition("+")
-    cases = profiles.get_cases(name, profiles.ProfileOptions(full_eval=bool(full)))
+    cases = study_cases(load_study(name), full_eval=bool(full))
     got = [{"id": c.id, "fingerprint": c.fingerprint(), "config": json.loads(json.dumps(c.config(), default=str))}
            for c in cases]
     assert [g["id"] for g in got] == [r["id"] for r in BEFORE[key]]
@@ -39,7 +39,7 @@ def test_every_former_profile_is_a_shipped_study():
 def test_every_builtin_study_validates(name):
     study = load_study(name)
     cases = study_cases(study)
-    assert cases and all(c.profile == study.name == name for c in cases)
+    assert cases and all(c.study == study.name == name for c in cases)
     assert len({c.id for c in cases}) == len(cases)
     for case in cases:
         hash(case)  # options stay hashable (arrays become tuples)
@@ -58,4 +58,4 @@ def test_profile_help_lists_the_study_descriptions():
 
 
 def test_nano_ratios_come_from_the_study():
-    assert profiles.NANO_RATIOS == (0.15, 0.25, 0.35)
+    assert load_study("nano").method("depth").ratios == (0.15, 0.25, 0.35)

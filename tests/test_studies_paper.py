@@ -77,14 +77,14 @@ def test_llm_pruner_counts_equal_the_seed(expanded):
 def test_llm_pruner_study_is_the_seed_protocol():
     study = load_study("llm-pruner")
     cases = study_cases(study)
-    assert not study.posttrain and all(not c.posttrain for c in cases)
+    assert not study.posttrain and all(c.recipe is None for c in cases)
     for case in cases:
         assert [(e.dataset, e.seq_len, e.max_windows) for e in case.evals] == [
             ("wikitext2", 2048, None), ("ptb", 2048, None), ("wikitext2", 128, None), ("ptb", 128, None)]
         assert case.zeroshot.tasks == ("boolq", "piqa", "hellaswag", "winogrande", "arc_easy", "arc_challenge",
                                        "openbookqa")
         if case.method == "blockwise":
-            opts = case.prune_options
+            opts = case.config()["prune"]
             assert case.ratio == 0.25 and opts["layers"] == ((4, 18) if "tinyllama" in case.id else (4, 30))
             assert opts["importance"] == ("l2" if "-l2-" in case.id else "taylor")
             if opts["importance"] == "taylor":
@@ -117,15 +117,15 @@ def test_paper_study_declares_the_papers_setting(expanded):
     budget = {"llama-3.2-1b": 0.5e9, "qwen2.5-0.5b": 0.5e9, "qwen2.5-1.5b": 0.5e9,
               "llama-3.2-3b": 1e9, "qwen2.5-3b": 1e9, "llama-3.1-8b": 1e9}
     for case in cases:
-        recipe = case.posttrain_options
+        recipe = case.config()["posttrain"]
         assert (recipe["lr"], recipe["batch_tokens"], recipe["corpus"]) == (2e-5, 2 ** 18, "slimpajama")
         tokens = recipe["tokens"]
         assert tokens <= budget[case.model_key] < tokens + recipe["checkpoint_every"]  # whole intervals, within
         if case.method != "control":
-            opts = case.prune_options
+            opts = case.config()["prune"]
             assert (opts["calibration"], opts["samples"]) == ("slimpajama", 1024)
     nm = [c for c in cases if c.method == "nm"]
-    assert len(nm) == 6 and all(c.prune_options["nm_method"] == "sparsegpt" for c in nm)
+    assert len(nm) == 6 and all(c.prune.nm_method == "sparsegpt" for c in nm)
     rows = {r["id"]: r for r in expanded["paper"]["cases"]}
     for key in TABLE1_DEPTH:
         for r in (0.15, 0.25, 0.35):
@@ -136,7 +136,6 @@ def test_paper_study_declares_the_papers_setting(expanded):
 @pytest.fixture
 def suite(pytester, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    pytester.makeconftest('pytest_plugins = ["bench.harness.plugin"]')
     pytester.makepyfile(test_matrix=(Path(__file__).resolve().parents[1] / "bench" / "test_matrix.py").read_text())
     return pytester
 

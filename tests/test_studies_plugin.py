@@ -99,8 +99,10 @@ def test_missing_study_file_and_both_options_are_usage_errors(suite):
     run.stderr.fnmatch_lines(["*--study and --profile both name the matrix*"])
 
 
-def test_the_studys_law_holdout_and_gates_are_the_option_defaults(tmp_path):
-    from bench.harness.profiles import option_defaults
+def test_the_studys_law_holdout_and_gates_are_the_defaults_the_command_line_overrides(tmp_path):
+    from bench.harness.run_config import CommandLine, build_run_config
+    from bench.studies.gates import PplRegressionGate
+    from reports.records import Record
 
     recipe = ("\n[posttrain]\ntokens = 1024\ncheckpoint_every = 256\nbatch_tokens = 256\nmicro_batch_tokens = 256\n"
               "seq_len = 32\n")
@@ -108,10 +110,23 @@ def test_the_studys_law_holdout_and_gates_are_the_option_defaults(tmp_path):
         '\n[gates]\nmax_extrapolation_error = ["larger-n0=5%"]\nbaseline = "base"\nmax_ppl_regression = "2%"\n')
     path = tmp_path / "s.toml"
     path.write_text(text)
-    assert option_defaults(str(path)) == {
-        "--law": "chinchilla", "--holdout": ["tl"], "--max-extrapolation-error": ["larger-n0=5%"],
-        "--baseline": str(tmp_path / "base"), "--max-ppl-regression": "2%"}  # baseline: relative to the file
-    assert option_defaults("nano") == {"--law": "p2"}
+    base = tmp_path / "base" / "records"
+    base.mkdir(parents=True)  # the baseline is read when the run is configured: it must hold a record
+    rec = Record.from_json({"schema": "prunebench.record/2", "case_id": "x", "status": "ok", "method": "dense",
+                            "model": {"spec": "m"}, "ppl": {}})
+    (base / "x.json").write_text(__import__("json").dumps(rec.to_json()))
+    config = build_run_config(CommandLine(str(path)))
+    assert (config.law, config.holdout) == ("chinchilla", ("tl",))
+    assert [g.text for g in config.gates.extrapolation] == ["larger-n0=5%"]
+    assert isinstance(config.gates.ppl, PplRegressionGate) and config.gates.ppl.max_regression == 2.0
+    assert config.gates.ppl.baseline == str(tmp_path / "base")  # relative to the study file
+    assert [r.case_id for r in config.gates.ppl.records] == ["x"]  # read once, before any case
+    over = build_run_config(CommandLine(str(path), law="p2", holdout=None, max_extrapolation_error=("7%",),
+                                        max_ppl_regression="3%"))
+    assert over.law == "p2" and [g.max_error for g in over.gates.extrapolation] == [7.0]
+    assert (over.gates.ppl.baseline, over.gates.ppl.max_regression) == (str(tmp_path / "base"), 3.0)
+    nano = build_run_config(CommandLine("nano"))
+    assert (nano.law, nano.holdout, nano.gates.all()) == ("p2", None, ())
 
 
 def test_a_studys_default_gate_is_built_before_any_case(suite, tmp_path):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from reports.markdown import CAPPED_MARK, seed_tables
+from reports.record_tables import CAPPED_MARK, seed_tables
+from reports.records import SCHEMA, Record
 
 
 def ppl(value: float, windows: int, total: int, seq_len: int) -> dict:
@@ -10,9 +11,10 @@ def ppl(value: float, windows: int, total: int, seq_len: int) -> dict:
             "tokens": windows * (seq_len - 1), "max_windows": None if windows == total else windows}
 
 
-def record(case_id: str, label: str, measured: dict) -> dict:
-    return {"case_id": case_id, "label": label, "method": label, "model": {"family": "smollm2", "key": ""},
-            "params": {"before": 100, "after": 75}, "ppl": measured}
+def record(case_id: str, label: str, measured: dict) -> Record:
+    return Record.from_json({"schema": SCHEMA, "case_id": case_id, "status": "ok", "label": label, "method": label,
+                             "model": {"spec": "smollm2-135m", "family": "smollm2", "key": ""},
+                             "params": {"before": 100, "after": 75}, "ppl": measured})
 
 
 def test_capped_figures_are_marked_and_footnoted_full_ones_are_bare():

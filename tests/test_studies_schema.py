@@ -58,8 +58,10 @@ def test_base_study_expands_in_model_method_order(tmp_path):
     cases = study_cases(load_study(str(write(tmp_path, BASE))))
     assert [c.id for c in cases] == ["t-a-dense", "t-a-depth-0.25", "t-b-dense", "t-b-depth-0.25"]
     depth = cases[1]
-    assert depth.prune_options == {"calibration": "wikitext2", "samples": 4, "calib_seq_len": 32}
-    assert cases[0].prune == () and depth.evals[0].max_windows == 2 and depth.family == "a"
+    assert depth.config()["prune"] == {"calibration": "wikitext2", "samples": 4, "calib_seq_len": 32}
+    assert (depth.calibration.source, depth.calibration.samples, depth.calibration.seq_len) == ("wikitext2", 4, 32)
+    assert depth.prune.ratio == 0.25 and type(depth.prune).__name__ == "DepthConfig"
+    assert cases[0].prune is None and depth.evals[0].max_windows == 2 and depth.family == "a"
     assert study_cases(load_study(str(write(tmp_path, BASE))), full_eval=True)[1].evals[0].max_windows is None
 
 
@@ -119,7 +121,7 @@ def test_nm_ratio_must_match_the_pattern(tmp_path):
 
 def test_posttrain_values_are_checked_for_every_model_override(tmp_path):
     recipe = "\n[posttrain]\ntokens = 1024\ncheckpoint_every = 256\nbatch_tokens = 256\nmicro_batch_tokens = 256\nseq_len = 32\n"
-    assert study_cases(load_study(str(write(tmp_path, BASE + recipe))))[0].posttrain_options["tokens"] == 1024
+    assert study_cases(load_study(str(write(tmp_path, BASE + recipe))))[0].recipe.tokens == 1024
     bad = BASE.replace('key = "b"', 'key = "b"\nposttrain = { tokens = 1000 }') + recipe
     assert "models[1].posttrain: post-training tokens (1000) must be a multiple of checkpoint_every (256)" in fails(tmp_path, bad)
     assert "unknown post-training option 'lrr' (did you mean 'lr'?)" in fails(tmp_path, BASE + recipe + "lrr = 1e-3\n")
@@ -168,7 +170,7 @@ def test_cli_expand_counts_tiny_models_and_says_when_a_config_is_missing(tmp_pat
     assert main(["studies", "expand", str(write(tmp_path, text))]) == 0
     out = capsys.readouterr().out
     assert "| t-a-dense " in out and "no config for someorg/missing-model" in out and "--configs DIR" in out
-    from bench.sources.models import tiny_model
+    from bench.sources.tiny import tiny_model
 
     n = sum(p.numel() for p in tiny_model("llama").parameters())
     assert f"| {n:,} " in out  # the tiny model's real count, from its config on the meta device

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+from synthetic_records import cases_of
+
 import pytest
 
 from bench.errors import USER_ERRORS, UsageError
 import numpy as np
 
-from bench.harness.study import StudyConfig, case_group_names, collect_groups, group_runs, recipe_label, run_study
-from synthetic_records import (IDENTIFIABLE_P2, LORA_RECIPE, RECIPE, SIZES, SIZES5, TRUE_P2, control_record,
+from bench.harness.fit_runs import collect_groups, group_runs
+from bench.harness.group_fit import FitConfig
+from bench.harness.law_fit import fit_law
+from bench.harness.run_config import case_group_names
+from reports.recipes import recipe_label
+from synthetic_records import (edited, IDENTIFIABLE_P2, LORA_RECIPE, RECIPE, SIZES, SIZES5, TRUE_P2, control_record,
                                synthetic_records)
 
 
 @pytest.fixture(scope="module")
 def study():
-    return run_study(synthetic_records(noise=0.001), StudyConfig(bootstrap=20))
+    return fit_law(synthetic_records(noise=0.001), FitConfig(bootstrap=20))
 
 
 FULL = recipe_label(RECIPE)
@@ -39,7 +45,7 @@ def test_mixed_profiles_give_separate_fits_per_recipe():
     full = synthetic_records(noise=0.001, nm=False)
     lora = synthetic_records(noise=0.001, nm=False, recipe=LORA_RECIPE, profile="synth-lora",
                              true_p2=dict(TRUE_P2, d_c=-2.0, beta=0.4))
-    study = run_study(full + lora, StudyConfig(bootstrap=0, forms=False))
+    study = fit_law(full + lora, FitConfig(bootstrap=0, forms=False))
     by = {g.recipe: g for g in study.groups}
     assert set(by) == {FULL, recipe_label(LORA_RECIPE)}
     assert {g.method for g in study.groups} == {"depth"}
@@ -60,18 +66,17 @@ def test_control_curve_becomes_the_l0d_input_of_its_own_family_size_and_recipe()
     groups = collect_groups(recs + [other])
     g = groups[("synth-llama", "depth", FULL)]
     run = next(r for r in g.runs if r.group == "s1")
-    ctrl = next(r for r in recs if r["case_id"] == "synth-s1-control")
-    np.testing.assert_allclose(run.inputs["L0D"], [c["val_loss"] for c in ctrl["posttrain"]["trajectory"]])
+    ctrl = next(r for r in recs if r.case_id == "synth-s1-control")
+    np.testing.assert_allclose(run.inputs["L0D"], [c.val_loss for c in ctrl.posttrain.trajectory])
     assert set(groups) == {("synth-llama", "depth", FULL), ("synth-qwen2", "depth", FULL)}
 
 
 def test_case_group_names_match_the_groups_records_form():
-    from bench.harness.profiles import get_cases
-
-    names = case_group_names(get_cases("smoke"))
+    
+    names = case_group_names(cases_of("smoke"))
     assert [n.split("@")[0] for n in names] == ["nano-smoke/depth", "nano-smoke/nm", "nano-smoke/width"]
-    lora = case_group_names(get_cases("nano-lora"))
-    assert all("@lora-" in n for n in lora) and not set(lora) & set(case_group_names(get_cases("nano")))
+    lora = case_group_names(cases_of("nano-lora"))
+    assert all("@lora-" in n for n in lora) and not set(lora) & set(case_group_names(cases_of("nano")))
 
 
 def test_largest_size_is_held_out_and_predicted_well(study):
@@ -103,42 +108,41 @@ def test_optimal_tokens_per_model_and_ratio(study):
 
 def test_unknown_holdout_size_is_refused():
     with pytest.raises(UsageError, match="held-out size 'xl' is not in the records"):
-        run_study(synthetic_records(), StudyConfig(holdout=("xl",), bootstrap=0))
+        fit_law(synthetic_records(), FitConfig(holdout=("xl",), bootstrap=0))
 
 
 def test_run_without_checkpoints_is_refused():
     recs = synthetic_records()
-    recs[0]["posttrain"]["trajectory"] = []
+    recs[0] = edited(recs[0], lambda d: d["posttrain"].update(trajectory=[]))
     with pytest.raises(UsageError, match="no post-training checkpoints"):
-        run_study(recs, StudyConfig(bootstrap=0))
+        fit_law(recs, FitConfig(bootstrap=0))
 
 
 def test_non_positive_loss_is_refused():
     recs = synthetic_records()
-    recs[0]["posttrain"]["trajectory"][2]["val_loss"] = 0.0
+    recs[0] = edited(recs[0], lambda d: d["posttrain"]["trajectory"][2].update(val_loss=0.0))
     with pytest.raises(USER_ERRORS, match="non-positive"):
-        run_study(recs, StudyConfig(bootstrap=0))
+        fit_law(recs, FitConfig(bootstrap=0))
 
 
 def test_too_few_points_is_reported_not_nan():
-    recs = [r for r in synthetic_records() if r["method"] == "depth" and r["model"]["key"] in ("s1", "s2")][:2]
-    for r in recs:
-        r["posttrain"]["trajectory"] = r["posttrain"]["trajectory"][:2]
-    (g,) = run_study(recs, StudyConfig(bootstrap=0)).groups
+    recs = [r for r in synthetic_records() if r.method == "depth" and r.model.key in ("s1", "s2")][:2]
+    recs = [edited(r, lambda d: d["posttrain"].update(trajectory=d["posttrain"]["trajectory"][:2])) for r in recs]
+    (g,) = fit_law(recs, FitConfig(bootstrap=0)).groups
     assert g.fit is None and "at least as many points as parameters" in g.error
 
 
 def test_unknown_law():
     with pytest.raises(UsageError, match="unknown law 'p3'"):
-        run_study(synthetic_records(), StudyConfig(law="p3"))
+        fit_law(synthetic_records(), FitConfig(law="p3"))
 
 
 def test_within_run_failure_does_not_hide_the_extrapolation():
     """One fitted run of 8 checkpoints: the fit works (8 points >= 7 parameters), the
     within-run split does not (6 points), and the held-out curve is still predicted."""
-    recs = [r for r in synthetic_records(noise=0.001) if r["method"] == "depth"
-            and abs(r["ratio"] - 0.25) < 1e-9 and r["model"]["key"] in ("s1", "s4")]
-    (g,) = run_study(recs, StudyConfig(bootstrap=0)).groups
+    recs = [r for r in synthetic_records(noise=0.001) if r.method == "depth"
+            and abs(r.ratio - 0.25) < 1e-9 and r.model.key in ("s1", "s4")]
+    (g,) = fit_law(recs, FitConfig(bootstrap=0)).groups
     assert g.fit is not None and g.within_run is None
     assert any(n.startswith("larger-d:") for n in g.notes)
     assert set(g.extrapolation) == {"s4"} and len(g.optimal) == 2
@@ -151,7 +155,7 @@ def test_within_run_failure_does_not_hide_the_extrapolation():
 def identified():
     """Five sizes (4 fitted) of curves from constants they identify, 0.05% noise."""
     recs = synthetic_records(noise=0.0005, sizes=SIZES5, nm=False, true_p2=IDENTIFIABLE_P2, controls=True)
-    (g,) = run_study(recs, StudyConfig(bootstrap=20, check_search=True)).groups
+    (g,) = fit_law(recs, FitConfig(bootstrap=20, check_search=True)).groups
     return g
 
 
@@ -179,7 +183,7 @@ def test_three_sizes_cannot_identify_three_size_parameters(study):
 
 def test_bootstrap_off_means_not_assessed_not_identified():
     recs = synthetic_records(noise=0.0005, sizes=SIZES5, nm=False, true_p2=IDENTIFIABLE_P2)
-    (g,) = run_study(recs, StudyConfig(bootstrap=0, forms=False)).groups
+    (g,) = fit_law(recs, FitConfig(bootstrap=0, forms=False)).groups
     assert not g.identifiability["identified"] and g.identifiability["constants"] == {}
     assert "no bootstrap intervals" in g.identifiability["reasons"][0]
 
@@ -221,7 +225,7 @@ def test_candidate_forms_are_all_compared_and_checked(identified):
 
 def test_a_form_that_cannot_be_fitted_is_reported_failed_not_dropped():
     """Without control runs there is no L0(D): the p2-l0d form fails with that reason."""
-    (g,) = run_study(synthetic_records(noise=0.001, nm=False), StudyConfig(bootstrap=0)).groups
+    (g,) = fit_law(synthetic_records(noise=0.001, nm=False), FitConfig(bootstrap=0)).groups
     failed = [f for f in g.forms if f["status"] == "failed"]
     assert [f["law"] for f in failed] == ["p2-l0d"]
     assert "no control run of the same family, size and recipe" in failed[0]["error"]
@@ -242,7 +246,6 @@ def test_heldout_lines_never_show_a_runaway_or_unverdicted_figure_bare(study):
 
 
 def test_recipe_label_names_the_experiment_not_its_execution():
-    from bench.harness.study import recipe_label
 
     base = {"lr": 2e-5, "schedule": "constant", "tokens": 499_122_176, "batch_tokens": 262_144}
     # The paper's 0.5B- and 1B-token runs at a constant lr are one experiment (a prefix), and
@@ -260,12 +263,12 @@ def test_the_nested_form_is_identified_where_p2_sits_on_its_boundary():
     """Curves drawn with N_C = E = 0, the boundary every nano p2 fit lands on: p2's N_C and E
     are not identified, p2-d's four constants are, both criteria prefer p2-d, and a law gate
     on p2-d can pass while the same gate on p2 fails with the reason."""
-    from bench.harness.gates import parse_law_scope
+    from bench.studies.gates import parse_law_scope
 
     boundary = dict(IDENTIFIABLE_P2, n_c=-40.0, e=-40.0)
     recs = synthetic_records(noise=0.0005, sizes=SIZES5, nm=False, true_p2=boundary)
-    p2_study = run_study(recs, StudyConfig(bootstrap=20))
-    p2d_study = run_study(recs, StudyConfig(law="p2-d", bootstrap=20, forms=False))
+    p2_study = fit_law(recs, FitConfig(bootstrap=20))
+    p2d_study = fit_law(recs, FitConfig(law="p2-d", bootstrap=20, forms=False))
     (p2,), (p2d,) = p2_study.groups, p2d_study.groups
     assert not p2.identifiability["identified"]
     assert {"N_C", "E"} <= {k for k, c in p2.identifiability["constants"].items() if not c["identified"]}

@@ -16,8 +16,9 @@ import pytest
 import torch
 
 from bench.errors import UsageError
-from bench.sources.models import tiny_model
-from bench.training.posttrain import Recipe, train
+from bench.sources.tiny import tiny_model
+from bench.training.recipe import Recipe
+from bench.training.trainer import train
 from bench.training.train_state import Checkpointer, StateStore
 
 SEQ = 16
@@ -168,20 +169,22 @@ def test_state_every_is_out_of_to_dict_when_unset():
 
 
 def _case(**pt):
-    from bench.studies.cases import Case, EvalSpec, opts
+    from bench.studies.cases import EvalSpec
+    from case_helpers import make_case
 
     options = dict(tokens=512, checkpoint_every=128, batch_tokens=128, micro_batch_tokens=64, seq_len=32, lr=3e-3,
                    eval_windows=2, max_documents=8, repeat=True, state_every=1)
     options.update(pt)
-    return Case(profile="unit", model="tiny-llama", model_key="tiny", method="dense", ratio=0.0,
-                evals=(EvalSpec("wikitext2", 32, 2),), posttrain=opts(**options), family="tiny")
+    return make_case("unit", "tiny-llama", "tiny", "dense", evals=(EvalSpec("wikitext2", 32, 2),), recipe=options,
+                     family="tiny")
 
 
 def _runner(tmp_path, resume: bool):
-    from bench.harness.runner import CaseRunner, RunContext
+    from bench.env import RunEnv
+    from bench.harness.runner import CaseRunner
 
-    return CaseRunner(RunContext(data_dir=None, cache_dir=str(tmp_path / "cache"), device="cpu", progress=False,
-                                 results_dir=str(tmp_path / "results"), resume=resume))
+    return CaseRunner(RunEnv.make(cache_dir=tmp_path / "cache", device="cpu", results_dir=tmp_path / "results"),
+                      resume=resume)
 
 
 @pytest.fixture
@@ -190,7 +193,7 @@ def stopped(data_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("PRUNEBENCH_DATA_DIR", str(data_dir))
     case = _case()
     runner = _runner(tmp_path, resume=False)
-    fields = runner.run(case)
+    fields = runner.run(case).to_json()
     work = runner.work_dir(case)
     assert work == tmp_path / "results" / "work" / case.id
     assert [p.name for p in (work / "train-state").iterdir()] == ["state-00000003"]  # after checkpoint 3 of 4
@@ -200,7 +203,7 @@ def stopped(data_dir, tmp_path, monkeypatch):
 def test_runner_resumes_a_matching_state_and_case_done_removes_it(stopped, tmp_path):
     case, fields, work = stopped
     runner = _runner(tmp_path, resume=True)
-    again = runner.run(case)
+    again = runner.run(case).to_json()
     ts = again["posttrain"]["train_state"]
     assert ts["resumed_from"] == {"step": 3, "tokens": 384, "dir": "state-00000003"} and ts["ignored"] is None
     assert [(c["tokens"], c["train_loss"], c["val_loss"]) for c in again["posttrain"]["trajectory"]] == \
@@ -217,7 +220,7 @@ def test_runner_ignores_a_state_of_another_config_or_provenance(stopped, tmp_pat
     runner = _runner(tmp_path, resume=True)
     prov = meta["identity"]["provenance"]
     other = {**prov, "dtype": "bfloat16"}
-    state = runner.checkpointer(case, Recipe.from_options(case.posttrain_options), provenance=other)
+    state = runner.checkpointer(case, case.recipe, provenance=other)
     assert state.resume_from is None and "state-00000003: dtype float32 -> bfloat16" in state.report["ignored"]
     assert "starting fresh" in capsys.readouterr().err
     assert not (work / "train-state").exists()  # removed, so it cannot be picked up later either
@@ -225,11 +228,11 @@ def test_runner_ignores_a_state_of_another_config_or_provenance(stopped, tmp_pat
 
 def test_runner_names_a_foreign_fingerprint_and_removes_leftovers_without_resume(stopped, tmp_path):
     case, _, work = stopped
-    recipe_ = Recipe.from_options(case.posttrain_options)
+    recipe_ = case.recipe
     prov = json.loads((work / "train-state" / "state-00000003" / "meta.json").read_text())["identity"]["provenance"]
     other = _case(lr=1e-3)  # same id (so the same working area), another configuration
     assert other.id == case.id and other.fingerprint() != case.fingerprint()
-    state = _runner(tmp_path, resume=True).checkpointer(other, Recipe.from_options(other.posttrain_options), prov)
+    state = _runner(tmp_path, resume=True).checkpointer(other, other.recipe, prov)
     assert state.report["ignored"] == f"state-00000003: config {case.fingerprint()} -> {other.fingerprint()}"
     (work / "train-state" / "state-00000001").mkdir(parents=True)
     state = _runner(tmp_path, resume=False).checkpointer(case, recipe_, prov)
@@ -239,7 +242,7 @@ def test_runner_names_a_foreign_fingerprint_and_removes_leftovers_without_resume
 
 def test_lora_adapters_and_their_dropout_resume_too(tmp_path):
     pytest.importorskip("peft")
-    from bench.training.posttrain import add_lora
+    from bench.training.trainer import add_lora
 
     def lora_model():
         torch.manual_seed(0)  # peft draws the adapters' initial A from the global generator

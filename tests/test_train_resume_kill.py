@@ -154,7 +154,7 @@ if __name__ == "__main__":
 
 
 def dist_recipe():
-    from bench.training.posttrain import Recipe
+    from bench.training.recipe import Recipe
 
     return Recipe(tokens=8192, checkpoint_every=128, batch_tokens=128, micro_batch_tokens=32, seq_len=16, lr=3e-3,
                   weight_decay=0.1, eval_windows=4, repeat=True, processes=2, engine="fsdp", state_every=1)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from bench.studies import load_study, study_cases
+
+from synthetic_records import cases_of
+
 import re
 
 import pytest
@@ -9,11 +13,12 @@ import pytest
 pytest.importorskip("lm_eval")
 
 from bench.evaluation import zeroshot  # noqa: E402
-from bench.harness import profiles
-from bench.studies.cases import Case, EvalSpec, opts  # noqa: E402
+from bench.studies.cases import Case, EvalSpec  # noqa: E402
+from case_helpers import make_case  # noqa: E402
 from bench.errors import UsageError  # noqa: E402
-from bench.sources.models import byte_tokenizer, tiny_model  # noqa: E402
-from bench.harness.runner import CaseRunner, RunContext  # noqa: E402
+from bench.sources.tiny import byte_tokenizer, tiny_model  # noqa: E402
+from bench.env import RunEnv  # noqa: E402
+from bench.harness.runner import CaseRunner  # noqa: E402
 from bench.tasks import LOCAL_TASKS, TASKS_DIR, local  # noqa: E402
 
 
@@ -141,7 +146,7 @@ def test_no_tokenizer_is_refused(data_dir, tmp_path):
 
 
 def test_zeroshot_enters_the_fingerprint_only_when_set():
-    base = Case(profile="p", model="tiny-llama", model_key="llama", method="dense", evals=(EvalSpec("ptb", 64, 2),))
+    base = Case(study="p", model="tiny-llama", model_key="llama", method="dense", evals=(EvalSpec("ptb", 64, 2),))
     assert "zeroshot" not in base.config()
     with_zs = Case(**{**base.__dict__, "zeroshot": zeroshot.ZeroShotSpec(("wikitext",), limit=1)})
     other = Case(**{**base.__dict__, "zeroshot": zeroshot.ZeroShotSpec(("wikitext",), limit=2)})
@@ -150,24 +155,24 @@ def test_zeroshot_enters_the_fingerprint_only_when_set():
 
 
 def test_smol_profile_has_one_zeroshot_row_per_method():
-    cases = profiles.get_cases("smol")
+    cases = cases_of("smol")
     zs = [c for c in cases if c.zeroshot is not None]
     assert [c.id for c in zs] == [c.id for c in cases if c.id.endswith("-zeroshot")]
     assert {c.label for c in zs} == {c.label for c in cases}  # dense and every method
     assert all(not c.evals and c.zeroshot.tasks == LOCAL_TASKS for c in zs)
     # The perplexity cases are unchanged: 8 methods x 4 measurements, no zero-shot on them.
     assert len([c for c in cases if c.zeroshot is None]) == 32
-    full = profiles.get_cases("smol", profiles.ProfileOptions(full_eval=True))
+    full = study_cases(load_study("smol"), full_eval=True)
     assert all(c.zeroshot.task_limits == () and c.zeroshot.limit is None for c in full if c.zeroshot)
 
 
 def test_post_trained_case_measures_before_and_after(data_dir):
     recipe = dict(tokens=1024, checkpoint_every=512, batch_tokens=256, micro_batch_tokens=256, seq_len=32,
                   lr=3e-3, eval_windows=2, max_documents=4)
-    case = Case(profile="unit", model="tiny-llama", model_key="llama", method="control", label="control",
-                evals=(EvalSpec("wikitext2", 32, 2),), posttrain=opts(**recipe), family="tiny-llama",
-                zeroshot=zeroshot.ZeroShotSpec(("wikitext_lastword",), limit=3, max_length=64, bootstrap_iters=10))
-    fields = CaseRunner(RunContext(data_dir=str(data_dir), progress=False)).run(case)
+    case = make_case("unit", "tiny-llama", "llama", "control", label="control", evals=(EvalSpec("wikitext2", 32, 2),),
+                     recipe=recipe, family="tiny-llama",
+                     zeroshot=zeroshot.ZeroShotSpec(("wikitext_lastword",), limit=3, max_length=64, bootstrap_iters=10))
+    fields = CaseRunner(RunEnv.make(data_dir=data_dir)).run(case).to_json()
     before = zeroshot.value_of(fields["zeroshot_pruned"], "wikitext_lastword", "perplexity")["value"]
     after = zeroshot.value_of(fields["zeroshot"], "wikitext_lastword", "perplexity")["value"]
     assert before != after  # post-training changed the model that was evaluated

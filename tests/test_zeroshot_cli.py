@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("lm_eval")
 
-from bench.sources.models import byte_tokenizer, tiny_model  # noqa: E402
+from bench.sources.tiny import tiny_model  # noqa: E402
 from test_cli_ppl import prunebench  # noqa: E402
 
 

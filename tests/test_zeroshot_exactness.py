@@ -18,7 +18,7 @@ import pytest
 pytest.importorskip("lm_eval")
 
 from bench.evaluation import zeroshot  # noqa: E402
-from bench.sources.models import byte_tokenizer, tiny_model  # noqa: E402
+from bench.sources.tiny import byte_tokenizer, tiny_model  # noqa: E402
 from bench.tasks import LOCAL_TASKS, TASKS_DIR  # noqa: E402
 
 LIMIT, MAX_LENGTH, BATCH = 3, 256, 8

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from reports.markdown import render_report
+from reports.records import SCHEMA, Record
 from reports.zeroshot import LLM_PRUNER_COLUMNS, llm_pruner_table, offline_table, zeroshot_section
 
 # Example accuracies for the seven tasks, as lm-eval rows would carry them.
@@ -17,8 +18,9 @@ def row(task, metric, value, samples=100, total=100, version="0.4.13"):
 
 
 def record(case_id, method, label, ratio, results, **extra):
-    return {"case_id": case_id, "profile": "p", "method": method, "label": label, "ratio": ratio,
-            "model": {"family": "llama", "key": "7b"}, "ppl": {}, "zeroshot": {"results": results}, **extra}
+    return Record.from_json({"schema": SCHEMA, "status": "ok", "case_id": case_id, "profile": "p", "method": method,
+                             "label": label, "ratio": ratio, "model": {"spec": "llama-7b", "family": "llama", "key": "7b"},
+                             "ppl": {}, "zeroshot": {"results": results}, **extra})
 
 
 def seven(values, drop=()):
@@ -60,7 +62,8 @@ def test_post_trained_case_has_a_row_per_stage():
 
 
 def test_section_only_when_records_have_zero_shot():
-    assert zeroshot_section([{"case_id": "x", "ppl": {}}]) == ""
+    assert zeroshot_section([Record.from_json({"schema": SCHEMA, "case_id": "x", "status": "ok", "method": "dense",
+                                               "model": {"spec": "m"}, "ppl": {}})]) == ""
     recs = [record("a", "dense", "dense", 0.0, seven(SEVEN))]
     report = render_report(recs, None)
     assert "## Zero-shot (lm-eval)" in report and "lm-eval 0.4.13, 0-shot" in report

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from bench.env import RunEnv
+
+from synthetic_records import cases_of
+
 import dataclasses
 import json
 import math
@@ -10,20 +14,20 @@ import warnings
 import pytest
 import torch
 
-from bench.training import zoo
+from bench.training import zoo, zoo_families
 from bench.errors import UsageError
 
 # A family small enough to build in seconds: one 1-layer model, 2k pre-training tokens.
-TEST_FAMILY = zoo.Family(
+TEST_FAMILY = zoo_families.Family(
     "nano-unittest", "llama",
-    (zoo.BaseSize("t1", 16, 1, 1, 1, 32, pretrain_tokens=2048, lr=1e-2),
-     zoo.BaseSize("t2", 16, 2, 1, 1, 32, pretrain_tokens=2048, lr=1e-2)),
+    (zoo_families.BaseSize("t1", 16, 1, 1, 1, 32, pretrain_tokens=2048, lr=1e-2),
+     zoo_families.BaseSize("t2", 16, 2, 1, 1, 32, pretrain_tokens=2048, lr=1e-2)),
     vocab_size=300, seq_len=32, batch_tokens=512, tokenizer_docs=4, pretrain_docs=8, eval_windows=4)
 
 
 @pytest.fixture
 def family(monkeypatch):
-    monkeypatch.setitem(zoo.FAMILIES, TEST_FAMILY.name, TEST_FAMILY)
+    monkeypatch.setitem(zoo_families.FAMILIES, TEST_FAMILY.name, TEST_FAMILY)
     return TEST_FAMILY
 
 
@@ -42,19 +46,19 @@ def builds(monkeypatch):
 
 
 def test_spec_parsing_and_unknown_names(family):
-    assert zoo.is_nano("nano-unittest-t1") and not zoo.is_nano("nano-unittest-t9") and not zoo.is_nano("tiny-llama")
-    fam, size = zoo.parse_spec("nano-unittest-t2")
+    assert zoo_families.is_nano("nano-unittest-t1") and not zoo_families.is_nano("nano-unittest-t9") and not zoo_families.is_nano("tiny-llama")
+    fam, size = zoo_families.parse_spec("nano-unittest-t2")
     assert fam is family and size.key == "t2"
     with pytest.raises(UsageError, match="has no size 't3'"):
-        zoo.parse_spec("nano-unittest-t3")
+        zoo_families.parse_spec("nano-unittest-t3")
     with pytest.raises(UsageError, match="unknown nano model 'nano-lama-l2'.*did you mean 'nano-llama-l2'"):
-        zoo.parse_spec("nano-lama-l2")
+        zoo_families.parse_spec("nano-lama-l2")
 
 
 @pytest.mark.parametrize("name", ["nano-llama", "nano-qwen2"])
 def test_nano_family_can_carry_the_law(name):
     """Issue 11's zoo: N0 spans 8x, 4 fit sizes + the largest held out, embeddings <= 40%."""
-    rows = zoo.family_table(zoo.FAMILIES[name])
+    rows = zoo_families.family_table(zoo_families.FAMILIES[name])
     n0 = [r["params"] for r in rows]
     assert len(rows) >= 5 and n0 == sorted(n0) and n0[-1] / n0[0] >= 8
     for r in rows:
@@ -66,18 +70,17 @@ def test_nano_depth_ratios_remove_the_same_layers_at_every_size():
     """The nano study's depth cases remove 1, 2 and 3 of the 8 layers at every size."""
     from transformers import AutoModelForCausalLM
 
-    from bench.harness import profiles
     from pruners.depth import layers_for_ratio
 
-    family = zoo.FAMILIES["nano-llama"]
+    family = zoo_families.FAMILIES["nano-llama"]
     removed = {}
-    for case in profiles.get_cases("nano"):
+    for case in cases_of("nano"):
         if case.method != "depth":
             continue
-        _, size = zoo.parse_spec(case.model)
+        _, size = zoo_families.parse_spec(case.model)
         with torch.device("meta"):
             model = AutoModelForCausalLM.from_config(family.model_config(size))
-        k = layers_for_ratio(model, case.ratio, case.prune_options.get("unit", "params"))
+        k = layers_for_ratio(model, case.ratio, case.prune.unit)
         removed.setdefault(case.ratio, set()).add(k / size.num_hidden_layers)
     assert removed == {0.15: {1 / 8}, 0.25: {2 / 8}, 0.35: {3 / 8}}
 
@@ -109,21 +112,21 @@ def test_tokenizer_is_byte_level_bpe_with_one_bos(family, data_dir, tmp_path):
 
 
 def test_build_then_reuse_across_loads(family, data_dir, tmp_path, builds):
-    a = zoo.load("nano-unittest-t1", tmp_path, data_dir)
-    b = zoo.load("nano-unittest-t1", tmp_path, data_dir)
+    a = zoo.load("nano-unittest-t1", RunEnv.make(cache_dir=tmp_path, data_dir=data_dir))
+    b = zoo.load("nano-unittest-t1", RunEnv.make(cache_dir=tmp_path, data_dir=data_dir))
     assert builds == ["t1"]
     assert a.info["zoo_key"] == b.info["zoo_key"] and a.info["rebuilt_because"] == "missing"
     for pa, pb in zip(a.model.parameters(), b.model.parameters()):
         assert torch.equal(pa, pb)
-    manifest = zoo.read_manifest(zoo.ensure("nano-unittest-t1", tmp_path, data_dir))
+    manifest = zoo.read_manifest(zoo.ensure("nano-unittest-t1", RunEnv.make(cache_dir=tmp_path, data_dir=data_dir)))
     assert manifest["pretrain"]["tokens"] == 2048 and len(manifest["pretrain"]["trajectory"]) == 4
-    assert manifest["non_embedding_params"] == zoo.non_embedding_params(a.model)
+    assert manifest["non_embedding_params"] == zoo_families.non_embedding_params(a.model)
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= set(manifest["files"])
 
 
 @pytest.mark.parametrize("damage", ["flip-weight-byte", "drop-file", "garble-manifest", "other-key"])
 def test_corrupted_or_stale_entry_is_rebuilt_with_a_warning(family, data_dir, tmp_path, builds, damage):
-    directory = zoo.ensure("nano-unittest-t1", tmp_path, data_dir)
+    directory = zoo.ensure("nano-unittest-t1", RunEnv.make(cache_dir=tmp_path, data_dir=data_dir))
     weights = directory / "model.safetensors"
     if damage == "flip-weight-byte":
         blob = bytearray(weights.read_bytes())
@@ -140,17 +143,17 @@ def test_corrupted_or_stale_entry_is_rebuilt_with_a_warning(family, data_dir, tm
     key = directory.name.rsplit("-", 1)[1]
     assert zoo.check_entry(directory, key) is not None
     with pytest.warns(UserWarning, match="rebuilding it"):
-        again = zoo.ensure("nano-unittest-t1", tmp_path, data_dir)
+        again = zoo.ensure("nano-unittest-t1", RunEnv.make(cache_dir=tmp_path, data_dir=data_dir))
     assert again == directory and zoo.check_entry(directory, key) is None
     assert builds == ["t1", "t1"]
     assert zoo.read_manifest(directory)["rebuilt_because"] != "missing"
 
 
 def test_intact_entry_is_used_without_warning(family, data_dir, tmp_path, builds):
-    zoo.ensure("nano-unittest-t1", tmp_path, data_dir)
+    zoo.ensure("nano-unittest-t1", RunEnv.make(cache_dir=tmp_path, data_dir=data_dir))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        zoo.ensure("nano-unittest-t1", tmp_path, data_dir)
+        zoo.ensure("nano-unittest-t1", RunEnv.make(cache_dir=tmp_path, data_dir=data_dir))
     assert builds == ["t1"]
 
 
@@ -158,7 +161,7 @@ def test_unwritable_cache_dir_is_a_usage_error(family, data_dir, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     with pytest.raises(UsageError, match="cache directory .* is not writable"):
-        zoo.ensure("nano-unittest-t1", blocker / "cache", data_dir)
+        zoo.ensure("nano-unittest-t1", RunEnv.make(cache_dir=blocker / "cache", data_dir=data_dir))
 
 
 def test_slices_are_disjoint_and_cover_the_corpus(data_dir):
@@ -180,7 +183,7 @@ def test_slices_are_disjoint_and_cover_the_corpus(data_dir):
 
 def test_ensure_all_builds_missing_models_in_parallel_workers(family, data_dir, tmp_path):
     specs = ["nano-unittest-t1", "nano-unittest-t2"]
-    dirs = zoo.ensure_all(specs, tmp_path, data_dir, workers=2)
+    dirs = zoo.ensure_all(specs, RunEnv.make(cache_dir=tmp_path, data_dir=data_dir), workers=2)
     assert set(dirs) == set(specs)
     stamps = {}
     for spec, directory in dirs.items():
@@ -188,14 +191,14 @@ def test_ensure_all_builds_missing_models_in_parallel_workers(family, data_dir, 
         assert zoo.check_entry(directory, key) is None
         assert zoo.read_manifest(directory)["spec"] == spec
         stamps[spec] = (directory / zoo.MANIFEST).stat().st_mtime_ns
-    again = zoo.ensure_all(specs, tmp_path, data_dir, workers=2)  # all cached: nothing rebuilt
+    again = zoo.ensure_all(specs, RunEnv.make(cache_dir=tmp_path, data_dir=data_dir), workers=2)  # all cached: nothing rebuilt
     assert again == dirs and all((d / zoo.MANIFEST).stat().st_mtime_ns == stamps[s] for s, d in again.items())
 
 
 def test_qwen2_family_builds_the_same_way(data_dir, tmp_path, monkeypatch):
     qwen = dataclasses.replace(TEST_FAMILY, name="nano-unitq", arch="qwen2")
-    monkeypatch.setitem(zoo.FAMILIES, qwen.name, qwen)
-    loaded = zoo.load("nano-unitq-t1", tmp_path, data_dir)
+    monkeypatch.setitem(zoo_families.FAMILIES, qwen.name, qwen)
+    loaded = zoo.load("nano-unitq-t1", RunEnv.make(cache_dir=tmp_path, data_dir=data_dir))
     assert type(loaded.model).__name__ == "Qwen2ForCausalLM"
     assert loaded.model.model.layers[0].self_attn.q_proj.bias is not None  # Qwen2's q/k/v biases
     assert loaded.info["pretrain_val_loss"] < math.log(qwen.vocab_size)  # it learned something
@@ -209,13 +212,14 @@ MERGY = dataclasses.replace(TEST_FAMILY, vocab_size=1024, tokenizer_docs=64)
 @pytest.mark.parametrize("arch", ["llama", "qwen2"])
 def test_a_loaded_base_reproduces_its_pretraining_heldout_loss(arch, data_dir, tmp_path, monkeypatch):
     """L0 of every case is the loaded base's held-out loss: it must be the one pre-training ended at."""
-    from bench.training.posttrain import heldout_loss, heldout_windows
+    from bench.training.engine import heldout_loss
+    from bench.training.posttrain import heldout_windows
 
     fam = dataclasses.replace(MERGY, name=f"nano-unit{arch}", arch=arch)
-    monkeypatch.setitem(zoo.FAMILIES, fam.name, fam)
-    loaded = zoo.load(f"{fam.name}-t1", tmp_path, data_dir)
+    monkeypatch.setitem(zoo_families.FAMILIES, fam.name, fam)
+    loaded = zoo.load(f"{fam.name}-t1", RunEnv.make(cache_dir=tmp_path, data_dir=data_dir))
     recipe = fam.recipe(fam.sizes[0])
-    held = heldout_windows(loaded.tokenizer, recipe, data_dir)
+    held = heldout_windows(loaded.tokenizer, recipe, RunEnv.make(data_dir=data_dir))
     assert heldout_loss(loaded.model, held, 64, recipe) == pytest.approx(loaded.info["pretrain_val_loss"], abs=1e-6)
 
 
@@ -226,8 +230,8 @@ def test_a_tokenizer_that_loads_differently_is_refused(data_dir, tmp_path, monke
     from bench.sources import loaders
 
     fam = dataclasses.replace(MERGY, name="nano-unitqq", arch="qwen2")
-    monkeypatch.setitem(zoo.FAMILIES, fam.name, fam)
-    zoo.ensure(f"{fam.name}-t1", tmp_path, data_dir)
+    monkeypatch.setitem(zoo_families.FAMILIES, fam.name, fam)
+    zoo.ensure(f"{fam.name}-t1", RunEnv.make(cache_dir=tmp_path, data_dir=data_dir))
     monkeypatch.setattr(loaders, "load_saved_tokenizer", lambda path: AutoTokenizer.from_pretrained(path))
     with pytest.raises(RuntimeError, match="tokenizes differently from the family tokenizer"):
-        zoo.load(f"{fam.name}-t1", tmp_path, data_dir)
+        zoo.load(f"{fam.name}-t1", RunEnv.make(cache_dir=tmp_path, data_dir=data_dir))

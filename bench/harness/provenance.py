@@ -80,11 +80,11 @@ def model_identity(spec: str, env: RunEnv) -> dict:
     """What identifies the weights `spec` resolves to, without loading them."""
     from bench.sources.aliases import smollm2_gguf_path
     from bench.sources.cache import resolve_cache_dir
-    from bench.training import zoo
+    from bench.training import zoo, zoo_families
 
     spec = str(spec)
-    if zoo.is_nano(spec):
-        family, size = zoo.parse_spec(spec)
+    if zoo_families.is_nano(spec):
+        family, size = zoo_families.parse_spec(spec)
         _, key, _, _ = zoo._entry(family, size, resolve_cache_dir(env.cache_dir), env.data_dir)
         return {"kind": "zoo", "spec": spec, "zoo_key": key}
     if spec == "smollm2-135m":

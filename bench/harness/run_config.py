@@ -19,7 +19,7 @@ from bench.errors import UsageError, did_you_mean
 from bench.studies import Study, load_study, study_cases
 from bench.studies.cases import Case
 from bench.studies.gates import GateSet, parse_gates
-from bench.studies.profiles import DEFAULT_PROFILE
+from bench.studies.profiles import DEFAULT_PROFILE, resolve_study
 from reports.recipes import recipe_label
 
 
@@ -79,7 +79,7 @@ def build_run_config(cli: CommandLine) -> RunConfig:
 
     if cli.threads is not None and cli.threads < 1:
         raise UsageError(f"--threads must be at least 1, got {cli.threads}")
-    study = load_study(cli.study)
+    study = load_study(resolve_study(cli.study))
     cases = tuple(study_cases(study, full_eval=cli.full_eval))
     law = cli.law or study.law
     if cli.law is not None and cli.law not in available_laws():

@@ -66,9 +66,9 @@ class CaseRunner:
 
     def prepare(self, cases: list[Case]) -> None:
         """Build the nano zoo models `cases` need that are not cached yet (several at once)."""
-        from bench.training import zoo
+        from bench.training import zoo, zoo_families
 
-        specs = [c.model for c in cases if zoo.is_nano(c.model)]
+        specs = [c.model for c in cases if zoo_families.is_nano(c.model)]
         if specs:
             zoo.ensure_all(specs, self.env)
 

@@ -44,3 +44,14 @@ def profile_help() -> str:
 def profile_path(name: str) -> Path:
     """The study file of built-in profile `name`; an unknown name is a one-line UsageError."""
     return PROFILES.lookup(name)
+
+
+def is_study_path(name: str) -> bool:
+    """Whether `name` is a study file's path rather than a profile's name."""
+    return "/" in str(name) or str(name).endswith(".toml")
+
+
+def resolve_study(name_or_path: str) -> Path:
+    """The study file of a profile name (an unknown one gets the registry's did-you-mean) or
+    of a path."""
+    return Path(name_or_path) if is_study_path(name_or_path) else profile_path(name_or_path)

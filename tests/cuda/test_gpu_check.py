@@ -14,6 +14,8 @@ whether it was met, in the table printed at the end and written to `gpu_check.re
 
 from __future__ import annotations
 
+from bench.env import RunEnv
+
 import copy
 
 import pytest
@@ -22,7 +24,7 @@ import torch
 import gpu_check as gc
 from bench.evaluation import perplexity
 from bench.errors import UsageError
-from bench.sources.models import tiny_model
+from bench.sources.tiny import tiny_model
 
 DEVICE = "cuda"  # a module constant so the check's code can be dry-run elsewhere
 PPL_SEQ = 2048
@@ -53,7 +55,7 @@ def smollm2():
     from bench.sources.models import load_model
 
     try:
-        loaded = load_model("smollm2-135m", device=DEVICE, dtype="bf16")
+        loaded = load_model("smollm2-135m", RunEnv.make(device=DEVICE), dtype="bf16")
     except UsageError as exc:
         pytest.skip(f"SmolLM2 is not available here: {exc}")
     yield loaded
@@ -65,7 +67,7 @@ def smollm2():
 
 
 def test_ppl_bf16_agrees_with_float32(smollm2, data_dir):
-    kw = dict(max_windows=PPL_WINDOWS, data_dir=data_dir, progress=False)
+    kw = dict(max_windows=PPL_WINDOWS, data_dir=data_dir)
     bf16, peak_bf16 = gc.peak_bytes(lambda: perplexity.evaluate(smollm2.model, smollm2.tokenizer, "wikitext2",
                                                                 PPL_SEQ, **kw))
     fp32_model = copy.deepcopy(smollm2.model).float()
@@ -89,7 +91,7 @@ def test_ppl_throughput_vs_bare_bf16_forward(benchmark, smollm2, data_dir):
 
     def prunebench():
         return perplexity.evaluate(model, tok, "wikitext2", PPL_SEQ, max_windows=PPL_WINDOWS, batch_size=batch,
-                                   data_dir=data_dir, progress=False)
+                                   data_dir=data_dir)
 
     def bare_forward():
         with torch.inference_mode():
@@ -112,14 +114,15 @@ def test_ppl_throughput_vs_bare_bf16_forward(benchmark, smollm2, data_dir):
 
 def test_l0_equals_a_zero_lr_checkpoint_under_bf16_autocast(data_dir):
     """Issue 9 item 5 on CUDA: a bf16 base, fp32 master weights under bf16 autocast, one numeric path."""
-    from bench.sources.models import byte_tokenizer
-    from bench.training.posttrain import Recipe, initial_loss, posttrain
+    from bench.sources.tiny import byte_tokenizer
+    from bench.training.recipe import Recipe
+    from bench.training.posttrain import initial_loss, posttrain
 
     base = tiny_model("llama", seed=3).to(device=DEVICE, dtype=torch.bfloat16)
     r = Recipe(tokens=1024, checkpoint_every=512, batch_tokens=512, micro_batch_tokens=256, seq_len=64, lr=0.0,
                eval_windows=8, bf16=True, max_documents=200)
-    l0 = initial_loss(base, byte_tokenizer(), r, data_dir)
-    _, pt = posttrain(copy.deepcopy(base), byte_tokenizer(), r, data_dir=data_dir)
+    l0 = initial_loss(base, byte_tokenizer(), r, RunEnv.make(data_dir=data_dir))
+    _, pt = posttrain(copy.deepcopy(base), byte_tokenizer(), r, RunEnv.make(data_dir=data_dir))
     first = pt["trajectory"][0]["val_loss"]
     gc.add_row("L0 = zero-lr checkpoint", "tiny Llama, bf16 base, bf16 autocast", prunebench=f"{first:.6f}",
                baseline=f"L0 {l0:.6f}", ratio=abs(first - l0), target=0.0, higher_is_better=False,
@@ -240,7 +243,8 @@ def _bare_adamw(model, windows, recipe, steps: int) -> None:
 
 @pytest.mark.parametrize("shape", ["smollm2-135m", "llama-1b"])
 def test_posttrain_throughput_and_mfu_vs_bare_adamw(benchmark, shape):
-    from bench.training.posttrain import Recipe, train
+    from bench.training.recipe import Recipe
+    from bench.training.trainer import train
 
     seq, steps = 2048, 6
     if shape == "llama-1b":

@@ -33,7 +33,7 @@ def test_report_path_follows_the_environment(monkeypatch, tmp_path):
 
 
 def test_flops_per_token_counts_linears_and_attention():
-    from bench.sources.models import tiny_model
+    from bench.sources.tiny import tiny_model
 
     m = tiny_model("llama", vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                    num_attention_heads=2, num_key_value_heads=1, head_dim=16, bos_token_id=None,

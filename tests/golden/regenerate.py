@@ -69,22 +69,24 @@ def smoke_run(results: Path, cache: Path, data_dir: str) -> None:
 
 def build_inputs(results: Path) -> dict:
     """Records of `results`, normalised, with the study and the gate verdict computed from them."""
-    from bench.harness.records import load_records
+    from bench.sources.records import load_records
 
-    records = [normalise(r) for r in load_records(results)]
+    records = [normalise(r.to_json()) for r in load_records(results)]
     if not records:
         raise SystemExit(f"{results} holds no records")
     return inputs_from_records(records)
 
 
 def inputs_from_records(records: list[dict]) -> dict:
-    """The study and the gate verdict computed from normalised records."""
-    from bench.harness.gates import parse_law_scope
-    from bench.harness.study import StudyConfig, run_study
+    """The law's fit and the gate verdict computed from normalised records."""
+    from bench.harness.group_fit import FitConfig
+    from bench.harness.law_fit import fit_law
+    from bench.studies.gates import parse_law_scope
+    from reports.records import Record
 
-    study = run_study(records, StudyConfig(bootstrap=BOOTSTRAP))
-    verdict = parse_law_scope(GATE).check(study).to_dict()
-    fit = json.loads(json.dumps(study.to_dict(), default=float))
+    law = fit_law([Record.from_json(r) for r in records], FitConfig(bootstrap=BOOTSTRAP))
+    verdict = parse_law_scope(GATE).check(law).to_dict()
+    fit = json.loads(json.dumps(law.to_dict(), default=float))
     return {"source": {"command": "python " + " ".join(SMOKE_COMMAND), "profile": "smoke",
                        "normalised": sorted(VOLATILE), "gate": GATE, "bootstrap": BOOTSTRAP},
             "records": records, "fit": fit, "verdicts": [verdict]}
@@ -92,11 +94,14 @@ def inputs_from_records(records: list[dict]) -> dict:
 
 def render(inputs: dict) -> dict[str, str]:
     """The golden texts, rendered from inputs.json as the golden test renders them."""
-    from reports import markdown
+    from reports.markdown import render_report
+    from reports.record_tables import seed_tables
+    from reports.records import Record
 
+    records = [Record.from_json(r) for r in inputs["records"]]
     plots = sorted(f"loss_{g['family']}_{g['method']}.png" for g in inputs["fit"]["groups"])
-    return {"report.md": markdown.render_report(inputs["records"], inputs["fit"], inputs["verdicts"], plots),
-            "seed_table.md": markdown.seed_tables(inputs["records"])}
+    return {"report.md": render_report(records, inputs["fit"], inputs["verdicts"], plots),
+            "seed_table.md": seed_tables(records)}
 
 
 def main(argv=None) -> int:

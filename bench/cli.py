@@ -21,7 +21,7 @@ COMMANDS = {
     "fit": ("bench.commands.fit", "fit a scaling law to records or to a table of points"),
     "report": ("bench.commands.report", "re-render report.md and plots from stored records"),
     "predict": ("bench.commands.predict", "predict a pruned model's post-training curve and token budget from a fit.json"),
-    "tables": ("bench.commands.tables", "the README's measured tables (zoo, recovery, extrapolation) from a results directory"),
+    "tables": ("bench.commands.tables", "a results page (zoo, recovery, extrapolation tables under the run's provenance) from a results directory"),
     "eval": ("bench.commands.eval", "zero-shot tasks through lm-eval on a model in memory"),
     "studies": ("bench.commands.studies", "list the built-in studies, or expand one into its cases with exact parameter counts"),
 }

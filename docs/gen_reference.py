@@ -278,6 +278,8 @@ def generate(write) -> None:
 
 
 if __name__ == "__main__":  # python docs/gen_reference.py OUT_DIR
+    if len(sys.argv) != 2:
+        sys.exit("usage: python docs/gen_reference.py OUT_DIR  (writes the generated pages there)")
     out_dir = Path(sys.argv[1])
 
     def _write(path, text, append):

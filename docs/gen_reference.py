@@ -7,11 +7,11 @@ suite itself uses, so a page cannot drift from the code.
 * ``reference/methods.md``: `bench.registry.METHODS`, each method's options read from its
   config dataclass (`pruners.options`) and the flags `prunebench prune` gives them;
 * ``reference/laws.md``: `fitting.laws.LAWS`, each law's formula and candidate note;
-* ``reference/studies.md``: `bench.harness.profiles.PROFILES`, the built-in study files;
+* ``reference/studies.md``: the built-in study files, read with `bench.studies.load_study`;
 * ``reference/models.md``: the model aliases and zoo families registries;
 * ``reference/cli.md``: the ``--help`` of every `prunebench` command (`bench.cli.COMMANDS`);
-* ``reference/pytest-options.md``: the options the pytest plugin adds (the plugin is the one
-  the root ``conftest.py`` loads);
+* ``reference/pytest-options.md``: the options the pytest plugin adds (the plugin its
+  ``pytest11`` entry point or the root ``conftest.py`` names);
 * ``results/index.md``: the hand-written intro, followed by a list of every results page.
 
 Run it outside mkdocs with ``python docs/gen_reference.py OUT_DIR`` to see the pages.
@@ -143,25 +143,25 @@ def laws_page() -> str:
 # -- built-in studies ------------------------------------------------------------------------------
 
 def studies_page() -> str:
-    from bench.harness.profiles import PROFILES, get_cases, option_defaults
+    from bench.studies import builtin_names, load_study, study_cases
 
-    names = [n for n in PROFILES if PROFILES.origin(n).endswith(".toml")]
+    studies = [load_study(name) for name in builtin_names()]
     out = ["# Built-in studies", GENERATED,
-           "Every profile of `pytest bench --profile NAME` is a study file shipped in `bench/studies/` "
-           "(`bench.harness.profiles.PROFILES`). Copy one, edit it and run it with `--study FILE`: "
-           "see [Study files](../studies.md).",
-           md_table([[f"[`{n}`](#{n})", len(get_cases(n)), PROFILES.help(n)] for n in names],
+           "Every profile of `pytest bench --profile NAME` is a study file shipped in `bench/studies/`, "
+           "read here with the suite's own loader (`bench.studies.load_study`). Copy one, edit it and "
+           "run it with `--study FILE`: see [Study files](../studies.md).",
+           md_table([[f"[`{s.name}`](#{s.name})", len(study_cases(s)), s.description] for s in studies],
                     ["study", "cases", "description"])]
-    for name in names:
-        path = ROOT / PROFILES.origin(name)
-        ids = [c.id for c in get_cases(name)]
-        defaults = option_defaults(name)
-        run_opts = "; ".join(f"`{k} {' '.join(v) if isinstance(v, list) else v}`" for k, v in defaults.items())
+    for study in studies:
+        path = Path(study.path).resolve()
+        shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+        ids = [c.id for c in study_cases(study)]
         body = "\n".join("    " + line if line else "" for line in path.read_text().splitlines())
-        out += [f"## `{name}` {{#{name}}}", _prose(PROFILES.help(name)),
-                f"File `{PROFILES.origin(name)}`; {len(ids)} cases; the run options it sets: {run_opts or 'none'}.",
+        out += [f"## `{study.name}` {{#{study.name}}}", _prose(study.description),
+                f"File `{shown}`; {len(ids)} cases; law `{study.law}`"
+                + (f"; held-out sizes {', '.join(f'`{h}`' for h in study.holdout)}" if study.holdout else "") + ".",
                 "Case ids: " + ", ".join(f"`{i}`" for i in ids) + ".",
-                f'??? note "{PROFILES.origin(name)}"\n    ```toml\n{body}\n    ```']
+                f'??? note "{shown}"\n    ```toml\n{body}\n    ```']
     return "\n\n".join(out) + "\n"
 
 
@@ -223,11 +223,37 @@ class _RecordingParser:
         pass
 
 
+def _suite_plugins() -> list[str]:
+    """The modules of the suite's pytest plugin: those a ``pytest11`` entry point of this project
+    names (in pyproject.toml, or installed), and those the root ``conftest.py`` loads through
+    ``pytest_plugins``."""
+    from importlib import metadata
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    ours = ("bench", "pruners", "fitting", "reports")
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text()).get("project", {})
+    values = list(declared.get("entry-points", {}).get("pytest11", {}).values())
+    values += [ep.value for ep in metadata.entry_points(group="pytest11")]
+    found = [v.split(":")[0].strip() for v in values if v.split(".")[0] in ours]
+    conftest = ROOT / "conftest.py"
+    if conftest.is_file():
+        spec = importlib.util.spec_from_file_location("_root_conftest", conftest)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        found += [p for p in getattr(module, "pytest_plugins", ()) if p.split(".")[0] in ours]
+    plugins = list(dict.fromkeys(found))
+    if not plugins:
+        raise RuntimeError("no prunebench pytest plugin found: no pytest11 entry point of ours in "
+                           "pyproject.toml or installed, nothing of ours in conftest.py's pytest_plugins")
+    return plugins
+
+
 def pytest_options_page() -> str:
-    spec = importlib.util.spec_from_file_location("_root_conftest", ROOT / "conftest.py")
-    conftest = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(conftest)
-    plugins = [p for p in conftest.pytest_plugins if p != "pytester"]
+    plugins = _suite_plugins()
     recorder = _RecordingParser()
     for plugin in plugins:
         hook = getattr(importlib.import_module(plugin), "pytest_addoption", None)

@@ -1,11 +1,8 @@
-"""A results page, generated from the records and fit.json of one run (never typed by hand).
+"""The README's measured tables, generated from a results directory (never typed by hand).
 
-`prunebench tables --results-dir DIR --out docs/results/NAME.md` renders one markdown page:
+`prunebench tables --results-dir DIR` renders, from the records and fit.json of one run:
 
-* a header list that states, once, where every number on the page comes from: the command that
-  made the records, the commit, the machine, the dates, and the conditions the records carry
-  (profile, device, dtype, library versions, data digests, the law and its bootstrap), each
-  value with its record count wherever the records disagree;
+* a provenance line: which command made the records, at which commit, on which machine;
 * the zoo: each base's shape, parameters, embedding share, pre-training time, base held-out
   loss (L0) and control improvement;
 * recovery: per case, the held-out loss after pruning and after post-training, and the share of
@@ -17,11 +14,15 @@ Pure functions of their inputs, like the rest of `reports/`.
 
 from __future__ import annotations
 
-import shlex
 from collections import Counter
 
 from reports.numbers import fmt_num, fmt_pct
 from reports.table import table as _table
+
+
+def _most_common(values) -> str:
+    values = [v for v in values if v]
+    return Counter(values).most_common(1)[0][0] if values else "unknown"
 
 
 def _block(rec: dict, key: str) -> dict:
@@ -30,94 +31,32 @@ def _block(rec: dict, key: str) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def _command(rec: dict) -> str | None:
-    argv = _block(rec, "invocation").get("argv")
-    if isinstance(argv, list) and argv:
-        return "pytest " + shlex.join(map(str, argv[1:]))  # argv[0] is pytest's path; quoted to paste
-    return argv if isinstance(argv, str) else None
+def provenance_line(records: list[dict]) -> str:
+    """Who made these records: command, commit (dirty or not), machine, and how many runs."""
+    def command(r):
+        argv = _block(r, "invocation").get("argv") or []
+        return " ".join(["pytest", *argv[1:]]) if argv else None
 
+    def commit(r):
+        code = _block(r, "provenance").get("code")
+        if not isinstance(code, dict):
+            return None
+        if not code.get("commit"):
+            return f"v{code.get('prunebench')}"
+        return code["commit"][:10] + (" (uncommitted changes)" if code.get("dirty") else "")
 
-def _commit(rec: dict) -> str | None:
-    code = _block(rec, "provenance").get("code")
-    if not isinstance(code, dict):
-        return None
-    if not code.get("commit"):
-        return f"v{code.get('prunebench')} (not a git checkout)"
-    dirty = code.get("dirty")
-    return str(code["commit"])[:10] + (" (uncommitted changes)" if dirty is True else "")
+    def machine(r):
+        m = _block(r, "machine")
+        return f"{m.get('processor') or m.get('machine')}, {m.get('cpu_count')} cores, {m.get('platform')}" if m else None
 
-
-def _machine(rec: dict) -> str | None:
-    m = _block(rec, "machine")
-    if not m:
-        return rec.get("machine") if isinstance(rec.get("machine"), str) else None
-    parts = [f"{m.get('processor') or m.get('machine')}, {m.get('cpu_count')} cores, {m.get('platform')}"]
-    if m.get("gpu"):
-        parts.append(f"GPU {m['gpu']}" + (f" (sm {'.'.join(map(str, m['gpu_capability']))})"
-                                          if m.get("gpu_capability") else ""))
-    if m.get("torch_threads"):
-        parts.append(f"{m['torch_threads']} torch threads")
-    return "; ".join(parts)
-
-
-def _tally(values, code: bool = False) -> str:
-    """One value, or every distinct value with its record count, most common first."""
-    counts = Counter(v for v in values if v is not None)
-    if not counts:
-        return "not recorded"
-    wrap = (lambda v: f"`{v}`") if code else str
-    if len(counts) == 1:
-        return wrap(next(iter(counts)))
-    return "; ".join(f"{wrap(v)} ({n} records)" for v, n in counts.most_common())
-
-
-def _dates(records: list[dict]) -> str:
-    created = sorted(str(r["created"]) for r in records if str(r.get("created", ""))[:4].isdigit())
-    if not created:
-        return "not recorded"
-    return created[0] if created[0] == created[-1] else f"{created[0]} to {created[-1]} (records written)"
-
-
-def _conditions(records: list[dict], fit: dict | None) -> str:
-    prov = [_block(r, "provenance") for r in records]
     runs = {_block(r, "invocation").get("run_id") for r in records}
-    parts = [f"profile {_tally(r.get('profile') for r in records)}",
-             f"{len(records)} records of {len(runs)} run(s)",
-             f"device {_tally(p.get('device') for p in prov)}",
-             f"dtype {_tally(p.get('dtype') for p in prov)}",
-             f"torch {_tally(p.get('torch') or _block(r, 'versions').get('torch') for p, r in zip(prov, records))}",
-             f"transformers {_tally(p.get('transformers') or _block(r, 'versions').get('transformers') for p, r in zip(prov, records))}"]
-    if fit:
-        search = fit.get("search") or {}
-        parts.append(f"law {fit.get('law')}, {fit.get('bootstrap')} bootstrap replicates, "
-                     f"{search.get('grid', '?')} search, held out: {', '.join(fit.get('holdout') or []) or 'the largest size per family'}")
-    else:
-        parts.append("no fit.json (no law fitted)")
-    return "; ".join(parts)
-
-
-def _data(records: list[dict]) -> str:
-    """Every data file the records read, with its sha256 (12 digits) or every digest seen."""
-    seen: dict[str, set] = {}
-    for r in records:
-        data = _block(r, "provenance").get("data")
-        for name, digest in (data.items() if isinstance(data, dict) else ()):
-            seen.setdefault(name, set()).add(str(digest)[:12])
-    if not seen:
-        return "not recorded"
-    return "; ".join(f"{name} `{' / '.join(sorted(d))}`" for name, d in sorted(seen.items()))
-
-
-def page_header(records: list[dict], fit: dict | None, notes=()) -> str:
-    """The list that opens a results page: where every figure below it comes from."""
-    rows = [("Command", _tally((_command(r) for r in records), code=True)),
-            ("Commit", _tally(_commit(r) for r in records)),
-            ("Machine", _tally(_machine(r) for r in records)),
-            ("Date (UTC)", _dates(records)),
-            ("Conditions", _conditions(records, fit)),
-            ("Data (sha256)", _data(records))]
-    rows += [("Note", " ".join(str(n).split())) for n in notes]
-    return "\n".join(f"- **{name}**: {value}" for name, value in rows)
+    commits = {commit(r) for r in records}
+    line = (f"Generated by `prunebench tables` from {len(records)} records of {len(runs)} run(s): "
+            f"`{_most_common(command(r) for r in records)}` at commit {_most_common(commit(r) for r in records)} "
+            f"on {_most_common(machine(r) for r in records)}.")
+    if len(commits) > 1:
+        line += f" The records come from {len(commits)} different code versions."
+    return line
 
 
 def _posttrained(records):
@@ -181,25 +120,7 @@ def extrapolation_table(fit: dict | None) -> str:
                          "gap error, final checkpoint", "fit identified"])
 
 
-def default_title(records: list[dict]) -> str:
-    """'Results: nano at ec583043d8': the profile and commit most of the records share."""
-    def common(values):
-        values = [v for v in values if v]
-        return Counter(values).most_common(1)[0][0] if values else "unknown"
-
-    return f"Results: {common(r.get('profile') for r in records)} at {common(_commit(r) for r in records)}"
-
-
-def render_page(records: list[dict], fit: dict | None, title: str | None = None, notes=()) -> str:
-    """The whole results page: title, the provenance header (stated once), then the tables.
-
-    Args:
-        title: the page's heading (default `default_title`).
-        notes: conditions the records cannot know (a cold cache, other jobs on the machine),
-            one header row each.
-    """
-    return "\n\n".join([
-        f"# {title or default_title(records)}", page_header(records, fit, notes),
-        "_Generated by `prunebench tables` from the run's records and fit.json; regenerate it, do not edit it._",
-        "## Zoo", zoo_table(records), "## Recovery", recovery_table(records),
-        "## Extrapolation to held-out sizes", extrapolation_table(fit)]) + "\n"
+def render_tables(records: list[dict], fit: dict | None) -> str:
+    return "\n\n".join([provenance_line(records), "#### Zoo", zoo_table(records), "#### Recovery",
+                        recovery_table(records), "#### Extrapolation to held-out sizes",
+                        extrapolation_table(fit)]) + "\n"

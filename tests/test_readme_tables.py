@@ -8,9 +8,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 from bench.harness.records import SCHEMA, write_record
-from reports.readme_tables import extrapolation_table, page_header, render_page, zoo_table
+from reports.readme_tables import extrapolation_table, zoo_table
+from reports.results_page import page_header, render_page
 from synthetic_records import synthetic_records
 
 GOLDEN = json.loads((Path(__file__).parent / "golden" / "inputs.json").read_text())  # a real smoke run
@@ -65,6 +67,14 @@ def test_records_that_disagree_are_counted_never_merged():
     assert "fedcba9876 (uncommitted changes) (1 records)" in head
     assert "2026-02-03T04:05:06+00:00 to 2026-02-04T00:00:00+00:00" in head
     assert "no fit.json" in head
+
+
+def test_the_header_reads_typed_records_as_it_reads_json_ones():
+    """A record object with the same top-level fields (attributes, not keys) gives the same page
+    header, so the header does not depend on how the records were parsed."""
+    records = _provenanced(synthetic_records(controls=True))
+    typed = [SimpleNamespace(**rec) for rec in records]
+    assert page_header(typed, GOLDEN["fit"], ["n"]) == page_header(records, GOLDEN["fit"], ["n"])
 
 
 def test_tables_from_a_real_smoke_run():

@@ -28,7 +28,7 @@ def run(args) -> int:
 
     from bench.errors import UsageError
     from bench.harness.records import load_run
-    from reports.readme_tables import render_page
+    from reports.results_page import render_page
 
     root, records = load_run(args.results_dir)
     fit_file = root / "fit.json"

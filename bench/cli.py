@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-from bench.errors import USER_ERRORS
+from bench.errors import USER_ERRORS, one_line
 
 # name -> (module, one-line help). The module is only imported when the command runs
 # or when its parser has to be built.
@@ -21,7 +21,7 @@ COMMANDS = {
     "fit": ("bench.commands.fit", "fit a scaling law to records or to a table of points"),
     "report": ("bench.commands.report", "re-render report.md and plots from stored records"),
     "predict": ("bench.commands.predict", "predict a pruned model's post-training curve and token budget from a fit.json"),
-    "tables": ("bench.commands.tables", "the README's measured tables (zoo, recovery, extrapolation) from a results directory"),
+    "tables": ("bench.commands.tables", "a results page (zoo, recovery, extrapolation tables under the run's provenance) from a results directory"),
     "eval": ("bench.commands.eval", "zero-shot tasks through lm-eval on a model in memory"),
     "studies": ("bench.commands.studies", "list the built-in studies, or expand one into its cases with exact parameter counts"),
 }
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except USER_ERRORS as exc:
-        print(f"prunebench: error: {exc}", file=sys.stderr)
+        print(f"prunebench: error: {one_line(exc)}", file=sys.stderr)
         return 2
 
 

@@ -11,7 +11,7 @@ Internal bugs stay ordinary exceptions so their tracebacks are not hidden.
 from fitting.errors import FitError
 from pruners.errors import PrunerError, did_you_mean
 
-__all__ = ["USER_ERRORS", "FitError", "PrunerError", "UsageError", "did_you_mean"]
+__all__ = ["USER_ERRORS", "FitError", "PrunerError", "UsageError", "did_you_mean", "one_line"]
 
 
 class UsageError(Exception):
@@ -24,3 +24,9 @@ class UsageError(Exception):
 
 # What to catch to report a user's mistake in one line (exit 2 / pytest usage error).
 USER_ERRORS = (UsageError, PrunerError, FitError)
+
+
+def one_line(exc: BaseException) -> str:
+    """A user error's message as it is shown: one line, whatever the raising code put in it
+    (the leaves' errors keep their text as given; how it is shown is the harness's job)."""
+    return " ".join(str(exc).split())

@@ -20,13 +20,14 @@ the same rules:
 Why it lives in `fitting`: `fitting` needs a registry itself (a fit result names its law, and
 reading a fit.json looks the law up by that name), and it may import nothing of `bench`, while
 `bench` may import `fitting`. So the class is written once, here, importing only the standard
-library (and `fitting.errors`, which does too); `pruners` does not import it at all, since its
+library; `pruners` does not import it at all, since its
 method modules only declare their methods and `bench.registry` collects them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import difflib
 import importlib
 import os
 import pkgutil
@@ -35,12 +36,17 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from importlib import metadata
 from typing import Any, Generic, TypeVar
 
-from fitting.errors import did_you_mean
 
 T = TypeVar("T")
 
 #: collect(module) -> the (name, entry, help, origin) a module declares.
 Collect = Callable[[Any], Iterable[tuple[str, Any, str, str]]]
+
+
+def did_you_mean(name, known) -> str:
+    """A ' (did you mean X?)' hint for an unknown name, or '' when nothing is close."""
+    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _ident(entry) -> object:

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fitting.errors import FitError, did_you_mean
+from fitting.errors import FitError
+from fitting.registry import did_you_mean
 
 _BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
            ast.Div: operator.truediv, ast.Pow: operator.pow}

@@ -3,9 +3,9 @@
 `pruners` is a leaf: it imports nothing of `bench`, so it cannot raise the harness's
 `bench.errors.UsageError`. A request it cannot carry out (an unknown method or option, a ratio
 that would remove everything, an architecture it does not support) raises `PrunerError` instead,
-with a one-line message that says how to fix it; `bench.errors.USER_ERRORS` holds it, so the CLI
-prints it as ``prunebench: error: ...`` with exit code 2 and the pytest plugin as a usage error.
-Bugs stay ordinary exceptions.
+with a message that says how to fix it; `bench.errors.USER_ERRORS` holds it, so the CLI prints
+it as ``prunebench: error: ...`` (on one line) with exit code 2 and the pytest plugin as a usage
+error. Bugs stay ordinary exceptions.
 """
 
 from __future__ import annotations
@@ -14,10 +14,8 @@ import difflib
 
 
 class PrunerError(ValueError):
-    """A request the pruners cannot carry out; the message is one line saying how to fix it."""
-
-    def __init__(self, message: str):
-        super().__init__(" ".join(str(message).split()))  # one line: callers print it verbatim
+    """A request the pruners cannot carry out; the message says how to fix it (the harness
+    prints it on one line, `bench.errors.one_line`)."""
 
 
 def did_you_mean(name, known) -> str:

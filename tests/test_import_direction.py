@@ -2,7 +2,7 @@
 
 Every module of `bench`, `pruners`, `fitting` and `reports` is parsed with `ast` (nothing is
 imported), and every import of one of those packages is collected, the lazy ones inside
-functions included. The rules (README, "Architecture"):
+functions included. The rules (docs/architecture.md):
 
 * the leaves: `pruners` imports nothing of `bench`, `fitting` or `reports`; `fitting` nothing of
   `bench`, `pruners` or `reports`; `reports` renders and may import `fitting` only;

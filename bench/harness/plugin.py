@@ -19,7 +19,7 @@ import sys
 
 import pytest
 
-from bench.errors import USER_ERRORS, UsageError
+from bench.errors import USER_ERRORS, UsageError, one_line
 from bench.studies.profiles import DEFAULT_PROFILE, profile_help
 from fitting.laws import LAWS
 
@@ -95,7 +95,7 @@ def pytest_configure(config):
             # case spends compute (a run of `pytest tests` never reads one).
             session.config  # noqa: B018
     except USER_ERRORS as exc:
-        raise pytest.UsageError(str(exc)) from None
+        raise pytest.UsageError(one_line(exc)) from None
     config.stash[SESSION_KEY] = session
     worker = getattr(config, "workerinput", None)
     # Every record says which command made it; an xdist worker's is its controller's.
@@ -186,7 +186,7 @@ def pytest_xdist_node_collection_finished(node, ids):
         bench.preflight(list(dict.fromkeys(selected)), collect_only=node.config.getoption("collectonly"))
         bench.acquire_results(bench.run_id, os.getpid())
     except USER_ERRORS as exc:
-        pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
+        pytest.exit(one_line(exc), returncode=pytest.ExitCode.USAGE_ERROR)
 
 
 OUTCOME_PROPERTY = "prunebench_outcome"
@@ -213,7 +213,7 @@ def pytest_generate_tests(metafunc):
     try:
         cases = session.cases()
     except USER_ERRORS as exc:
-        raise pytest.UsageError(str(exc)) from None
+        raise pytest.UsageError(one_line(exc)) from None
     metafunc.parametrize("bench_case", cases, ids=[c.id for c in cases])
 
 
@@ -232,7 +232,7 @@ def pytest_collection_finish(session):
                 bench.preflight(selected, collect_only=session.config.getoption("collectonly"))
                 bench.acquire_results(bench.run_id, os.getpid())  # writable, and not in use by another run
         except USER_ERRORS as exc:
-            raise pytest.UsageError(str(exc)) from None
+            raise pytest.UsageError(one_line(exc)) from None
         bench.select(selected)
 
 
@@ -251,7 +251,7 @@ def run_case(request, bench_session):
         try:
             return bench_session.run_case(case)
         except USER_ERRORS as exc:
-            pytest.fail(f"{case.id}: {exc}", pytrace=False)
+            pytest.fail(f"{case.id}: {one_line(exc)}", pytrace=False)
         finally:
             for outcome in bench_session.outcomes[before:]:  # for an xdist controller
                 request.node.user_properties.append((OUTCOME_PROPERTY, bench_session.outcome_summary(outcome)))

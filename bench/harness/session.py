@@ -211,7 +211,7 @@ class BenchSession:
         and `--resume` runs build one complete report. A gate with nothing to evaluate is
         reported as a usage error.
         """
-        from bench.errors import USER_ERRORS
+        from bench.errors import USER_ERRORS, one_line
         from bench.harness.group_fit import FitConfig
         from bench.harness.law_fit import fit_law
 
@@ -228,7 +228,7 @@ class BenchSession:
             for gate in config.gates.all():
                 fin.verdicts.append(gate.check(targets[gate.needs]))
         except USER_ERRORS as exc:
-            fin.usage_error = str(exc)
+            fin.usage_error = one_line(exc)
         if config.report:
             from reports.render import write_report
 

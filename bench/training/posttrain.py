@@ -4,22 +4,9 @@
 on the post-training slice of a corpus (`bench.training.corpus`) with the trainer
 (`bench.training.trainer.train`), in this process or in several (`bench.training.distributed`).
 It reads the slices, measures the held-out loss on a fixed prefix of the held-out slice (the
-same windows for every case), merges LoRA adapters back, and returns what the record keeps.
-
-Token accounting: a step consumes `batch_tokens` input tokens (sequences x seq_len), split into
-micro-batches of `micro_batch_tokens` whose gradients accumulate; "tokens seen" counts input
-tokens, so checkpoint k sits at exactly k x checkpoint_every.
-
-N:M masks (2:4) are kept with the pruners' own masking (`pruners.masks`): the gradients of pruned
-weights are zeroed before each step and the masks re-applied after it, so pruned weights are
-exactly zero at every checkpoint (paper Eq. 4).
-
-A NaN or inf loss (or gradient norm) stops training; the result carries the trajectory so far
-and ``diverged=True``, and the benchmark keeps it in the record with status ``diverged``.
-
-With ``recipe.state_every`` and a `bench.training.train_state.Checkpointer`, the loop saves a resumable
-state every few checkpoints and, given an accepted state, continues from it: the same steps,
-data order and random draws as a run that was never stopped, so the trajectory is the same.
+same windows for every case, and L0 the same way: `initial_loss`), adds LoRA adapters and merges
+them back, and returns what the record keeps. How the loop counts tokens, keeps N:M masks,
+stops on a divergence and resumes from a saved state is the trainer's (`bench.training.trainer`).
 """
 
 from __future__ import annotations

@@ -26,11 +26,12 @@ Write = Callable[[str], None]
 
 
 def _amount(value: float, unit: str) -> str:
+    """``131.1k``, ``1.2M``, ``64``, ``19.7``: three significant digits at most."""
     if unit == "tokens" or value >= 10_000:
         for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
             if value >= scale:
                 return f"{value / scale:.1f}{suffix}"
-    return f"{value:g}"
+    return f"{value:.3g}" if value != int(value) else f"{int(value)}"
 
 
 def _duration(seconds: float) -> str:
@@ -73,7 +74,9 @@ class Phase:
         amount = _amount(self.done, self.unit)
         if self.total:
             amount += f"/{_amount(self.total, self.unit)}"
-        parts = [f"{self.name}: {amount}{unit}"]
+        # A phase that counts nothing (a pruning pass) shows only its name and time.
+        parts = [f"{self.name}: {amount}{unit}" if self.total or self.done else (self.name if final else
+                                                                                 f"{self.name} ...")]
         rate = self.done / self.elapsed if self.elapsed > 0 else 0.0
         if final:
             parts.append(f"in {_duration(self.elapsed)}")

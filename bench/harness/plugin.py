@@ -14,6 +14,7 @@ capture suspended, so a cold zoo build is not ten silent minutes).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -120,11 +121,9 @@ def _progress(config):
         capture = config.pluginmanager.get_plugin("capturemanager")
         if reporter is None:
             return
-        if capture is None:
-            reporter.write(text)
-            reporter.flush()
-            return
-        with capture.global_and_fixture_disabled():
+        with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+            if not text.startswith(("\r", "\n")):
+                reporter.ensure_newline()  # a log line starts below the test dots
             reporter.write(text)
             reporter.flush()
 

@@ -138,12 +138,13 @@ def corpus_identity(case: Case, data_dir=None) -> dict:
 
 
 def calibration_identity(case: Case) -> dict:
-    """``calibration:slimpajama`` -> digest of the SlimPajama directory calibration reads (or the hub id)."""
+    """``calibration:slimpajama`` -> digest of the SlimPajama directory the case's calibration
+    reads (its own, its recipe's, or ``$PRUNEBENCH_SLIMPAJAMA_DIR``), or the hub id."""
     if case.calibration is None or case.calibration.source != "slimpajama":
         return {}
     from bench.sources import calibration
 
-    ident = calibration.identity(calibration.CalibrationSpec("slimpajama"))
+    ident = calibration.identity(case.calibration)
     return {"calibration:slimpajama": ident.get("sha256") or f"hub:{ident.get('hub')}"}
 
 

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 
+from bench import isa
 from bench.errors import USER_ERRORS, one_line
 
 # name -> (module, one-line help). The module is only imported when the command runs
@@ -51,6 +52,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    isa.pin()  # the CPU kernels' ISA, before a command imports torch (`bench.isa`)
     argv = list(sys.argv[1:] if argv is None else argv)
     # Only build the parser of the command being run, so unrelated heavy imports are skipped.
     only = argv[0] if argv and argv[0] in COMMANDS else None

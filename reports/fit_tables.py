@@ -1,5 +1,6 @@
-"""Tables from a study's fit.json: constants and identifiability, extrapolation, the
-generalisation tests, the candidate forms and their conditions, and the predicted tokens.
+"""Tables from a run's fit.json: constants and identifiability, extrapolation, the
+generalisation tests, the candidate forms and their conditions, the predicted tokens, and,
+with several study seeds, every figure's spread over them.
 """
 
 from __future__ import annotations
@@ -10,6 +11,11 @@ from reports.table import table as _table
 def _key(g: dict) -> str:
     """A group's name ('family/method@recipe'; fit.json files without keys: 'family/method')."""
     return g.get("key", f"{g['family']}/{g['method']}")
+
+
+def _label(g: dict) -> str:
+    """The group's name, and its study seed when the run had several."""
+    return _key(g) if g.get("seed") is None else f"{_key(g)} (seed {g['seed']})"
 
 
 def _ident(g: dict) -> dict:
@@ -47,14 +53,14 @@ def fit_table(fit: dict) -> str:
     rows = []
     for g in fit.get("groups", []):
         if g.get("fit") is None:
-            rows.append([_key(g), g["law"], f"not fitted: {g.get('error')}",
+            rows.append([_label(g), g["law"], f"not fitted: {g.get('error')}",
                          "–", "–", "–", "–", "–", "–"])
             continue
         f = g["fit"]
         consts = "; ".join(_constant(g, k, v) for k, v in f["constants"].items())
         units = ", ".join(f"{k}: {u['scale']:g} {u['quantity']}" for k, u in f["units"].items())
         wr = g.get("within_run") or {}
-        rows.append([_key(g), g["law"], _verdict(g), consts, units,
+        rows.append([_label(g), g["law"], _verdict(g), consts, units,
                      f"{f['n_runs']}/{f['n_points']}", fmt_sci(f["objective"]), fmt_num(wr.get("r2"), 4),
                      fmt_pct(None if wr.get("mape") is None else wr["mape"] / 100)])
     level = next((g["bootstrap"]["level"] for g in fit.get("groups", []) if g.get("bootstrap")), None)
@@ -94,7 +100,7 @@ def extrapolation_table(fit: dict) -> str:
     rows = []
     for g in fit.get("groups", []):
         for size, m in (g.get("extrapolation") or {}).items():
-            rows.append([_key(g), size, ", ".join(g["fit_sizes"]),
+            rows.append([_label(g), size, ", ".join(g["fit_sizes"]),
                          _figure(m, "extrapolation_error"), _figure(m, "gap_final_worst"),
                          fmt_num(m["r2"], 4) if not m.get("runaway") else "–", fmt_sci(m["huber"]),
                          fmt_sci(m.get("slope_difference")), _verdict(g) + (f"; {m['runaway']}" if m.get("runaway") else "")])
@@ -108,7 +114,7 @@ def tests_table(fit: dict) -> str:
     """The three generalisation tests per group, each target with MAPE on L and the gap errors."""
     rows = []
     for g in fit.get("groups", []):
-        key = _key(g)
+        key = _label(g)
         for name in ("larger-d", "larger-n0", "higher-rho"):
             t = (g.get("tests") or {}).get(name)
             if t is None:
@@ -145,7 +151,7 @@ def forms_table(fit: dict) -> str:
     group's best form, and its errors on the held-out sizes."""
     rows = []
     for g in fit.get("groups", []):
-        key = _key(g)
+        key = _label(g)
         forms = g.get("forms") or []
         d_aic, d_bic = _deltas(forms, "aic"), _deltas(forms, "bic")
         for f in forms:
@@ -173,7 +179,7 @@ def conditions_table(fit: dict) -> str:
     from_names = ("rho->0", "decreasing-in-D", "increasing-in-rho", "gap-decreasing-in-N0")
     rows = []
     for g in fit.get("groups", []):
-        key = _key(g)
+        key = _label(g)
         for f in g.get("forms") or []:
             if f["status"] != "ok":
                 rows.append([key, f"`{f['law']}`"] + ["failed"] * len(from_names))
@@ -189,23 +195,73 @@ def conditions_table(fit: dict) -> str:
         "that input.\n")
 
 
+#: Beyond this factor of the trained tokens (or of the fitted N0 range) a prediction is an
+#: extrapolation, and the table says so with the factor (`bench.harness.group_fit`).
+EXTRAPOLATION_FACTOR = 10.0
+
+
+def _token_cell(t: dict, identified: bool, n0_factor: float) -> str:
+    """A predicted token count, marked as an extrapolation (with its factor) when it lies more
+    than `EXTRAPOLATION_FACTOR` times beyond the trained tokens or the fitted sizes."""
+    if not identified:  # numbers from constants the data do not pin down say nothing
+        return "fit not identified"
+    if not t["reachable"]:
+        return f"never ({t['reason']})"
+    marks = []
+    factor = t.get("tokens_factor")
+    if factor is not None and factor > EXTRAPOLATION_FACTOR:
+        marks.append(f"{factor:.3g}× the trained tokens")
+    if n0_factor > EXTRAPOLATION_FACTOR:
+        marks.append(f"N0 {n0_factor:.3g}× outside the fitted sizes")
+    return fmt_tokens(t["tokens"]) + (f" (extrapolated: {', '.join(marks)})" if marks else "")
+
+
 def optimal_tokens_table(fit: dict) -> str:
     rows = []
     for g in fit.get("groups", []):
         ident = _ident(g).get("identified", False)
         for o in g.get("optimal_tokens") or []:
-            tm, ts = o["tokens_to_margin"], o["tokens_to_slope"]
-
-            def cell(t):
-                if not ident:  # numbers from constants the data do not pin down say nothing
-                    return "fit not identified"
-                return fmt_tokens(t["tokens"]) if t["reachable"] else f"never ({t['reason']})"
-
-            rows.append([_key(g), o["size"], fmt_pct(o["rho"]),
-                         cell(tm), cell(ts), fmt_tokens(o["trained_tokens"])])
+            n0_factor = o.get("n0_factor", 1.0)
+            rows.append([_label(g), o["size"], fmt_pct(o["rho"]),
+                         _token_cell(o["tokens_to_margin"], ident, n0_factor),
+                         _token_cell(o["tokens_to_slope"], ident, n0_factor), fmt_tokens(o["trained_tokens"])])
     if not rows:
         return "_No fitted groups._\n"
     first = next(o for g in fit["groups"] for o in g.get("optimal_tokens") or [])
     return _table(rows, ["group", "size", "ratio", f"tokens to within {fmt_pct(first['margin'], 1)} of asymptote",
-                         f"tokens until gain < {first['slope_threshold']:g}/token", "tokens trained"]) + "\n"
+                         f"tokens until gain < {first['slope_threshold']:g}/token", "tokens trained"]) + "\n" + (
+        f"\nA prediction more than {EXTRAPOLATION_FACTOR:g}× beyond the tokens a run was trained on, or beyond "
+        f"the fitted N0 range, lies outside the data the law saw: it is marked as an extrapolation, with its "
+        f"factor, not a measurement.\n")
 
+
+
+def _spread_cell(cell: dict, scale: float = 1.0) -> str:
+    """'2.14 ± 0.31% [1.80, 2.45]': mean ± sd over seeds, with the range (– where none)."""
+    if cell.get("mean") is None:
+        return "–"
+    sd = f" ± {fmt_num(cell['sd'] * scale)}" if cell.get("sd") is not None else ""
+    return f"{fmt_num(cell['mean'] * scale)}{sd}% [{fmt_num(cell['min'] * scale)}, {fmt_num(cell['max'] * scale)}]"
+
+
+def spread_table(fit: dict) -> str:
+    """Every law figure as mean ± sd and [min, max] over the study seeds (fit.json's `spread`)."""
+    rows = []
+    for sp in fit.get("spread") or []:
+        ident = f"{len(sp['identified'])} of {sp['of']} seeds"
+        for test in ("larger-n0", "larger-d", "higher-rho"):
+            for size, cell in sorted((sp["tests"].get(test) or {}).items()):
+                r2 = cell["r2"]
+                runaway = f"; run-away in seed(s) {', '.join(map(str, cell['runaway']))}" if cell["runaway"] else ""
+                rows.append([sp["key"], test, size, _spread_cell(cell["mape"]), _spread_cell(cell["gap_mean"]),
+                             _spread_cell(cell["gap_final"]), _spread_cell(cell["gap_final_worst"]),
+                             ("–" if r2["mean"] is None else f"{fmt_num(r2['mean'], 3)}"
+                              + (f" ± {fmt_num(r2['sd'], 3)}" if r2["sd"] is not None else "")
+                              + f" [{fmt_num(r2['min'], 3)}, {fmt_num(r2['max'], 3)}]"), ident + runaway])
+    if not rows:
+        return "_One study seed: no spread to report._\n"
+    return _table(rows, ["group", "test", "target", "MAPE on L ↓", "gap error, mean ↓", "gap error, final ↓",
+                         "gap error, worst run ↓", "R² ↑", "identified"]) + "\n" + (
+        f"\nMean ± sample standard deviation [min, max] over seeds {', '.join(map(str, fit.get('seeds') or []))}: "
+        f"each seed pre-trains the zoo and post-trains again, and the law is fitted to each seed's records "
+        f"alone. A run-away prediction is counted, never averaged.\n")

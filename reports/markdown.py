@@ -10,7 +10,7 @@ are fixed (`reports.numbers`) and every metric column says its direction (↑ hi
 from __future__ import annotations
 
 from reports.fit_tables import (conditions_table, extrapolation_table, fit_table, forms_table, optimal_tokens_table,
-                                recipes_section, tests_table)
+                                recipes_section, spread_table, tests_table)
 from reports.record_tables import posttrain_table, seed_tables
 from reports.records import Record
 from reports.table import table as _table
@@ -36,8 +36,10 @@ def render_report(records: list[Record], fit: dict | None, verdicts: list[dict] 
     if fit is not None:
         parts += [f"## Scaling law fit (`{fit['law']}`)", "", "Post-training recipes:", "", recipes_section(fit),
                   fit_table(fit),
-                  "## Extrapolation to held-out models", "", extrapolation_table(fit),
-                  "## Generalisation tests", "", tests_table(fit),
+                  "## Extrapolation to held-out models", "", extrapolation_table(fit)]
+        if fit.get("spread"):
+            parts += ["## Spread over study seeds", "", spread_table(fit)]
+        parts += ["## Generalisation tests", "", tests_table(fit),
                   "## Candidate forms", "", forms_table(fit),
                   "## Conditions a law must meet", "", conditions_table(fit),
                   "## Predicted post-training tokens", "", optimal_tokens_table(fit)]

@@ -8,7 +8,9 @@ read back by `PlotGroup.from_dict`), so the plugin and `prunebench report` draw 
   sizes are titled as such: their lines are predictions, not fits.
 * `predicted_vs_actual`: held-out checkpoints, predicted against measured loss, with y = x.
 
-Axes are set by the measured losses, never by the law: a fit that ran away (a prediction of
+Each panel shades the D range the fit saw and a held-out panel says how far its N0 lies
+outside the fitted sizes, so no line reads as data where it is an extrapolation. Axes are set
+by the measured losses, never by the law: a fit that ran away (a prediction of
 8e6 nats for a loss of 4) is drawn off the axes and named in the title as run-away, and a
 fit that is not identified says so in the title, so no figure passes off either as a result.
 
@@ -41,6 +43,7 @@ class PlotGroup:
     fit: object = None  # fitting.FitResult, or None when the fit failed
     identifiability: dict | None = None
     extrapolation: dict = field(default_factory=dict)
+    data_range: dict = field(default_factory=dict)  # [min, max] of N0, D, rho the fit saw
 
     @classmethod
     def from_dict(cls, g: dict) -> "PlotGroup":
@@ -50,7 +53,7 @@ class PlotGroup:
         return cls(g["family"], g["method"], g.get("recipe", "unrecorded"), g["law"],
                    [Run.from_dict(c) for c in g.get("curves") or []], list(g.get("heldout_sizes") or []),
                    FitResult.from_dict(g["fit"]) if g.get("fit") else None, g.get("identifiability"),
-                   dict(g.get("extrapolation") or {}))
+                   dict(g.get("extrapolation") or {}), dict(g.get("data_range") or {}))
 
 
 def _slug(text: str) -> str:
@@ -100,7 +103,14 @@ def loss_curves(group, out_dir: Path, tag: str = "") -> Path | None:
                 x = {k: (dense if k == "D" else run.inputs[k]) for k in ("N0", "N", "rho", "L0", "D")}
                 ax.plot(dense, group.fit.predict(x), "-", color=color, lw=1.2)
         ax.axhline(runs[0].inputs["L0"], color="grey", ls=":", lw=1, label="L0 (unpruned)")
+        if group.data_range.get("D"):
+            ax.axvspan(*group.data_range["D"], color="0.93", zorder=0, label="D range the fit saw")
         role = "held out (predicted)" if size in group.heldout_sizes else "fitted"
+        n0_range = group.data_range.get("N0")
+        n0 = runs[0].inputs["N0"]
+        if n0_range and size in group.heldout_sizes and not n0_range[0] <= n0 <= n0_range[1]:
+            factor = n0 / n0_range[1] if n0 > n0_range[1] else n0_range[0] / n0
+            role += f", N0 {factor:.2g}x outside the fitted sizes"
         runaway = (group.extrapolation.get(size) or {}).get("runaway") if size in group.heldout_sizes else None
         if runaway:
             role += ": run-away, off the axes"

@@ -16,11 +16,12 @@ import json
 # traces: runs that differ only in these belong to one experiment.
 # corpus_dir is a machine path: the corpus's identity is in the record's data provenance instead.
 EXECUTION_ONLY = ("micro_batch_tokens", "grad_checkpointing", "ppl_at_checkpoints", "processes", "engine",
-                  "backend", "checkpoint_every", "corpus_dir", "state_every")
+                  "backend", "checkpoint_every", "checkpoints", "checkpoint_count", "corpus_dir", "state_every")
 
 
 def recipe_label(cfg: dict) -> str:
-    """A short, stable name of a recipe config: its kind and a digest ("full-3f2a1c").
+    """A short, stable name of a recipe config: its kind and a digest ("full-3f2a1c",
+    "full-kd-29bba0" for a distillation objective).
 
     The digest is of the case's declared recipe, so the label stays the same across runs and
     machines, and two profiles that post-train differently never share one. Left out of it:
@@ -30,6 +31,8 @@ def recipe_label(cfg: dict) -> str:
     if not cfg:
         return "unrecorded"
     kind = "lora" if cfg.get("lora") else "full"
+    if cfg.get("objective", "ce") != "ce":  # distillation: the objective names the experiment too
+        kind += f"-{cfg['objective']}"
     ident = {k: v for k, v in cfg.items() if k not in EXECUTION_ONLY}
     if ident.get("schedule", "constant") == "constant":
         ident.pop("tokens", None)
@@ -43,6 +46,10 @@ def recipe_summary(cfg: dict) -> str:
         return "not recorded"
     kind = f"LoRA r={cfg.get('lora_r', 8)}" if cfg.get("lora") else "full"
     parts = [kind]
+    if cfg.get("objective", "ce") != "ce":
+        parts.append(f"{cfg['objective']} at T={cfg.get('temperature', 1.0):g}"
+                     + (f", kd_weight {cfg.get('kd_weight', 0.5):g}" if cfg["objective"] == "kd+ce" else "")
+                     + (f" from {cfg['teacher']}" if cfg.get("teacher") else " from the unpruned model"))
     if "lr" in cfg:
         parts.append(f"lr {cfg['lr']:g}" + (f" {cfg['schedule']}" if cfg.get("schedule") else ""))
     if "tokens" in cfg:

@@ -14,14 +14,14 @@ from reports.recipes import recipe_label
 from reports.records import Record
 
 
-def control_curves(records: list[Record]) -> dict[tuple[str, str, str], tuple[list, list]]:
-    """(family, size, recipe) -> (tokens, held-out loss) of the control run (unpruned base,
-    post-trained with the recipe): the measured L0(D)."""
+def control_curves(records: list[Record]) -> dict[tuple, tuple[list, list]]:
+    """(family, size, recipe, seed) -> (tokens, held-out loss) of the control run (unpruned base,
+    post-trained with the recipe, under the same study seed): the measured L0(D)."""
     out = {}
     for r in records:
         curve = r.curve() if r.method == "control" else None
         if curve is not None:
-            out[(r.family, str(r.model.key), recipe_label(r.recipe_config()))] = curve
+            out[(r.family, str(r.model.key), recipe_label(r.recipe_config()), study_seed(r))] = curve
     return out
 
 
@@ -55,10 +55,19 @@ class RunGroup:
     ratio_of: dict = field(default_factory=dict)
 
 
-def collect_groups(records: list[Record]) -> dict[tuple[str, str, str], RunGroup]:
-    """(family, method, recipe) -> its group, for every pruned record with a usable curve."""
+def study_seed(rec: Record) -> int | None:
+    """The study seed a record was made under (None: its study had one)."""
+    return (rec.config or {}).get("seed")
+
+
+def collect_groups(records: list[Record]) -> dict[tuple, RunGroup]:
+    """(family, method, recipe, seed) -> its group, for every pruned record with a usable curve.
+
+    Records of different study seeds never share a group: each seed is its own draw of the
+    zoo and of post-training, and the law is fitted to each (`bench.harness.law_fit`).
+    """
     controls = control_curves(records)
-    groups: dict[tuple[str, str, str], RunGroup] = {}
+    groups: dict[tuple, RunGroup] = {}
     for rec in records:
         pt = rec.posttrain
         if rec.unpruned or pt is None or not rec.ok or pt.diverged:
@@ -67,15 +76,16 @@ def collect_groups(records: list[Record]) -> dict[tuple[str, str, str], RunGroup
             raise UsageError(f"record {rec.case_id} has no post-training checkpoints; re-run it with a budget of "
                              f"at least one checkpoint interval")
         recipe = recipe_label(rec.recipe_config())
-        g = groups.setdefault((rec.family, rec.method, recipe), RunGroup(recipe_config=rec.recipe_config()))
-        run = run_from_record(rec, controls.get((rec.family, str(rec.model.key), recipe)))
+        seed = study_seed(rec)
+        g = groups.setdefault((rec.family, rec.method, recipe, seed), RunGroup(recipe_config=rec.recipe_config()))
+        run = run_from_record(rec, controls.get((rec.family, str(rec.model.key), recipe, seed)))
         g.runs.append(run)
         g.ratio_of[run.run_id] = float(rec.ratio if rec.ratio is not None else run.inputs["rho"])
     return groups
 
 
-def group_runs(records: list[Record]) -> dict[tuple[str, str, str], list]:
-    """(family, method, recipe) -> runs, for every post-trained record."""
+def group_runs(records: list[Record]) -> dict[tuple, list]:
+    """(family, method, recipe, seed) -> runs, for every post-trained record."""
     return {k: g.runs for k, g in collect_groups(records).items()}
 
 

@@ -74,6 +74,7 @@ class GroupFit:
     runs: list = field(default_factory=list)  # fitting.Run, all sizes
     recipe: str = "unrecorded"
     recipe_config: dict = field(default_factory=dict)
+    seed: int | None = None  # the study seed of its records (None: the study had one)
     ratio_of: dict = field(default_factory=dict)  # run_id -> nominal ratio
     fit: object = None  # FitResult on the fit sizes
     bootstrap: object = None  # BootstrapResult or None
@@ -89,7 +90,13 @@ class GroupFit:
 
     @property
     def key(self) -> str:
+        """'family/method@recipe': the group a gate scope names (its seeds share the key)."""
         return f"{self.family}/{self.method}@{self.recipe}"
+
+    @property
+    def label(self) -> str:
+        """The key, and the seed when there are several: 'nano-llama/width@full-a29a8e, seed 1'."""
+        return self.key if self.seed is None else f"{self.key}, seed {self.seed}"
 
     def data_range(self) -> dict:
         """[min, max] of N0, D and rho over the fitted runs (what `predict` checks against)."""
@@ -105,7 +112,7 @@ class GroupFit:
 
     def to_dict(self) -> dict:
         return {
-            "key": self.key, "family": self.family, "method": self.method, "law": self.law,
+            "key": self.key, "seed": self.seed, "family": self.family, "method": self.method, "law": self.law,
             "recipe": self.recipe, "recipe_config": self.recipe_config,
             "recipe_summary": recipe_summary(self.recipe_config),
             "fit_sizes": self.fit_sizes, "heldout_sizes": self.heldout_sizes,
@@ -151,7 +158,7 @@ def _mark_runaways(test: dict) -> None:
 
 
 def fit_group(family: str, method: str, runs: list, config: FitConfig, recipe: str = "unrecorded",
-              recipe_cfg: dict | None = None, ratio_of: dict | None = None) -> GroupFit:
+              recipe_cfg: dict | None = None, ratio_of: dict | None = None, seed: int | None = None) -> GroupFit:
     """Fit, judge, test and compare one group; failures are recorded, not raised."""
     from fitting import bootstrap, fit, get_law, tokens_to_margin, tokens_to_slope
     from fitting.forms import compare_forms
@@ -166,6 +173,7 @@ def fit_group(family: str, method: str, runs: list, config: FitConfig, recipe: s
         heldout = [s for s in config.holdout if s in sizes]
     fit_sizes = [s for s in sizes if s not in heldout]
     g = GroupFit(family, method, law, fit_sizes, heldout, runs, recipe=recipe, recipe_config=dict(recipe_cfg or {}),
+                 seed=seed,
                    ratio_of=dict(ratio_of or {r.run_id: r.inputs["rho"] for r in runs}))
     units = _law_inputs_units(law, _units_for(runs))
     starts = get_law(law).search_grid(config.search)
@@ -225,16 +233,39 @@ def fit_group(family: str, method: str, runs: list, config: FitConfig, recipe: s
         for f in g.forms:
             if f.get("heldout"):
                 f["heldout"]["runaway"] = runaway(f["heldout"])
+    n0_lo, n0_hi = (g.data_range().get("N0") or [None, None])
     for r in runs:
         point = {k: r.inputs[k] for k in ("N0", "N", "rho", "L0")}
+        trained = float(r.tokens[-1])
         g.optimal.append({
             "run": r.run_id, "size": r.group, "rho": r.inputs["rho"],
             "margin": config.margin, "slope_threshold": config.slope_threshold,
-            "tokens_to_margin": _target(tokens_to_margin, g.fit, point, config.margin),
-            "tokens_to_slope": _target(tokens_to_slope, g.fit, point, config.slope_threshold),
-            "trained_tokens": float(r.tokens[-1]),
+            "tokens_to_margin": _beyond(_target(tokens_to_margin, g.fit, point, config.margin), trained),
+            "tokens_to_slope": _beyond(_target(tokens_to_slope, g.fit, point, config.slope_threshold), trained),
+            "trained_tokens": trained,
+            # How far outside the fitted sizes this run's N0 lies (1: inside), the rule `predict` applies.
+            "n0_factor": _outside(point["N0"], n0_lo, n0_hi),
         })
     return g
+
+
+#: A prediction farther than this factor beyond the trained tokens or the fitted N0 range is an
+#: extrapolation: shown as one, with its factor (the rule `prunebench predict` applies to N0).
+EXTRAPOLATION_FACTOR = 10.0
+
+
+def _outside(value: float, lo: float | None, hi: float | None) -> float:
+    """value / hi above the range, lo / value below it, 1 inside (or with no range)."""
+    if lo is None or hi is None:
+        return 1.0
+    return value / hi if value > hi else (lo / value if value < lo else 1.0)
+
+
+def _beyond(target: dict, trained: float) -> dict:
+    """A token target with how many times the trained tokens it lies at (`tokens_factor`)."""
+    tokens = target.get("tokens")
+    target["tokens_factor"] = tokens / trained if tokens is not None and trained > 0 else None
+    return target
 
 
 def _target(fn, result, point, arg) -> dict:

@@ -44,20 +44,36 @@ class LawFit:
 
     config: FitConfig
     groups: list[GroupFit]
+    # With the CE recipe and another one in the records: the cases compared and the joint form
+    # (`bench.harness.recipe_fit`); None when the records hold one recipe.
+    recipes: dict | None = None
+
+    @property
+    def seeds(self) -> list[int]:
+        """The study seeds the records came from ([] when their study had one)."""
+        return sorted({g.seed for g in self.groups if g.seed is not None})
 
     def to_dict(self) -> dict:
+        from bench.harness.spread import seed_spread
         from fitting.identify import criterion
 
-        return {"schema": FIT_SCHEMA, "law": self.config.law, "holdout": self.config.holdout,
-                "margin": self.config.margin, "slope_threshold": self.config.slope_threshold,
-                "bootstrap": self.config.bootstrap, "seed": self.config.seed,
-                "search": {"grid": self.config.search, "n_polish": self.config.n_polish},
-                "identifiability_criterion": criterion(), "runaway_factor": RUNAWAY_FACTOR,
-                "groups": [g.to_dict() for g in self.groups]}
+        groups = [g.to_dict() for g in self.groups]
+        out = {"schema": FIT_SCHEMA, "law": self.config.law, "holdout": self.config.holdout,
+               "margin": self.config.margin, "slope_threshold": self.config.slope_threshold,
+               "bootstrap": self.config.bootstrap, "seed": self.config.seed,
+               "search": {"grid": self.config.search, "n_polish": self.config.n_polish},
+               "identifiability_criterion": criterion(), "runaway_factor": RUNAWAY_FACTOR,
+               "groups": groups}
+        if self.seeds:
+            out["seeds"] = self.seeds
+            out["spread"] = seed_spread(groups)
+        if self.recipes:
+            out["recipes"] = self.recipes
+        return out
 
     def heldout_errors(self) -> dict[str, float]:
         """'family/method@recipe/size' -> extrapolation MAPE (percent)."""
-        return {f"{g.key}/{size}": m["extrapolation_error"]
+        return {f"{g.key}/{size}" + (f"/s{g.seed}" if g.seed is not None else ""): m["extrapolation_error"]
                 for g in self.groups for size, m in g.extrapolation.items()}
 
     def heldout_lines(self) -> list[str]:
@@ -77,7 +93,7 @@ class LawFit:
                            f"{'–' if gap is None else fmt_pct(gap / 100)}"
                 if not ident.get("identified"):
                     what += f" (fit not identified: {'; '.join(ident.get('reasons') or ['no verdict'])})"
-                lines.append(f"held-out {g.key}/{size}: {what}")
+                lines.append(f"held-out {g.key}/{size}{'' if g.seed is None else f' (seed {g.seed})'}: {what}")
         return lines
 
     def group_names(self) -> list[str]:
@@ -101,5 +117,18 @@ def fit_law(records: list[Record], config: FitConfig | None = None) -> LawFit:
             if size not in known:
                 raise UsageError(f"held-out size {size!r} is not in the records{did_you_mean(size, known)}; "
                                  f"sizes present: {', '.join(sorted(known)) or 'none'}")
-    return LawFit(config, [fit_group(f, m, g.runs, config, recipe=r, recipe_cfg=g.recipe_config, ratio_of=g.ratio_of)
-                           for (f, m, r), g in sorted(groups.items())])
+    order = sorted(groups, key=lambda k: (k[0], k[1], k[2], -1 if k[3] is None else k[3]))
+    fits = [fit_group(f, m, groups[(f, m, r, seed)].runs, config, recipe=r, recipe_cfg=groups[(f, m, r, seed)].recipe_config,
+                      ratio_of=groups[(f, m, r, seed)].ratio_of, seed=seed) for f, m, r, seed in order]
+    return LawFit(config, fits, _recipes(records, config))
+
+
+def _recipes(records: list[Record], config: FitConfig) -> dict | None:
+    """The recipes compared, when the records hold the CE recipe and another for the same cases."""
+    from bench.harness.recipe_fit import compare_cases, joint_fits
+
+    cases = compare_cases(records)
+    if not cases:
+        return None
+    return {"cases": cases, "joint": joint_fits(records, config.holdout, config.bootstrap, config.seed,
+                                                config.search, config.n_polish)}

@@ -50,13 +50,22 @@ class Need:
     training: int = 0  # per process
     processes: int = 1
     engine: str = "ddp"
+    teacher: int = 0  # a distillation teacher held beside the student: in the load dtype, per process
+    teacher_shared: bool = True  # the teacher is the unpruned model the runner holds anyway (`base`)
 
     def total(self, device_type: str) -> int:
-        """What one device holds (CUDA), or the machine (CPU: every process shares its memory)."""
-        per_process = self.training // self.processes if self.engine == "fsdp" else self.training
+        """What one device holds (CUDA), or the machine (CPU: every process shares its memory).
+
+        A teacher in the training process(es): one that is the runner's own unpruned model costs
+        nothing more in one process, but a copy in every distributed process (a shard of one
+        under FSDP); a named teacher costs its weights in the runner and in the processes."""
+        split = self.processes if self.engine == "fsdp" else 1
+        per_process = self.training // split
+        teacher_ranks = (self.teacher // split) if self.processes > 1 else (0 if self.teacher_shared else self.teacher)
+        teacher_parent = 0 if self.teacher_shared or self.processes == 1 else self.teacher
         if device_type == "cuda":
-            return self.base + self.pruned + per_process
-        return self.base + self.pruned + per_process * self.processes
+            return self.base + self.pruned + per_process + teacher_ranks + teacher_parent
+        return self.base + self.pruned + (per_process + teacher_ranks) * self.processes + teacher_parent
 
     def parts(self) -> str:
         dtype = str(self.dtype).replace("torch.", "")
@@ -69,6 +78,8 @@ class Need:
                           self.processes > 1 else "") + ")")
         elif self.mode == "lora":
             out.append(f"LoRA post-training {gib(self.training)} (float32 weights, adapter gradients and AdamW)")
+        if self.teacher and (self.processes > 1 or not self.teacher_shared):
+            out.append(f"distillation teacher {gib(self.teacher)}" + (" per process" if self.processes > 1 else ""))
         return " + ".join(out)
 
 
@@ -76,8 +87,13 @@ def gib(nbytes: int) -> str:
     return f"{nbytes / GiB:.1f} GiB"
 
 
-def case_need(case, counted, dtype: torch.dtype) -> Need:
-    """The memory `case` needs, from its parameter counts (`bench.studies.params.Counted`)."""
+def case_need(case, counted, dtype: torch.dtype, teacher_params: int | None = None) -> Need:
+    """The memory `case` needs, from its parameter counts (`bench.studies.params.Counted`).
+
+    Args:
+        teacher_params: the parameters of a distillation recipe's named teacher (None: the
+            teacher is the case's own unpruned model, or there is none).
+    """
     width = torch.finfo(dtype).bits // 8
     pruned = 0 if case.unpruned else counted.tensors * width
     kept = counted.before if case.unpruned else counted.tensors
@@ -89,7 +105,12 @@ def case_need(case, counted, dtype: torch.dtype) -> Need:
         mode = "lora"
     else:
         training, mode = kept * FULL_TRAIN_BYTES, "full"
-    return Need(case.id, mode, dtype, counted.before * width, pruned, training, recipe.processes, recipe.engine)
+    teacher, shared = 0, True
+    if recipe.objective != "ce" and not case.unpruned:
+        shared = teacher_params is None
+        teacher = (counted.before if shared else teacher_params) * width
+    return Need(case.id, mode, dtype, counted.before * width, pruned, training, recipe.processes, recipe.engine,
+                teacher, shared)
 
 
 # --------------------------------------------------------------------------- capacity

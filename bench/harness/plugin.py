@@ -18,11 +18,15 @@ import contextlib
 import os
 import sys
 
-import pytest
+from bench import isa
 
-from bench.errors import USER_ERRORS, UsageError, one_line
-from bench.studies.profiles import DEFAULT_PROFILE, profile_help
-from fitting.laws import LAWS
+isa.pin()  # before torch initialises, in this process and every process it starts
+
+import pytest  # noqa: E402
+
+from bench.errors import USER_ERRORS, UsageError, one_line  # noqa: E402
+from bench.studies.profiles import DEFAULT_PROFILE, profile_help  # noqa: E402
+from fitting.laws import LAWS  # noqa: E402
 
 SESSION_KEY = pytest.StashKey["BenchSession"]()
 
@@ -52,6 +56,10 @@ def pytest_addoption(parser):
     group.addoption("--threads", type=int, default=os.environ.get("PRUNEBENCH_THREADS") or None,
                     help="torch CPU threads for the run (default $PRUNEBENCH_THREADS, else one per core); "
                          "use 1 on a machine shared with other jobs, where idle-spinning threads stall")
+    group.addoption("--seeds", type=int, default=None, metavar="N",
+                    help="run every case under seeds 0..N-1 (the zoo pre-trained and the recipe's data order, "
+                         "dropout and LoRA initialisation drawn again per seed; ids end in -s<seed>), fit the law "
+                         "once per seed and report each figure's spread (default: the study's seeds, one)")
     group.addoption("--law", default=None,
                     help=f"scaling law fitted at the end ({', '.join(LAWS)}; default: the study's, p2)")
     group.addoption("--holdout", action="append", default=None, metavar="SIZE",
@@ -84,7 +92,7 @@ def pytest_configure(config):
     try:
         cli = CommandLine(
             study=_matrix(config), full_eval=opt("--full-eval"), resume=opt("--resume"), report=not opt("--no-report"),
-            threads=opt("--threads"), law=opt("--law"), holdout=tuple(opt("--holdout")) if opt("--holdout") else None,
+            threads=opt("--threads"), seeds=opt("--seeds"), law=opt("--law"), holdout=tuple(opt("--holdout")) if opt("--holdout") else None,
             max_extrapolation_error=tuple(opt("--max-extrapolation-error") or ()) or None, baseline=opt("--baseline"),
             max_ppl_regression=opt("--max-ppl-regression"), max_control_improvement=opt("--max-control-improvement"))
         env = RunEnv.make(data_dir=opt("--data-dir"), cache_dir=opt("--cache-dir"), models_dir=opt("--models-dir"),
@@ -284,3 +292,28 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.section("prunebench summary")
         for line in lines:
             terminalreporter.write_line(line)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_update_machine_info(config, machine_info):
+    """pytest-benchmark's saved runs say which study made them (see the compare hook)."""
+    machine_info["prunebench"] = {"study": _study_name(config)}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_compare_machine_info(config, benchmarksession, machine_info, compared_benchmark):
+    """`--benchmark-compare` against a saved run of another study is refused in one line: its
+    cases' timings measure other work."""
+    saved = ((compared_benchmark.get("machine_info") or {}).get("prunebench") or {}).get("study")
+    current = _study_name(config)
+    if saved is not None and saved != current:
+        raise pytest.UsageError(f"--benchmark-compare: the saved run is of study {saved!r} and this run is of study "
+                                f"{current!r}; compare runs of one study (or save this one with --benchmark-autosave)")
+
+
+def _study_name(config) -> str:
+    """The study a run selects, as a name: a profile, or a study file's stem."""
+    from pathlib import Path
+
+    study = config.getoption("--study")
+    return Path(study).stem if study else config.getoption("--profile")

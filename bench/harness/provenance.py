@@ -13,7 +13,8 @@ case costs no model load:
   directory's config and weight files, or the hub id with where it resolved (models directory,
   HF cache, hub) and its revision (`bench.sources.hub`);
 * data: the sha256 of every data file the case reads (evaluation, calibration, post-training);
-* device and dtype, and the torch and transformers versions.
+* device and dtype, the CPU kernels' pinned vector ISA (`bench.isa`), and the torch and
+  transformers versions.
 """
 
 from __future__ import annotations
@@ -25,13 +26,14 @@ from importlib import metadata
 from pathlib import Path
 
 from bench.env import RunEnv
+from bench.isa import state as isa_state
 from bench.sources.data import file_sha256  # memoised: a session hashes a GGUF file once
 from bench.sources.hub import directory_digest
 from bench.studies.cases import Case
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the checkout: bench/harness/provenance.py
 # The fields `--resume` compares, in the order a stale line names them.
-COMPARED = ("code", "model", "data", "device", "dtype", "torch", "transformers")
+COMPARED = ("code", "model", "data", "device", "dtype", "isa", "torch", "transformers")
 
 
 def _version(name: str) -> str | None:
@@ -180,6 +182,8 @@ def provenance(model_spec: str, datasets, env: RunEnv, dtype=None) -> dict:
         "data": data_digests(datasets, env.data_dir),
         "device": dev.type,
         "dtype": str(parse_dtype(dtype) or default_dtype(dev)).replace("torch.", ""),
+        # The CPU kernels' vector ISA (`bench.isa`): a zoo built under another one is another zoo.
+        "isa": isa_state(),
         "torch": _version("torch"),
         "transformers": _version("transformers"),
     }

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from bench.errors import UsageError, did_you_mean
 from bench.studies import Study, load_study, study_cases
+from bench.studies.axes import parse_seeds
 from bench.studies.cases import Case
 from bench.studies.gates import GateSet, parse_gates
 from bench.studies.profiles import DEFAULT_PROFILE, resolve_study
@@ -32,6 +33,7 @@ class CommandLine:
     resume: bool = False
     report: bool = True
     threads: int | None = None
+    seeds: int | None = None  # --seeds N: seeds 0..N-1 instead of the study's
     law: str | None = None
     holdout: tuple[str, ...] | None = None
     max_extrapolation_error: tuple[str, ...] | None = None
@@ -46,6 +48,7 @@ class RunConfig:
 
     study: Study
     cases: tuple[Case, ...]
+    seeds: tuple[int, ...]
     law: str
     holdout: tuple[str, ...] | None  # model keys held out; None: the largest size of each family
     gates: GateSet
@@ -80,7 +83,8 @@ def build_run_config(cli: CommandLine) -> RunConfig:
     if cli.threads is not None and cli.threads < 1:
         raise UsageError(f"--threads must be at least 1, got {cli.threads}")
     study = load_study(resolve_study(cli.study))
-    cases = tuple(study_cases(study, full_eval=cli.full_eval))
+    seeds = parse_seeds(cli.seeds, "--seeds") if cli.seeds is not None else study.seeds
+    cases = tuple(study_cases(study, full_eval=cli.full_eval, seeds=seeds))
     law = cli.law or study.law
     if cli.law is not None and cli.law not in available_laws():
         raise UsageError(f"unknown law {cli.law!r}{did_you_mean(cli.law, available_laws())}; "
@@ -102,5 +106,5 @@ def build_run_config(cli: CommandLine) -> RunConfig:
     groups = case_group_names(cases)
     if groups:
         gates.check_groups(groups)
-    return RunConfig(study, cases, law, tuple(holdout) if holdout else None, gates.prepared(),
+    return RunConfig(study, cases, seeds, law, tuple(holdout) if holdout else None, gates.prepared(),
                      full_eval=cli.full_eval, resume=cli.resume, report=cli.report, threads=cli.threads)

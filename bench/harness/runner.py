@@ -56,6 +56,8 @@ class _Memo:
     dense_ppl: dict = field(default_factory=dict)  # (spec, evals) -> ppl dict
     dense_heldout: dict = field(default_factory=dict)  # (spec, slice/eval key) -> held-out loss
     zeroshot_tasks: dict = field(default_factory=dict)  # ZeroShotSpec -> validated lm-eval tasks
+    teacher_spec: str | None = None  # a distillation recipe's named teacher, loaded once
+    teacher: object = None
 
 
 @dataclass
@@ -166,7 +168,8 @@ class CaseRunner:
                             hidden_size=getattr(cfg, "hidden_size", None), info=base.info,
                             nulls=frozenset({"arch", "layers", "hidden_size"})),
             label=case.label or case.method, ratio=case.ratio, config=case.config(), fingerprint=case.fingerprint(),
-            seed=case.calibration.seed if case.calibration is not None else 0,
+            # The study seed, when there are several; else the calibration draw's (schema 2's meaning).
+            seed=case.seed if case.seed is not None else (case.calibration.seed if case.calibration is not None else 0),
             params=Params(before=params_before, after=params_after, achieved_ratio=1 - params_after / params_before,
                           non_embedding_before=ne_before, non_embedding_after=ne_after),
             prune_report=report, timings={"prune_s": (report or {}).get("wall_time_s")},
@@ -177,6 +180,9 @@ class CaseRunner:
             record = replace(record, ppl=self.measure(loaded, case),
                              zeroshot=self.zeroshot(loaded, case) if case.zeroshot is not None else None)
         record.timings["case_s"] = time.perf_counter() - t0
+        record.timings["eval_tokens_per_s"] = _rate(record.ppl)
+        if record.posttrain is not None:
+            record.timings["posttrain_tokens_per_s"] = record.posttrain.rest.get("tokens_per_s")
         return record
 
     def _posttrain(self, case: Case, loaded: LoadedModel, masks: dict | None, record: Record,
@@ -185,7 +191,7 @@ class CaseRunner:
         from bench.training.posttrain import posttrain
         from bench.training.zoo import plateau_figure
 
-        recipe = case.recipe
+        recipe, teacher, note = self.objective(case)
         ppl_dense = self.dense_ppl(case)
         ppl_pruned = ppl_dense if case.unpruned else self.measure(loaded, case)
         zeroshot_pruned = self.zeroshot(loaded, case) if case.zeroshot is not None else None
@@ -200,7 +206,9 @@ class CaseRunner:
                      if recipe.processes > 1 and state is None else None)
         model, pt = posttrain(copy.deepcopy(loaded.model), loaded.tokenizer, recipe, self.env, masks=masks,
                               checkpoint_eval=checkpoint_eval, state_dir=state_dir, state=state,
-                              desc=f"{case.id}: post-train")
+                              desc=f"{case.id}: post-train", teacher=teacher)
+        if note:
+            pt["objective_note"] = note
         record.timings["posttrain_s"] = time.perf_counter() - t0
         params = record.params
         pt.update({"L0": l0, "N0": params.before, "N": params.after, "rho": params.achieved_ratio,
@@ -224,6 +232,29 @@ class CaseRunner:
         return replace(record, ppl=self.measure(loaded, case, model=model),
                        zeroshot=self.zeroshot(loaded, case, model=model) if case.zeroshot is not None else None)
 
+
+    def objective(self, case: Case):
+        """(the recipe post-training runs, its teacher or None, a note for the record or None).
+
+        A distillation recipe's teacher is the case's unpruned model (the one this session
+        already holds, shared by the model's cases) or the recipe's `teacher` spec, loaded once.
+        An unpruned (control) case has no teacher to learn from: it runs the recipe with the
+        cross-entropy objective, and its record says so.
+        """
+        recipe = case.training_recipe
+        if recipe.objective == "ce":
+            return recipe, None, None
+        if case.unpruned:
+            ce = replace(recipe, objective="ce", temperature=1.0, kd_weight=0.5, teacher=None)
+            return ce, None, (f"{case.method}: an unpruned model has no teacher to learn from, so it ran the "
+                              f"recipe with objective ce instead of {recipe.objective}")
+        if recipe.teacher is None:
+            return recipe, self.dense(case.model).model, None
+        if self.memo.teacher_spec != recipe.teacher:
+            self.memo.teacher = None  # free the previous one first
+            self.memo.teacher = load_model(recipe.teacher, self.env).model
+            self.memo.teacher_spec = recipe.teacher
+        return recipe, self.memo.teacher, None
 
     # ------------------------------------------------------------------ training states
 
@@ -277,6 +308,13 @@ class CaseRunner:
             shutil.rmtree(work, ignore_errors=True)
             if work.parent.is_dir() and not any(work.parent.iterdir()):
                 work.parent.rmdir()  # no empty "work" folder left beside the records
+
+
+def _rate(measured: dict | None) -> float | None:
+    """Evaluation throughput of a case's final perplexities: window tokens per second."""
+    done = [p for p in (measured or {}).values() if p.rest.get("wall_s")]
+    wall = sum(p.rest["wall_s"] for p in done)
+    return sum(p.windows * p.seq_len for p in done) / wall if wall > 0 else None
 
 
 def prune_model(model, tokenizer, case: Case, env: RunEnv) -> tuple[dict, dict | None]:

@@ -38,12 +38,34 @@ def package_versions() -> dict:
     return out
 
 
+def cpu_model() -> str | None:
+    """The CPU's model name (``/proc/cpuinfo``; elsewhere `platform.processor`)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
 def machine_info() -> dict:
+    """Where a record was made: platform, CPU model and count, the vector ISA the CPU kernels
+    run (`bench.isa`), torch's BLAS and oneDNN, threads, and the GPU."""
+    from bench.isa import state
+
     info = {"platform": platform.platform(), "machine": platform.machine(),
-            "processor": platform.processor() or None, "cpu_count": os.cpu_count()}
+            "processor": platform.processor() or None, "cpu_model": cpu_model(), "cpu_count": os.cpu_count()}
     try:
         import torch
 
+        config = torch.__config__.show()
+        info["cpu_isa"] = state()
+        info["blas"] = next((part.split("=", 1)[1] for part in config.replace(",", " ").split()
+                             if part.startswith("BLAS_INFO=")), None)
+        info["onednn"] = next((line.strip().lstrip("- ") for line in config.splitlines()
+                               if "MKL-DNN" in line or "oneDNN" in line), None)
         info["torch_threads"] = torch.get_num_threads()
         if torch.cuda.is_available():
             info["gpu"] = torch.cuda.get_device_name(0)

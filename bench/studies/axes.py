@@ -91,7 +91,7 @@ def _zoo_models(w: _Where, family: str, where: str, extra: dict) -> list[ModelEn
         raise w.error(f"{where}.zoo", f"unknown zoo family {family!r}{did_you_mean(family, FAMILIES)}; "
                                       f"choose one of {', '.join(sorted(FAMILIES))}")
     fam = FAMILIES[family]
-    return [ModelEntry(fam.spec(s.key), s.key, family, where=where, **extra) for s in fam.sizes]
+    return [ModelEntry(fam.spec(s.key), s.key, family, zoo=True, where=where, **extra) for s in fam.sizes]
 
 
 def _methods(w: _Where, value, calibration, models) -> tuple[MethodEntry, ...]:
@@ -208,3 +208,25 @@ def _ratios(w: _Where, entry: dict, where: str, keys: list[str]) -> tuple[tuple,
                                                     f"keys: {', '.join(repr(k) for k in keys)}")
         return (), tuple((k, one_list(v, f"{key}.{k}")) for k, v in value.items())
     return one_list(value, key), ()
+
+
+def parse_seeds(value, what: str) -> tuple[int, ...]:
+    """A study's `seeds` (or `--seeds`): a count N (seeds 0..N-1) or a list of distinct seeds.
+
+    Raises:
+        UsageError: 0 or fewer seeds, a negative or non-integer seed, or one given twice.
+    """
+    from bench.errors import UsageError
+
+    if isinstance(value, bool) or not isinstance(value, (int, list, tuple)):
+        raise UsageError(f"{what} must be a number of seeds or a list of seeds, got {value!r}")
+    if isinstance(value, int):
+        if value < 1:
+            raise UsageError(f"{what} must be at least 1 (the number of seeds each case runs under), got {value}")
+        return tuple(range(value))
+    if not value or any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in value):
+        raise UsageError(f"{what} must list non-negative integer seeds, got {list(value)!r}")
+    repeated = sorted({v for v in value if list(value).count(v) > 1})
+    if repeated:
+        raise UsageError(f"{what} lists seed {repeated[0]} more than once; give each seed once")
+    return tuple(value)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from bench.evaluation.zeroshot import ZeroShotSpec
 from bench.sources.calibration import RECORD_KEYS, CalibrationSpec
@@ -68,6 +68,10 @@ class Case:
         id_suffix: extra id part (the smol study puts dataset and seq_len there).
         family: model family for the scaling-law fit (``nano-llama``, ``smollm2``).
         declared: which fields of `prune`, `calibration` and `recipe` the study file set.
+        seed: the study seed this case runs under, when the study has several (None: one seed,
+            and the id, config and fingerprint are those of a study without seeds). A zoo
+            model is its family drawn under the seed (`bench.training.zoo_families.seeded`); the
+            post-training recipe runs with its seed offset by it (`training_recipe`).
     """
 
     study: str
@@ -84,6 +88,7 @@ class Case:
     id_suffix: str = ""
     family: str = ""
     declared: Declared = Declared()
+    seed: int | None = None
 
     def __hash__(self) -> int:
         # A plugin's method config need not be hashable; equal cases have equal ids.
@@ -96,11 +101,21 @@ class Case:
             parts.append(f"{self.ratio:g}")
         if self.id_suffix:
             parts.append(self.id_suffix)
+        if self.seed is not None:
+            parts.append(f"s{self.seed}")
         return "-".join(p for p in parts if p)
 
     @property
     def unpruned(self) -> bool:
         return self.method in UNPRUNED
+
+    @property
+    def training_recipe(self) -> Recipe | None:
+        """The recipe post-training runs: the study's, its seed (data order, dropout, LoRA
+        initialisation) offset by the case's study seed."""
+        if self.recipe is None or not self.seed:
+            return self.recipe
+        return replace(self.recipe, seed=self.recipe.seed + self.seed)
 
     @property
     def prune_key(self) -> tuple:
@@ -124,6 +139,8 @@ class Case:
         if self.zeroshot is not None:
             # Absent rather than null, so cases without zero-shot keep their fingerprints.
             out["zeroshot"] = {**asdict(self.zeroshot), "task_limits": dict(self.zeroshot.task_limits)}
+        if self.seed is not None:
+            out["seed"] = self.seed  # absent with one seed, for the same reason
         return out
 
     def fingerprint(self) -> str:

@@ -17,7 +17,7 @@ from bench.studies.gates import GateSet
 from bench.training.recipe import Recipe
 
 TOP_KEYS = ("include", "study", "models", "methods", "calibration", "posttrain", "evaluation", "zeroshot", "gates")
-STUDY_KEYS = ("name", "description", "law", "holdout")
+STUDY_KEYS = ("name", "description", "law", "holdout", "seeds")
 MODEL_KEYS = ("spec", "key", "family", "zoo", "posttrain", "options", "revision")
 METHOD_KEYS = ("method", "label", "ratios", "options", "calibration")
 CALIB_KEYS = ("source", "samples", "seq_len", "seed")
@@ -32,6 +32,7 @@ class ModelEntry:
     spec: str
     key: str
     family: str
+    zoo: bool = False  # a size of a nano zoo family (its spec changes with the study seed)
     recipe: Recipe | None = None  # the study's [posttrain] with this model's overrides; None: no post-training
     recipe_keys: tuple[str, ...] = ()  # the recipe fields the study file set
     options: tuple = ()  # (method, sorted (key, value) overrides) pairs, as the file gives them
@@ -93,6 +94,7 @@ class Study:
     description: str = ""
     law: str = "p2"
     holdout: tuple[str, ...] = ()
+    seeds: tuple[int, ...] = (0,)  # every case runs under each; one seed: ids and records as without
     models: tuple[ModelEntry, ...] = ()
     methods: tuple[MethodEntry, ...] = ()
     posttrain: tuple = ()  # the [posttrain] table as declared, sorted (key, value) pairs; () = none

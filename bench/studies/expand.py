@@ -16,8 +16,9 @@ from bench.studies.cases import Case, Declared, EvalSpec
 from bench.studies.entries import MethodEntry, ModelEntry, Study
 
 
-def study_cases(study: Study, full_eval: bool = False) -> list[Case]:
-    """Every case of `study`; ``full_eval`` lifts window caps and zero-shot limits.
+def study_cases(study: Study, full_eval: bool = False, seeds: tuple[int, ...] | None = None) -> list[Case]:
+    """Every case of `study`; ``full_eval`` lifts window caps and zero-shot limits, `seeds`
+    (default the study's) runs every case under each seed, seed by seed.
 
     Raises:
         UsageError: two cases would have the same id (naming the entries of both).
@@ -29,29 +30,46 @@ def study_cases(study: Study, full_eval: bool = False) -> list[Case]:
         zs = replace(zs, limit=None, task_limits=())
     ev = study.evaluation
     specs = tuple(EvalSpec(d, s, None if full_eval else ev.cap(s)) for s in ev.seq_lens for d in ev.datasets)
-    for model in study.models:
-        for entry in study.methods:
-            for ratio in entry.ratios_for(model.key):
-                config, keys = entry.config_for(model.key, ratio)
-                base = dict(study=study.name, model=model.spec, model_key=model.key, method=entry.method,
-                            ratio=float(ratio), label=entry.label, prune=config,
-                            calibration=_calibration(entry, model), recipe=model.recipe, family=model.family,
-                            declared=Declared(keys, entry.calibration_keys, model.recipe_keys))
-                where = f"{model.where} x {entry.where}"
-                if ev.per_case:
-                    made = [Case(**base, evals=(spec,), id_suffix=f"{spec.dataset}-{spec.seq_len}") for spec in specs]
-                    if zs is not None:
-                        made.append(Case(**base, zeroshot=zs, id_suffix="zeroshot"))
-                else:
-                    made = [Case(**base, evals=specs, zeroshot=zs)]
-                for case in made:
-                    if case.id in origin:
-                        raise UsageError(f"study {study.path}: {origin[case.id]} and {where} both make case "
-                                         f"{case.id!r}; give one of the methods another label or the models "
-                                         f"different keys")
-                    origin[case.id] = where
-                    cases.append(case)
+    seeds = tuple(seeds or study.seeds)
+    for seed in seeds:
+        for model in study.models:
+            for entry in study.methods:
+                for ratio in entry.ratios_for(model.key):
+                    _add(cases, origin, study, model, entry, ratio, specs, zs, seed if len(seeds) > 1 else None)
     return cases
+
+
+def _add(cases: list, origin: dict, study: Study, model: ModelEntry, entry: MethodEntry, ratio: float, specs, zs,
+         seed: int | None) -> None:
+    """The case(s) of one (model, method, ratio) under one seed (None: the study has one)."""
+    config, keys = entry.config_for(model.key, ratio)
+    base = dict(study=study.name, model=_seeded_spec(model, seed), model_key=model.key, method=entry.method,
+                ratio=float(ratio), label=entry.label, prune=config, calibration=_calibration(entry, model),
+                recipe=model.recipe, family=model.family, seed=seed,
+                declared=Declared(keys, entry.calibration_keys, model.recipe_keys))
+    where = f"{model.where} x {entry.where}"
+    if study.evaluation.per_case:
+        made = [Case(**base, evals=(spec,), id_suffix=f"{spec.dataset}-{spec.seq_len}") for spec in specs]
+        if zs is not None:
+            made.append(Case(**base, zeroshot=zs, id_suffix="zeroshot"))
+    else:
+        made = [Case(**base, evals=specs, zeroshot=zs)]
+    for case in made:
+        if case.id in origin:
+            raise UsageError(f"study {study.path}: {origin[case.id]} and {where} both make case {case.id!r}; give "
+                             f"one of the methods another label or the models different keys")
+        origin[case.id] = where
+        cases.append(case)
+
+
+def _seeded_spec(model: ModelEntry, seed: int | None) -> str:
+    """A zoo model drawn under the study seed (`bench.training.zoo_families.seeded`); any other
+    model is the same under every seed."""
+    if not model.zoo or not seed:
+        return model.spec
+    from bench.training import zoo_families
+
+    return zoo_families.seeded(model.family, seed).spec(model.key)
 
 
 def _calibration(entry: MethodEntry, model: ModelEntry):

@@ -63,6 +63,9 @@ class Verdict:
 LAW_TESTS = ("larger-d", "larger-n0", "higher-rho")
 LAW_MEASURES = {"mape": "MAPE on L", "gap": "gap error at the final checkpoint"}
 DEFAULT_TEST = "larger-n0"
+#: Over the study seeds a group was fitted under: judge its worst seed (the default), or the
+#: mean of its seeds' figures. Either way every seed's fit must be identified.
+LAW_AGGREGATES = {"worst": "worst seed", "mean": "mean over seeds"}
 
 
 def group_matches(selector: str, key: str) -> bool:
@@ -77,19 +80,22 @@ def group_matches(selector: str, key: str) -> bool:
 
 def _scope_help(valid_groups) -> str:
     groups = ", ".join(sorted(valid_groups)) if valid_groups else "the groups of the records"
-    return (f"a scope is [TEST][:GROUP][:MEASURE]=PCT with TEST one of {', '.join(LAW_TESTS)} "
-            f"(default {DEFAULT_TEST}), MEASURE one of {', '.join(LAW_MEASURES)} (default mape), and GROUP a "
-            f"family, method, family/method or group key of: {groups}")
+    return (f"a scope is [TEST][:GROUP][:MEASURE][:OVER]=PCT with TEST one of {', '.join(LAW_TESTS)} "
+            f"(default {DEFAULT_TEST}), MEASURE one of {', '.join(LAW_MEASURES)} (default mape), OVER one of "
+            f"{', '.join(LAW_AGGREGATES)} (the study seeds; default worst), and GROUP a family, method, "
+            f"family/method or group key of: {groups}")
 
 
 @dataclass(frozen=True)
 class ExtrapolationGate:
-    """One scope of `--max-extrapolation-error`: a test, optionally a group, a measure, a limit.
+    """One scope of `--max-extrapolation-error`: a test, optionally a group, a measure, a limit,
+    and how the study seeds are aggregated.
 
-    Every group the scope covers must have an identified fit, a test result, and a figure
-    at or below the limit for every target (held-out size) of the test. A group that is not
-    identified, a test that could not run and a run-away prediction all fail with their
-    reason, never with a number.
+    Every group the scope covers must have an identified fit under every seed, a test result,
+    and a figure at or below the limit for every target (held-out size) of the test: the worst
+    seed's by default (each seed's fit is judged), or the mean over the seeds (`mean`). A group
+    that is not identified, a test that could not run and a run-away prediction all fail with
+    their reason, never with a number.
     """
 
     max_error: float  # percent
@@ -97,6 +103,7 @@ class ExtrapolationGate:
     group: str | None = None
     measure: str = "mape"
     text: str = ""
+    aggregate: str = "worst"
 
     name = "max-extrapolation-error"
     needs = "fit"
@@ -104,7 +111,7 @@ class ExtrapolationGate:
     @property
     def scope(self) -> str:
         parts = [self.test] + ([self.group] if self.group else []) + ([self.measure] if self.measure != "mape" else [])
-        return ":".join(parts)
+        return ":".join(parts + ([self.aggregate] if self.aggregate != "worst" else []))
 
     def check(self, fit) -> Verdict:
         """Judge the law's fit (`bench.harness.law_fit.LawFit`, or None when nothing was fitted)."""
@@ -118,29 +125,43 @@ class ExtrapolationGate:
                              f"fit{did_you_mean(self.group, [g.key for g in groups])}; {_scope_help([g.key for g in groups])}")
         name = f"{self.name}[{self.scope}]"
         failures, parts = [], []
+        seeded = {}  # key -> {size: [values]}, for the mean over seeds
         for g in chosen:
+            where = g.key if g.seed is None else f"{g.key} (seed {g.seed})"
             ident = g.identifiability or {}
             if not ident.get("identified"):
                 why = "; ".join(ident.get("reasons") or ["no identifiability verdict"])
-                failures.append(f"{g.key}: not identified ({why})")
+                failures.append(f"{where}: not identified ({why})")
                 continue
             test = g.tests.get(self.test)
             if not test or test.get("error") or not test.get("targets"):
                 why = (test or {}).get("error") or "no target to predict"
-                failures.append(f"{g.key}: {self.test} could not run ({why})")
+                failures.append(f"{where}: {self.test} could not run ({why})")
                 continue
             for size, m in sorted(test["targets"].items()):
                 if m.get("runaway"):
-                    failures.append(f"{g.key}/{size}: {m['runaway']}")
+                    failures.append(f"{where}/{size}: {m['runaway']}")
                     continue
                 value = m["mape"] if self.measure == "mape" else m.get("gap_final_worst")
                 if value is None:
-                    failures.append(f"{g.key}/{size}: no {LAW_MEASURES[self.measure]} (no checkpoint above L0)")
+                    failures.append(f"{where}/{size}: no {LAW_MEASURES[self.measure]} (no checkpoint above L0)")
                     continue
-                parts.append((value, f"{g.key}/{size}"))
+                if self.aggregate == "mean":
+                    seeded.setdefault(g.key, {}).setdefault(size, []).append(value)
+                    continue
+                label = f"{g.key}/{size}" + ("" if g.seed is None else f"/s{g.seed}")
+                parts.append((value, label))
                 if not value <= self.max_error:
-                    failures.append(f"{g.key}/{size} {_pct(value)}")
-        what = f"{self.test} {LAW_MEASURES[self.measure]}, limit {self.max_error:g}%"
+                    failures.append(f"{label} {_pct(value)}")
+        for key, sizes in seeded.items():
+            for size, values in sorted(sizes.items()):
+                value = sum(values) / len(values)
+                label = f"{key}/{size} (mean of {len(values)} seeds)"
+                parts.append((value, label))
+                if not value <= self.max_error:
+                    failures.append(f"{label} {_pct(value)}")
+        what = f"{self.test} {LAW_MEASURES[self.measure]}, {LAW_AGGREGATES[self.aggregate]}, limit {self.max_error:g}%" \
+            if any(g.seed is not None for g in chosen) else f"{self.test} {LAW_MEASURES[self.measure]}, limit {self.max_error:g}%"
         measured = ", ".join(f"{k}={_pct(v)}" for v, k in sorted(parts, key=lambda t: t[1]))
         if failures:
             return Verdict(name, False, f"{what}: failed {'; '.join(failures)}" + (f" (measured: {measured})" if measured else ""))
@@ -162,24 +183,26 @@ def parse_law_scope(text: str, valid_groups=None) -> ExtrapolationGate:
     if not eq:
         scope, pct = "", raw
     limit = parse_percent(pct, f"{option} {raw}")
-    test, group, measure = DEFAULT_TEST, None, "mape"
+    test, group, measure, aggregate = DEFAULT_TEST, None, "mape", "worst"
     seen_test = False
     for token in filter(None, (t.strip() for t in scope.split(":"))):
         if token in LAW_TESTS and not seen_test:
             test, seen_test = token, True
         elif token in LAW_MEASURES:
             measure = token
+        elif token in LAW_AGGREGATES:
+            aggregate = token
         elif group is None:
             group = token
         else:
-            raise UsageError(f"{option} {raw}: {token!r} is not a test or measure, and the scope already names group "
+            raise UsageError(f"{option} {raw}: {token!r} is not a test, measure or seed aggregate, and the scope already names group "
                              f"{group!r}; {_scope_help(valid_groups)}")
     if group is not None and valid_groups is not None and not any(group_matches(group, k) for k in valid_groups):
         parts = {p for k in valid_groups for p in (k.partition("@")[0].partition("/")[2], k.partition("/")[0])}
-        known = sorted(set(LAW_TESTS) | set(LAW_MEASURES) | set(valid_groups) | parts)
+        known = sorted(set(LAW_TESTS) | set(LAW_MEASURES) | set(LAW_AGGREGATES) | set(valid_groups) | parts)
         raise UsageError(f"{option} {raw}: {group!r} names no test and no group of this run{did_you_mean(group, known)}; "
                          f"{_scope_help(valid_groups)}")
-    return ExtrapolationGate(limit, test, group, measure, raw)
+    return ExtrapolationGate(limit, test, group, measure, raw, aggregate)
 
 
 def _pct(value: float) -> str:

@@ -18,6 +18,8 @@ Layout (every table is optional except ``models`` and ``methods``)::
     description = "..."
     law = "p2"                    # scaling law fitted at the end (--law overrides)
     holdout = ["l4"]              # size keys held out for extrapolation (--holdout overrides)
+    seeds = 3                     # every case under seeds 0, 1, 2 (or a list: [0, 4, 7]); ids then end
+                                  # in -s<seed>; a zoo is pre-trained again per seed (--seeds overrides)
 
     [[models]]                    # one entry per model ...
     spec = "meta-llama/Llama-3.2-1B"   # what `bench.sources.models.load_model` resolves
@@ -82,7 +84,7 @@ except ModuleNotFoundError:  # Python 3.10: the same parser, as the tomli packag
     import tomli as tomllib
 
 from bench.errors import UsageError, did_you_mean
-from bench.studies.axes import _methods, _models
+from bench.studies.axes import _methods, _models, parse_seeds
 from bench.studies.checks import _pairs, _Where
 from bench.studies.entries import STUDY_KEYS, TOP_KEYS, Study
 from bench.studies.sections import _calibration, _evaluation, _gates, _posttrain, _zeroshot
@@ -178,6 +180,10 @@ def parse_study(raw: dict, path: Path) -> Study:
     evaluation = _evaluation(w, raw.get("evaluation", {}))
     zeroshot = _zeroshot(w, raw["zeroshot"]) if "zeroshot" in raw else None
     holdout = w.strings(head.get("holdout", []), "study.holdout")
+    try:
+        seeds = parse_seeds(head.get("seeds", 1), "study.seeds")
+    except UsageError as exc:
+        raise w.error("study.seeds", str(exc).removeprefix("study.seeds ")) from None
     keys = [m.key for m in models]
     for key in holdout:
         if key not in keys:
@@ -185,5 +191,5 @@ def parse_study(raw: dict, path: Path) -> Study:
     if holdout and not posttrain:
         raise w.error("study.holdout", "holds out sizes for the law's extrapolation, but the study has no [posttrain]")
     return Study(name=name, path=path, description=w.string(head.get("description", ""), "study.description", True),
-                 law=law, holdout=holdout, models=models, methods=methods, posttrain=posttrain,
+                 law=law, holdout=holdout, seeds=seeds, models=models, methods=methods, posttrain=posttrain,
                  evaluation=evaluation, zeroshot=zeroshot, gates=_gates(w, raw.get("gates", {})))

@@ -101,6 +101,10 @@ class DDPEngine(SingleProcess):
     def inner(self, model):
         return getattr(model, "module", model)
 
+    def place_teacher(self, teacher):
+        """The distillation teacher, placed like the student: every rank holds it, frozen."""
+        return teacher.to(self.device).eval().requires_grad_(False)
+
     def grad_sync(self, model, last: bool):
         return contextlib.nullcontext() if last else model.no_sync()
 
@@ -191,6 +195,18 @@ class FSDPEngine(DDPEngine):
     def inner(self, model):
         return model
 
+    def place_teacher(self, teacher):
+        """The teacher sharded like the student: ``fully_shard`` on each decoder layer. Its
+        embeddings, final norm and LM head (tied to the embeddings in the nano zoo, and used
+        beside the student's inside the student's forward) stay whole on every rank."""
+        from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+        teacher = teacher.to(self.device).eval().requires_grad_(False)
+        policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16 if self.recipe.param_dtype == "bfloat16" else None)
+        for layer in teacher.get_decoder().layers:
+            fully_shard(layer, mesh=self.mesh, mp_policy=policy)
+        return teacher
+
     def grad_sync(self, model, last: bool):
         model.set_requires_gradient_sync(last)  # reduce-scatter once per step, after the last micro-batch
         return contextlib.nullcontext()
@@ -251,7 +267,8 @@ def _worker(rank: int, job: str, port: int, world: int, backend: str, device_typ
         # FSDP moves each layer to the device as it shards it, so no rank holds the whole model there.
         model = spec["model"] if recipe.engine == "fsdp" else spec["model"].to(device)
         engine = ENGINES[recipe.engine](mesh, device, recipe, state_dir)
-        result = train(model, spec["windows"], recipe, heldout=spec["heldout"], masks=spec["masks"],
+        teacher = None if spec["teacher"] is None else engine.place_teacher(spec["teacher"])
+        result = train(model, spec["windows"], recipe, heldout=spec["heldout"], masks=spec["masks"], teacher=teacher,
                        progress=progress, desc=f"{desc} ({recipe.engine} x{world})",
                        parallel=engine, state=spec["state"])
         state = engine.full_state_dict(model)
@@ -269,7 +286,7 @@ def _worker(rank: int, job: str, port: int, world: int, backend: str, device_typ
 def run(model, windows: torch.Tensor, recipe: Recipe, *, heldout: torch.Tensor | None = None,
         masks: dict | None = None, state_dir: str | os.PathLike | None = None,
         progress: Progress = QUIET, device: torch.device | str | None = None, state=None,
-        desc: str = "post-train") -> TrainResult:
+        desc: str = "post-train", teacher=None) -> TrainResult:
     """Train `model` in `recipe.processes` spawned processes; its weights are replaced by the result.
 
     Args:
@@ -290,6 +307,7 @@ def run(model, windows: torch.Tensor, recipe: Recipe, *, heldout: torch.Tensor |
         Path(state_dir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="prunebench-dist-") as job:
         torch.save({"model": model, "windows": windows, "heldout": heldout, "masks": masks, "recipe": recipe,
+                    "teacher": teacher,
                     "state": state}, Path(job) / "job.pt")
         try:
             with relayed(progress, mp.get_context("spawn")) as relay:  # rank 0's phase, shown here

@@ -48,8 +48,8 @@ def initial_loss(model, tokenizer, recipe: Recipe, env: RunEnv) -> float:
 
 
 def posttrain(model, tokenizer, recipe: Recipe, env: RunEnv, *, masks: dict | None = None,
-              checkpoint_eval=None, state_dir=None, state=None,
-              desc: str = "post-train") -> tuple[torch.nn.Module, dict]:
+              checkpoint_eval=None, state_dir=None, state=None, desc: str = "post-train",
+              teacher=None) -> tuple[torch.nn.Module, dict]:
     """Post-train `model` (in place, except LoRA which returns the merged model).
 
     With ``recipe.processes > 1`` the training runs in spawned processes (`bench.training.distributed`),
@@ -64,6 +64,8 @@ def posttrain(model, tokenizer, recipe: Recipe, env: RunEnv, *, masks: dict | No
             is saved (all of them kept).
         state: a `bench.training.train_state.Checkpointer` (with ``recipe.state_every``): resumable states,
             the newest kept; its report goes into the record as ``train_state``.
+        teacher: a distillation objective's teacher (`bench.training.distill`), frozen and
+            unchanged; under LoRA it stays the unpruned model, never the adapted student.
     Returns:
         (the trained model, the record's ``posttrain`` fields: recipe, slices, trajectory,
         initial held-out loss, diverged, counters).
@@ -84,13 +86,15 @@ def posttrain(model, tokenizer, recipe: Recipe, env: RunEnv, *, masks: dict | No
     if dtype != MASTER_DTYPE:
         model.to(MASTER_DTYPE)  # float32 master weights; bf16 comes from autocast on CUDA
     if recipe.lora:
-        model = add_lora(model, recipe)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(recipe.seed)  # the adapters' initialisation is the recipe seed's
+            model = add_lora(model, recipe)
     if recipe.processes > 1:
         result = distributed.run(model, win, recipe, heldout=held, masks=masks, state_dir=state_dir,
-                                 progress=env.progress, device=home, state=state, desc=desc)
+                                 progress=env.progress, device=home, state=state, desc=desc, teacher=teacher)
     else:
         result = train(model, win, recipe, heldout=held, masks=masks, checkpoint_eval=checkpoint_eval,
-                       progress=env.progress, state=state, desc=desc)
+                       progress=env.progress, state=state, desc=desc, teacher=teacher)
     if recipe.lora:
         model = model.merge_and_unload()
     model.to(device=home, dtype=dtype)

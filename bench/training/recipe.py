@@ -14,6 +14,8 @@ from bench.training import corpus as corpus_mod
 from bench.errors import UsageError, did_you_mean
 
 SCHEDULES = ("constant", "cosine", "linear")
+SPACINGS = ("linear", "log")  # of the checkpoints: `Recipe.checkpoints`
+OBJECTIVES = ("ce", "kd", "kd+ce")  # the training loss: `Recipe.objective` (`bench.training.distill`)
 ENGINES = ("ddp", "fsdp")
 BACKENDS = ("auto", "gloo", "nccl")
 PARAM_DTYPES = ("float32", "bfloat16")
@@ -30,7 +32,22 @@ class Recipe:
 
     Attributes:
         tokens: total training budget D.
-        checkpoint_every: tokens between checkpoints (a multiple of batch_tokens).
+        checkpoint_every: tokens between checkpoints (a multiple of batch_tokens), with
+            ``checkpoints = "linear"``.
+        checkpoints: ``linear`` (a checkpoint every `checkpoint_every` tokens) or ``log``
+            (`checkpoint_count` checkpoints at log-spaced steps from the first optimizer step to
+            the last, so the law's D axis spans the whole budget, tokens / batch_tokens, at no
+            extra training cost). Left out of `to_dict` when linear.
+        objective: the training loss (`bench.training.distill`): ``ce`` (next-token cross-entropy,
+            the default), ``kd`` (KL(teacher ‖ student) at `temperature`) or ``kd+ce`` (`kd_weight`
+            x KD + (1 - kd_weight) x CE). The held-out loss is next-token CE under every objective.
+        temperature: the distillation temperature (> 0; the KL is scaled by its square).
+        kd_weight: the KD term's weight under ``kd+ce``, in [0, 1].
+        teacher: the teacher's model spec (same tokenizer); None: the case's unpruned model.
+            objective, temperature, kd_weight and teacher are left out of `to_dict` at their
+            defaults, so CE recipes keep their cache keys and fingerprints.
+        checkpoint_count: the number of log-spaced checkpoints (``checkpoints = "log"`` only;
+            at least 3, at most one per optimizer step). Left out of `to_dict` when unset.
         batch_tokens: tokens per optimizer step.
         micro_batch_tokens: tokens per forward/backward; gradients accumulate to batch_tokens.
         seq_len: tokens per training sequence.
@@ -112,6 +129,12 @@ class Recipe:
     param_dtype: str = "float32"
     corpus_dir: str | None = None
     state_every: int | None = None
+    checkpoints: str = "linear"
+    checkpoint_count: int | None = None
+    objective: str = "ce"
+    temperature: float = 1.0
+    kd_weight: float = 0.5
+    teacher: str | None = None
 
     def __post_init__(self):
         corpus_mod.check_corpus(self.corpus)
@@ -181,6 +204,35 @@ class Recipe:
                                              or self.state_every < 1):
             raise UsageError(f"post-training state_every must be a positive integer (checkpoints between saved "
                              f"training states) or left out (no state saved), got {self.state_every!r}")
+        if self.objective not in OBJECTIVES:
+            raise UsageError(f"unknown post-training objective {self.objective!r}{did_you_mean(self.objective, OBJECTIVES)}; "
+                             f"choose one of {', '.join(OBJECTIVES)}")
+        if isinstance(self.temperature, bool) or not isinstance(self.temperature, (int, float)) or \
+                not math.isfinite(self.temperature) or self.temperature <= 0:
+            raise UsageError(f"the distillation temperature must be a number > 0, got {self.temperature!r}")
+        if isinstance(self.kd_weight, bool) or not isinstance(self.kd_weight, (int, float)) or \
+                not 0 <= self.kd_weight <= 1:
+            raise UsageError(f"kd_weight (the KD term's share of the kd+ce loss) must be in [0, 1], got {self.kd_weight!r}")
+        if self.teacher is not None and (not isinstance(self.teacher, str) or not self.teacher.strip()):
+            raise UsageError(f"teacher must be a model spec (a string), got {self.teacher!r}")
+        if self.teacher is not None and self.objective == "ce":
+            raise UsageError(f"teacher {self.teacher!r} is only read by a distillation objective; set objective = "
+                             f"\"kd\" or \"kd+ce\", or drop teacher")
+        if self.checkpoints not in SPACINGS:
+            raise UsageError(f"unknown checkpoint spacing {self.checkpoints!r}{did_you_mean(self.checkpoints, SPACINGS)}; "
+                             f"choose one of {', '.join(SPACINGS)}")
+        if self.checkpoints == "log":
+            n = self.checkpoint_count
+            if isinstance(n, bool) or not isinstance(n, int) or n < 3:
+                raise UsageError(f"checkpoints = \"log\" needs checkpoint_count, at least 3 checkpoints to fit a "
+                                 f"curve to, got {n!r}")
+            if n > self.steps:
+                raise UsageError(f"checkpoint_count = {n} asks for more checkpoints than the budget has optimizer "
+                                 f"steps ({self.steps} = tokens {self.tokens:,} / batch_tokens {self.batch_tokens:,}); "
+                                 f"lower checkpoint_count or raise tokens")
+        elif self.checkpoint_count is not None:
+            raise UsageError("checkpoint_count sets the log-spaced checkpoints; add checkpoints = \"log\" or drop it "
+                             "(linear checkpoints are every checkpoint_every tokens)")
         if self.processes > 1 and self.lora:
             raise UsageError("LoRA recovery runs in one process; set processes=1 or lora=False")
         if self.processes > 1 and self.ppl_at_checkpoints:
@@ -207,6 +259,22 @@ class Recipe:
         return self.tokens // self.batch_tokens
 
     @property
+    def checkpoint_steps(self) -> tuple[int, ...]:
+        """The optimizer steps (counted from 1) after which a checkpoint is recorded; the last is
+        always the final step. Log spacing rounds a geometric sequence from step 1 to the last
+        to whole steps, moving a step on where two would round together."""
+        if self.checkpoints == "linear":
+            every = self.checkpoint_every // self.batch_tokens
+            return tuple(range(every, self.steps + 1, every))
+        n, last = self.checkpoint_count, self.steps
+        out: list[int] = []
+        for i in range(n):
+            step = round(last ** (i / (n - 1)))
+            # Room for the checkpoints still to come, each a step apart.
+            out.append(min(max(step, out[-1] + 1 if out else 1), last - (n - 1 - i)))
+        return tuple(out)
+
+    @property
     def accumulation(self) -> int:
         return self.batch_tokens // self.micro_batch_tokens
 
@@ -230,8 +298,13 @@ class Recipe:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        for key in ("corpus_dir", "state_every"):  # absent when unset: old cases keep their fingerprints
-            if d[key] is None:
+        for key in ("corpus_dir", "state_every", "checkpoint_count"):  # absent when unset: old cases keep
+            if d[key] is None:                                           # their fingerprints and zoo keys
+                del d[key]
+        if d["checkpoints"] == "linear":
+            del d["checkpoints"]
+        for key, default in (("objective", "ce"), ("temperature", 1.0), ("kd_weight", 0.5), ("teacher", None)):
+            if d[key] == default:
                 del d[key]
         return d
 

@@ -1,14 +1,15 @@
 """The trainer: one loop (`train`) for post-training a case and pre-training the nano zoo.
 
 `train(model, windows, recipe)` trains every parameter (or LoRA adapters, `add_lora`) of a model
-on token windows with AdamW, and records a checkpoint every `recipe.checkpoint_every` tokens:
+on token windows with AdamW, and records a checkpoint after each of `recipe.checkpoint_steps`:
 tokens seen, training loss averaged over the interval, held-out loss on fixed windows (the same
 for every case), learning rate and wall time. A case's post-training around it (its corpus
 slices, L0, LoRA merging, several processes) is `bench.training.posttrain`.
 
 Token accounting: a step consumes `batch_tokens` input tokens (sequences x seq_len), split into
 micro-batches of `micro_batch_tokens` whose gradients accumulate; "tokens seen" counts input
-tokens, so checkpoint k sits at exactly k x checkpoint_every.
+tokens, so a checkpoint after step k sits at exactly k x batch_tokens (every checkpoint_every
+tokens, or log-spaced, `bench.training.recipe.Recipe.checkpoint_steps`).
 
 N:M masks (2:4) are kept with the pruners' own masking (`pruners.masks`): the gradients of pruned
 weights are zeroed before each step and the masks re-applied after it, so pruned weights are
@@ -33,6 +34,7 @@ import torch
 from bench.errors import UsageError
 from bench.progress import QUIET, Progress
 from bench.training.engine import SingleProcess, _autocast, _checkpointing, _device, _order, _param_groups, heldout_loss
+from bench.training.distill import distillation
 from bench.training.recipe import LORA_TARGETS, Recipe
 from pruners.masks import mask_pairs, zero_masked
 
@@ -63,7 +65,8 @@ class TrainResult:
 
 def train(model, windows: torch.Tensor, recipe: Recipe, *, heldout: torch.Tensor | None = None,
           masks: dict | None = None, checkpoint_eval=None, progress: Progress = QUIET,
-          desc: str = "post-train", parallel: SingleProcess | None = None, state=None) -> TrainResult:
+          desc: str = "post-train", parallel: SingleProcess | None = None, state=None,
+          teacher=None) -> TrainResult:
     """Train `model` in place on `windows` (n, seq_len) as `recipe` says.
 
     Args:
@@ -76,6 +79,8 @@ def train(model, windows: torch.Tensor, recipe: Recipe, *, heldout: torch.Tensor
         state: a `bench.training.train_state.Checkpointer`: saves the training state every
             ``recipe.state_every`` checkpoints, and restores the state it was given first.
         progress: where rank 0 shows the phase `desc` (tokens trained, the last loss).
+        teacher: the frozen teacher of a distillation objective (`bench.training.distill`), placed
+            by the caller like the student; None under ``objective = "ce"``.
     Returns:
         The trajectory and counters; ``diverged`` is set (and training stopped) on a NaN/inf.
     """
@@ -83,7 +88,7 @@ def train(model, windows: torch.Tensor, recipe: Recipe, *, heldout: torch.Tensor
         raise ValueError(f"windows must be (n, {recipe.seq_len}), got {tuple(windows.shape)}")
     mb = recipe.micro_batch_tokens // recipe.seq_len  # sequences per micro-batch
     accum = recipe.accumulation
-    per_ckpt = recipe.checkpoint_every // recipe.batch_tokens
+    checkpoints = set(recipe.checkpoint_steps)
     need = recipe.steps * accum * mb
     if need > windows.shape[0] and not recipe.repeat:
         raise UsageError(
@@ -98,6 +103,10 @@ def train(model, windows: torch.Tensor, recipe: Recipe, *, heldout: torch.Tensor
     res = TrainResult(trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad))
     if recipe.grad_checkpointing:
         _checkpointing(model, True)
+    if recipe.objective != "ce" and teacher is None:
+        raise ValueError(f"objective {recipe.objective!r} needs a teacher")
+    # Hooked before the engine wraps the student: the loss is computed inside its forward.
+    kd = distillation(model, teacher, recipe).__enter__()
     model = par.wrap(model)  # FSDP moves each shard to its rank's device as it shards
     base = par.inner(model)
     device = _device(base)
@@ -124,7 +133,7 @@ def train(model, windows: torch.Tensor, recipe: Recipe, *, heldout: torch.Tensor
         res.initial_val_loss = heldout_loss(base, heldout, eval_bs, recipe)
     model.train()
     order = _order(windows.shape[0], epoch, recipe.seed)
-    interval_loss, interval_steps = 0.0, 0  # a state is saved at a checkpoint, where these are zero
+    interval_loss, interval_kd, interval_steps = 0.0, 0.0, 0  # a state is saved at a checkpoint: all zero
     bar = (progress if par.rank == 0 else QUIET).phase(desc, recipe.tokens, "tokens")
     bar.to(res.tokens)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
@@ -137,6 +146,7 @@ def train(model, windows: torch.Tensor, recipe: Recipe, *, heldout: torch.Tensor
             for group in opt.param_groups:
                 group["lr"] = lr
             loss_sum = torch.zeros((), device=device)
+            kd_sum = torch.zeros((), device=device)
             for k in range(accum):
                 if cursor + mb > order.numel():  # next pass over the slice (repeat=True only)
                     epoch, cursor = epoch + 1, 0
@@ -149,7 +159,11 @@ def train(model, windows: torch.Tensor, recipe: Recipe, *, heldout: torch.Tensor
                 x = windows[rows].to(device, non_blocking=True)  # (mb, S)
                 with par.grad_sync(model, last=k // par.world == local_accum - 1):
                     with _autocast(device, recipe):
-                        loss = model(input_ids=x, labels=x, use_cache=False).loss
+                        if kd is None:
+                            loss = model(input_ids=x, labels=x, use_cache=False).loss
+                        else:
+                            loss = model(**kd.inputs(x)).loss
+                            kd_sum += kd.terms().kd.float()
                     (loss / local_accum).backward()  # the engines average over processes
                 loss_sum += loss.detach().float()
             pairs = [(par.local(p.grad), m) for p, m in zip(mparams, mvals) if p.grad is not None]
@@ -157,6 +171,8 @@ def train(model, windows: torch.Tensor, recipe: Recipe, *, heldout: torch.Tensor
             gnorm = torch.nn.utils.clip_grad_norm_(params, recipe.grad_clip) if recipe.grad_clip > 0 else None
             gnorm = None if gnorm is None else par.scalar(gnorm)
             step_loss = float(par.all_sum(loss_sum)) / accum  # the one host sync per step
+            if kd is not None:
+                interval_kd += float(par.all_sum(kd_sum)) / accum
             if not math.isfinite(step_loss) or (gnorm is not None and not math.isfinite(gnorm)):
                 res.diverged = True
                 res.divergence = {"step": step, "tokens": res.tokens, "loss": step_loss,
@@ -171,9 +187,11 @@ def train(model, windows: torch.Tensor, recipe: Recipe, *, heldout: torch.Tensor
             interval_steps += 1
             res.train_s += time.perf_counter() - t0
             bar.advance(recipe.batch_tokens, f"loss {step_loss:.3f}")
-            if (step + 1) % per_ckpt == 0:
+            if step + 1 in checkpoints:
                 ckpt = {"tokens": res.tokens, "step": res.steps, "train_loss": interval_loss / interval_steps,
                         "val_loss": None, "lr": lr, "train_s": res.train_s}
+                if kd is not None:  # the KD term of the training loss (the held-out loss stays CE)
+                    ckpt["train_kd"] = interval_kd / interval_steps
                 if heldout is not None:
                     ckpt["val_loss"] = heldout_loss(base, heldout, eval_bs, recipe)
                     if not math.isfinite(ckpt["val_loss"]):
@@ -184,7 +202,7 @@ def train(model, windows: torch.Tensor, recipe: Recipe, *, heldout: torch.Tensor
                     model.train()
                 ckpt["wall_s"] = time.perf_counter() - t_start
                 res.trajectory.append(ckpt)
-                interval_loss, interval_steps = 0.0, 0
+                interval_loss, interval_kd, interval_steps = 0.0, 0.0, 0
                 if res.diverged:
                     break
                 if state is None:
@@ -193,6 +211,8 @@ def train(model, windows: torch.Tensor, recipe: Recipe, *, heldout: torch.Tensor
                     state.save(model, opt, par, res, epoch=epoch, cursor=cursor, rng=rng_snapshot(device),
                                wall_s=ckpt["wall_s"], ident=ident)
     bar.close()
+    if kd is not None:
+        kd.close()
     if recipe.grad_checkpointing:
         _checkpointing(base, False)
     opt.zero_grad(set_to_none=True)

@@ -20,7 +20,8 @@ first use with the run's data and cache directories, `bench.env.RunEnv`).
 Cache: ``<cache>/zoo/<spec>-<key>/``, a ``save_pretrained`` directory with the tokenizer and
 a ``manifest.json``. The key hashes every input that changes the weights: the zoo format
 version, the architecture and its config, the pre-training recipe, the init seed, the tokenizer
-(vocabulary size and its own corpus) and the digest of the corpus text. The manifest lists the
+(vocabulary size and its own corpus), the digest of the corpus text, and the CPU kernels'
+pinned vector ISA (`bench.isa`). The manifest lists the
 sha256 of every file; an entry whose manifest is missing, unreadable, for another key, or
 whose files do not match is stale or corrupted: it is rebuilt (with a warning), never used.
 """
@@ -36,6 +37,7 @@ from pathlib import Path
 
 import torch
 
+from bench import isa
 from bench.env import RunEnv
 from bench.progress import QUIET, Progress, relayed
 from bench.sources.aliases import ALIASES
@@ -78,9 +80,14 @@ def model_inputs(family: Family, size: BaseSize, data_dir=None) -> dict:
     config = family.model_config(size).to_dict()
     for volatile in ("transformers_version", "torch_dtype", "dtype", "_name_or_path"):
         config.pop(volatile, None)
-    return {"format": ZOO_FORMAT, "version": ZOO_VERSION, "arch": family.arch, "config": config,
-            "recipe": family.recipe(size).to_dict(), "seed": family.seed,
-            "tokenizer": _digest(tokenizer_inputs(family, data_dir))}
+    inputs = {"format": ZOO_FORMAT, "version": ZOO_VERSION, "arch": family.arch, "config": config,
+              "recipe": family.recipe(size).to_dict(), "seed": family.seed,
+              "tokenizer": _digest(tokenizer_inputs(family, data_dir))}
+    pinned = isa.state()
+    if pinned["pinned"] is not None:
+        # The CPU kernels' ISA changes the weights (`bench.isa`); unpinned keys stay as they were.
+        inputs["isa"] = {"pinned": pinned["pinned"], "settings": pinned["settings"]}
+    return inputs
 
 
 def entry_dir(cache: Path, family: Family, size: BaseSize, key: str) -> Path:

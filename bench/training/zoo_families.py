@@ -7,7 +7,7 @@ so the size tables can be read (and counted, `family_table`) without building an
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -167,6 +167,24 @@ for _family in (
     Family("nano-smoke", "llama", SMOKE_SIZES, vocab_size=512, tokenizer_docs=64, pretrain_docs=128, final_lr=1e-3),
 ):
     register_family(_family, origin=__name__)
+
+
+def seeded(name: str, seed: int) -> Family:
+    """Family `name` drawn again under study seed `seed`: another initialisation and another
+    pre-training data order (its `Family.seed` offset by `seed`), the same tokenizer and sizes.
+
+    Seed 0 is the family itself; another seed is the family ``<name>-seed<seed>``, registered
+    here on first use (again: the same family, so every process of a run that expands the
+    study, an xdist worker's too, gets the same one), whose bases are cached under their own
+    keys like any zoo base.
+    """
+    family = FAMILIES[name]
+    if seed == 0:
+        return family
+    derived = replace(family, name=f"{name}-seed{seed}", seed=family.seed + seed)
+    if derived.name not in FAMILIES:
+        register_family(derived, origin=f"{__name__} (seed {seed} of {name})")
+    return FAMILIES[derived.name]
 
 
 def is_nano(spec: str) -> bool:

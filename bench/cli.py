@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser(only)
     args = parser.parse_args(argv)
     try:
+        isa.wanted()  # a bad $PRUNEBENCH_CPU_ISA, refused here (pin ignores it)
         return int(args._run(args) or 0)
     except USER_ERRORS as exc:
         print(f"prunebench: error: {one_line(exc)}", file=sys.stderr)

@@ -94,7 +94,8 @@ def control_record(key: str, n0: float, family: str = "synth-llama", recipe: dic
 
 def synthetic_records(noise: float = 0.0, seed: int = 0, family: str = "synth-llama", recipe: dict | None = None,
                       profile: str = "synth", controls: bool = False, nm: bool = True,
-                      true_p2: dict | None = None, sizes=SIZES, width: bool = False) -> list[Record]:
+                      true_p2: dict | None = None, sizes=SIZES, width: bool = False,
+                      token_factor: float = 1.0) -> list[Record]:
     """3 depth ratios and one 2:4 run per size, curves from TRUE_P2 / TRUE_P2NM.
 
     Args:
@@ -106,13 +107,19 @@ def synthetic_records(noise: float = 0.0, seed: int = 0, family: str = "synth-ll
         true_p2: the depth curves' law parameters (default TRUE_P2).
         sizes: base sizes N0 (keys s1, s2, ...); the largest is the default held-out size.
         width: add a width group drawn like depth (another noise seed), as in the nano study.
+        token_factor: each token of these runs is worth this many of the law's tokens: the
+            curves are the law's at token_factor x D, recorded at D (a recipe such as
+            distillation whose D_eff = k D, for the joint form `p2-d-joint`).
     """
+    import dataclasses
+
     keys = [f"s{i + 1}" for i in range(len(sizes))]
     units = {"N0": 1e6}
     records = []
     for method, offset in (("depth", 0), ("width", 2))[: 2 if width else 1]:
-        for run in make_runs("p2", true_p2 or TRUE_P2, sizes=sizes, ratios=(0.15, 0.25, 0.35), tokens=TOKENS,
-                             noise=noise, seed=seed + offset, units=units):
+        for run in make_runs("p2", true_p2 or TRUE_P2, sizes=sizes, ratios=(0.15, 0.25, 0.35),
+                             tokens=np.asarray(TOKENS) * token_factor, noise=noise, seed=seed + offset, units=units):
+            run = dataclasses.replace(run, tokens=np.asarray(TOKENS))
             key = keys[list(sizes).index(run.inputs["N0"])]
             records.append(_record(run, family, method, key, run.inputs["rho"], recipe, profile))
     if nm:

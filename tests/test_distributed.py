@@ -89,6 +89,26 @@ def test_two_process_trajectory_matches_one_process(engine, checkpointing, nm_ca
         torch.testing.assert_close(v, m.state_dict()[k], rtol=0, atol=0, msg=k)
 
 
+@pytest.mark.parametrize("engine", ["ddp", "fsdp"])
+def test_two_process_distillation_matches_one_process(engine):
+    """KD under DDP (teacher replicated) and FSDP2 (teacher's decoder layers sharded like the
+    student's): the trajectory, its KD term included, within 1e-5 of one process."""
+    teacher = tiny_model("llama", seed=6, hidden_size=64, intermediate_size=96, num_hidden_layers=3,
+                         num_attention_heads=4, num_key_value_heads=2, head_dim=16)
+    r = recipe(objective="kd+ce", kd_weight=0.7, temperature=2.0)
+    ref = model()
+    ref_res = train(ref, windows(), r, heldout=windows(4, seed=9), teacher=copy.deepcopy(teacher))
+    m = model()
+    res = distributed.run(m, windows(), dataclasses.replace(r, processes=2, engine=engine), heldout=windows(4, seed=9),
+                          teacher=teacher)
+    for c, rc in zip(res.trajectory, ref_res.trajectory, strict=True):
+        assert c["tokens"] == rc["tokens"] and c["train_kd"] == pytest.approx(rc["train_kd"], rel=1e-5)
+        assert c["train_loss"] == pytest.approx(rc["train_loss"], rel=1e-5)
+        assert c["val_loss"] == pytest.approx(rc["val_loss"], rel=1e-5)
+    for (name, p), q in zip(m.named_parameters(), ref.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=name)
+
+
 def test_posttrain_fsdp_with_tied_embeddings_records_the_engine(data_dir):
     """The case-level entry: spawned FSDP on a tied model, 8 micro-batches a step, real corpus slices."""
     from bench.sources.tiny import byte_tokenizer

@@ -90,6 +90,7 @@ def pytest_configure(config):
 
     opt = config.getoption
     try:
+        isa.wanted()  # a bad $PRUNEBENCH_CPU_ISA, refused here (pin ignores it)
         cli = CommandLine(
             study=_matrix(config), full_eval=opt("--full-eval"), resume=opt("--resume"), report=not opt("--no-report"),
             threads=opt("--threads"), seeds=opt("--seeds"), law=opt("--law"), holdout=tuple(opt("--holdout")) if opt("--holdout") else None,

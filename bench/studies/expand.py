@@ -65,11 +65,12 @@ def _add(cases: list, origin: dict, study: Study, model: ModelEntry, entry: Meth
 def _seeded_spec(model: ModelEntry, seed: int | None) -> str:
     """A zoo model drawn under the study seed (`bench.training.zoo_families.seeded`); any other
     model is the same under every seed."""
-    if not model.zoo or not seed:
-        return model.spec
     from bench.training import zoo_families
 
-    return zoo_families.seeded(model.family, seed).spec(model.key)
+    if not seed or not zoo_families.is_nano(model.spec):
+        return model.spec
+    family, size = zoo_families.parse_spec(model.spec)
+    return zoo_families.seeded(family.name, seed).spec(size.key)
 
 
 def _calibration(entry: MethodEntry, model: ModelEntry):

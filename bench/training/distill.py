@@ -70,7 +70,9 @@ def kd_terms(h_s: torch.Tensor, head_s: torch.nn.Linear, h_t: torch.Tensor, head
     b, n = targets.shape
     step = max(1, CHUNK_ELEMENTS // max(1, b * head_s.weight.shape[0]))
     kd = ce = torch.zeros((), device=h_s.device)
-    w_t, b_t = head_t.weight.to(h_s.device), None if head_t.bias is None else head_t.bias.to(h_s.device)
+    # Detached: the teacher's head takes no gradient (its flags are left alone, see `Distillation`).
+    w_t = head_t.weight.detach().to(h_s.device)
+    b_t = None if head_t.bias is None else head_t.bias.detach().to(h_s.device)
     for start in range(0, n, step):
         sl = slice(start, start + step)
         # Recomputed in backward: only this chunk's hidden states are kept, never its logits.
@@ -101,15 +103,19 @@ class Distillation:
         self.teacher_lm = causal_lm(teacher)
         self._teacher_hidden = None
         self._student_hidden = None
-        self._terms = None
+        self._ids = None  # set by `inputs` for the next forward only: any other forward (the
+        self._terms = None  # held-out loss, which an engine may run through the root) is left alone
         self.handles = [lm.get_decoder().register_forward_hook(self._capture),
                         lm.register_forward_hook(self._loss)]
 
     def _capture(self, module, args, output):
-        self._student_hidden = output.last_hidden_state  # (B, S, H): the student's final normed states
+        if self._ids is not None:
+            self._student_hidden = output.last_hidden_state  # (B, S, H): the student's final normed states
 
     def _loss(self, module, args, output):
-        ids = self._ids
+        ids, self._ids = self._ids, None
+        if ids is None:
+            return output
         kd, ce = kd_terms(self._student_hidden, self.head, self._teacher_hidden,
                           self.teacher_lm.get_output_embeddings(), ids, self.temperature)
         loss = kd if self.objective == "kd" else self.kd_weight * kd + (1 - self.kd_weight) * ce

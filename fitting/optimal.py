@@ -22,6 +22,19 @@ from fitting.errors import FitError
 from fitting.fitter import FitResult
 from fitting.laws.base import TOKENS, get_law
 
+#: A prediction farther than this factor beyond the tokens a law was fitted on, or beyond its
+#: fitted N0 range, is an extrapolation: every table and `prunebench predict` show it as one,
+#: with its factor (or refuse it, for N0, without --force).
+EXTRAPOLATION_FACTOR = 10.0
+
+
+def outside_factor(value: float, lo: float | None, hi: float | None) -> float:
+    """How far `value` lies outside [lo, hi]: value / hi above, lo / value below, 1 inside
+    (or with no range)."""
+    if lo is None or hi is None:
+        return 1.0
+    return value / hi if value > hi else (lo / value if value < lo else 1.0)
+
 
 @dataclass(frozen=True)
 class TokenTarget:

@@ -5,6 +5,7 @@ with several study seeds, every figure's spread over them.
 
 from __future__ import annotations
 
+from fitting.optimal import EXTRAPOLATION_FACTOR
 from reports.numbers import fmt_num, fmt_pct, fmt_sci, fmt_tokens
 from reports.table import table as _table
 
@@ -193,11 +194,6 @@ def conditions_table(fit: dict) -> str:
         "\nChecked on a grid over the fitted N0, D and ρ (L0 at the runs' median); ρ → 0 down to 1e-12, where the "
         "gap must fall at every step to below 1% of its value at the smallest fitted ρ. n/a: the data do not vary "
         "that input.\n")
-
-
-#: Beyond this factor of the trained tokens (or of the fitted N0 range) a prediction is an
-#: extrapolation, and the table says so with the factor (`bench.harness.group_fit`).
-EXTRAPOLATION_FACTOR = 10.0
 
 
 def _token_cell(t: dict, identified: bool, n0_factor: float) -> str:

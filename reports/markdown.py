@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from reports.fit_tables import (conditions_table, extrapolation_table, fit_table, forms_table, optimal_tokens_table,
                                 recipes_section, spread_table, tests_table)
+from reports.recipe_tables import comparison_section
 from reports.record_tables import posttrain_table, seed_tables
 from reports.records import Record
 from reports.table import table as _table
@@ -43,6 +44,9 @@ def render_report(records: list[Record], fit: dict | None, verdicts: list[dict] 
                   "## Candidate forms", "", forms_table(fit),
                   "## Conditions a law must meet", "", conditions_table(fit),
                   "## Predicted post-training tokens", "", optimal_tokens_table(fit)]
+        compared = comparison_section(fit.get("recipes"))
+        if compared:
+            parts += [compared]
     zeroshot = zeroshot_section(records)
     if zeroshot:
         parts += [zeroshot]

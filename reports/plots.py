@@ -44,6 +44,7 @@ class PlotGroup:
     identifiability: dict | None = None
     extrapolation: dict = field(default_factory=dict)
     data_range: dict = field(default_factory=dict)  # [min, max] of N0, D, rho the fit saw
+    seed: int | None = None  # the study seed of the group's records (None: one seed)
 
     @classmethod
     def from_dict(cls, g: dict) -> "PlotGroup":
@@ -53,7 +54,7 @@ class PlotGroup:
         return cls(g["family"], g["method"], g.get("recipe", "unrecorded"), g["law"],
                    [Run.from_dict(c) for c in g.get("curves") or []], list(g.get("heldout_sizes") or []),
                    FitResult.from_dict(g["fit"]) if g.get("fit") else None, g.get("identifiability"),
-                   dict(g.get("extrapolation") or {}), dict(g.get("data_range") or {}))
+                   dict(g.get("extrapolation") or {}), dict(g.get("data_range") or {}), g.get("seed"))
 
 
 def _slug(text: str) -> str:
@@ -121,7 +122,9 @@ def loss_curves(group, out_dir: Path, tag: str = "") -> Path | None:
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("held-out loss (nats)")
     axes[0][-1].legend(fontsize=7)
-    fig.suptitle(f"{group.family} / {group.method} ({group.recipe}): law {group.law}, {_verdict(group)}", fontsize=10)
+    seed = "" if group.seed is None else f", seed {group.seed}"
+    fig.suptitle(f"{group.family} / {group.method} ({group.recipe}{seed}): law {group.law}, {_verdict(group)}",
+                 fontsize=10)
     fig.tight_layout()
     path = Path(out_dir) / f"loss_{_slug(group.family)}_{_slug(group.method)}{_slug(tag)}.png"
     fig.savefig(path, dpi=110)
@@ -156,3 +159,40 @@ def predicted_vs_actual(group, out_dir: Path, tag: str = "") -> Path | None:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def recipe_curves(cases: list[dict], out_dir: Path) -> list[Path]:
+    """The recipes compared (fit.json's ``recipes.cases``): per (family, method, other recipe,
+    seed), one panel per size, each ratio's CE curve (solid) and the other recipe's (dashed),
+    with L0 and the CE run's final loss, so the token multiplier can be read off the figure."""
+    by_figure: dict[tuple, list[dict]] = {}
+    for c in cases:
+        by_figure.setdefault((c["family"], c["method"], c["recipe"], c.get("seed")), []).append(c)
+    paths = []
+    for (family, method, recipe, seed), rows in sorted(by_figure.items(), key=lambda kv: str(kv[0])):
+        sizes = sorted({r["size"] for r in rows}, key=lambda s: (len(s), s))  # l1 ... l9, l10
+        fig, axes = plt.subplots(1, len(sizes), figsize=(4 * len(sizes), 3.4), squeeze=False, sharey=False)
+        cmap = plt.get_cmap("viridis")
+        for ax, size in zip(axes[0], sizes):
+            mine = sorted((r for r in rows if r["size"] == size), key=lambda r: float(r["ratio"] or 0))
+            for i, r in enumerate(mine):
+                color = cmap(i / max(1, len(mine) - 1))
+                (t_ce, l_ce), (t_o, l_o) = r["curves"]["ce"], r["curves"]["other"]
+                ax.plot(t_ce, l_ce, "o-", ms=3, lw=1, color=color, label=f"ρ={float(r['ratio']):.3g} CE")
+                ax.plot(t_o, l_o, "s--", ms=3, lw=1, color=color, label=f"ρ={float(r['ratio']):.3g} {recipe}")
+            ax.axhline(mine[0]["curves"]["L0"], color="grey", ls=":", lw=1, label="L0 (unpruned)")
+            ax.set_xscale("log")
+            ax.set_title(f"{size}", fontsize=9)
+            ax.set_xlabel("post-training tokens")
+            ax.grid(alpha=0.3)
+        axes[0][0].set_ylabel("held-out loss (nats, next-token CE)")
+        axes[0][-1].legend(fontsize=6)
+        tag = "" if seed is None else f", seed {seed}"
+        fig.suptitle(f"{family} / {method}: CE (solid) against {recipe} (dashed){tag}", fontsize=10)
+        fig.tight_layout()
+        name = f"recipes_{_slug(family)}_{_slug(method)}_{_slug(recipe)}" + ("" if seed is None else f"_s{seed}")
+        path = Path(out_dir) / f"{name}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths

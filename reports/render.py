@@ -50,15 +50,22 @@ def write_report(records: list, fit: dict | None, verdicts: list[dict], out_dir:
     written: dict[str, Path] = {}
     pngs = []
     groups = [plots.PlotGroup.from_dict(g) for g in (fit or {}).get("groups", []) if g.get("curves")]
-    pairs = [(g.family, g.method) for g in groups]
+    recipes = {(g.family, g.method): set() for g in groups}
+    for g in groups:
+        recipes[(g.family, g.method)].add(g.recipe)
     for group in groups:
-        # One file per group: the recipe joins the name when a family and method has several.
-        tag = f"_{group.recipe}" if pairs.count((group.family, group.method)) > 1 else ""
+        # One file per group: the recipe joins the name when a family and method has several,
+        # and the study seed when the run had several.
+        tag = (f"_{group.recipe}" if len(recipes[(group.family, group.method)]) > 1 else "") + \
+            ("" if group.seed is None else f"_s{group.seed}")
         for make in (plots.loss_curves, plots.predicted_vs_actual):
             path = make(group, out, tag)
             if path is not None:
                 pngs.append(path.name)
                 written[path.name] = path
+    for path in plots.recipe_curves(((fit or {}).get("recipes") or {}).get("cases") or [], out):
+        pngs.append(path.name)
+        written[path.name] = path
     if fit is not None:
         _atomic_write(out / "fit.json", json.dumps(strict_json(fit), indent=1, sort_keys=True, allow_nan=False, default=float))
         written["fit.json"] = out / "fit.json"

@@ -105,3 +105,41 @@ def test_a_kd_input_other_than_0_or_1_is_refused():
     bad = [dataclasses.replace(r, inputs={**r.inputs, "kd": 0.5}) for r in runs]
     with pytest.raises(FitError, match="'kd' to be 0"):
         fit(bad, "p2-d-joint", units={"N0": 1e6})
+
+
+@pytest.fixture(scope="module")
+def fit_json(records, tmp_path_factory):
+    import json
+
+    from reports.render import strict_json
+
+    path = tmp_path_factory.mktemp("fit") / "fit.json"
+    fitted = fit_law(records, FitConfig(law="p2-d", bootstrap=6, forms=False))
+    path.write_text(json.dumps(strict_json(fitted.to_dict()), default=float))
+    return path
+
+
+def test_predict_takes_the_recipe_and_prints_the_joint_multiplier(fit_json, capsys):
+    import json
+
+    from bench.cli import main
+
+    point = ["--fit", str(fit_json), "--n0", "1e7", "--rho", "0.25", "--l0", "3.5"]
+    assert main(["predict", *point]) == 2
+    assert "pass --group, one of" in capsys.readouterr().err
+    assert main(["predict", *point, "--recipe", "kdd"]) == 2
+    assert "(did you mean 'kd'?)" in capsys.readouterr().err
+    assert main(["predict", *point, "--recipe", "ce", "--json"]) == 0
+    ce = json.loads(capsys.readouterr().out)
+    assert main(["predict", *point, "--recipe", "kd", "--json"]) == 0
+    kd = json.loads(capsys.readouterr().out)
+    assert ce["recipe"] == recipe_label(RECIPE) and kd["recipe"] == recipe_label(KD_RECIPE)
+    (joint,) = ce["joint"]
+    assert joint["recipe"] == kd["recipe"] and joint["k"] == pytest.approx(K, rel=0.05)
+    # The CE law's tokens over k and the KD law's own answer agree (both fitted to the data).
+    assert ce["tokens_to_margin"]["tokens"] / joint["k"] == pytest.approx(kd["tokens_to_margin"]["tokens"], rel=0.1)
+    # Rows far beyond the fitted tokens carry their factor.
+    far = [r for r in kd["curve"] if r["extrapolated"]]
+    assert far and all(r["extrapolated"] > 10 for r in far) and kd["curve"][0]["extrapolated"] is None
+    assert main(["predict", *point, "--recipe", "kd", "--seed", "1"]) == 2
+    assert "--seed 1 is not a study seed" in capsys.readouterr().err

@@ -21,7 +21,9 @@ import json
 import math
 import sys
 
-DEFAULT_MAX_FACTOR = 10.0
+from fitting.optimal import EXTRAPOLATION_FACTOR
+
+DEFAULT_MAX_FACTOR = EXTRAPOLATION_FACTOR  # the N0 range predictions are allowed, the tables' mark
 
 
 def add_parser(p) -> None:
@@ -29,6 +31,12 @@ def add_parser(p) -> None:
     p.add_argument("--group", default=None,
                    help="which group's law: a family, method, family/method or group key (needed when the fit has "
                         "several groups)")
+    p.add_argument("--recipe", default=None,
+                   help="which post-training recipe's law: a recipe label of the fit.json or an objective (ce, kd, "
+                        "kd+ce); with the CE and a distillation recipe fitted together, the joint law's token "
+                        "multiplier k is printed too")
+    p.add_argument("--seed", type=int, default=None,
+                   help="which study seed's fit (needed when the fit.json has several seeds)")
     p.add_argument("--n0", type=float, default=None, help="parameters of the model before pruning (raw count, e.g. 7e10)")
     p.add_argument("--rho", type=float, default=None, help="pruning ratio: fraction of parameters removed (e.g. 0.25)")
     p.add_argument("--l0", type=float, default=None, help="loss of the unpruned model on the post-training data (nats)")
@@ -64,23 +72,60 @@ def load_fit(path: str) -> dict:
     return data
 
 
-def pick_group(fit: dict, selector: str | None) -> dict:
-    from bench.errors import UsageError
+def _objective(group: dict) -> str:
+    return (group.get("recipe_config") or {}).get("objective", "ce")
+
+
+def pick_group(fit: dict, selector: str | None, recipe: str | None = None, seed: int | None = None) -> dict:
+    """The one fitted group that `--group`, `--recipe` and `--seed` name (each narrows the rest)."""
+    from bench.errors import UsageError, did_you_mean
     from bench.studies.gates import group_matches
 
     fitted = [g for g in fit.get("groups", []) if g.get("fit") is not None]
     if not fitted:
         raise UsageError("the fit.json holds no fitted group; nothing to predict from")
-    keys = [g["key"] for g in fitted]
-    if selector is None:
-        if len(fitted) == 1:
-            return fitted[0]
-        raise UsageError(f"the fit.json has {len(fitted)} groups; pass --group, one of: {', '.join(keys)}")
-    chosen = [g for g in fitted if group_matches(selector, g["key"])]
-    if len(chosen) != 1:
-        what = "names no fitted group" if not chosen else f"names {len(chosen)} groups"
-        raise UsageError(f"--group {selector!r} {what}; pass one of: {', '.join(keys)}")
+    if recipe is not None:
+        labels = sorted({g.get("recipe", "") for g in fitted})
+        chosen = [g for g in fitted if recipe in (g.get("recipe"), _objective(g))]
+        if not chosen:
+            raise UsageError(f"--recipe {recipe!r} names no fitted recipe{did_you_mean(recipe, [*labels, 'ce', 'kd', 'kd+ce'])}; pass a "
+                             f"label ({', '.join(labels)}) or an objective (ce, kd, kd+ce)")
+        fitted = chosen
+    seeds = sorted({g.get("seed") for g in fitted if g.get("seed") is not None})
+    if seed is not None:
+        if seed not in seeds:
+            raise UsageError(f"--seed {seed} is not a study seed of the fit.json; its seeds: "
+                             f"{', '.join(map(str, seeds)) or 'none (one seed: drop --seed)'}")
+        fitted = [g for g in fitted if g.get("seed") == seed]
+    keys = sorted({g["key"] for g in fitted})
+    if selector is None and len(keys) > 1:
+        raise UsageError(f"the fit.json has {len(keys)} groups; pass --group, one of: {', '.join(keys)}")
+    chosen = [g for g in fitted if selector is None or group_matches(selector, g["key"])]
+    if not chosen:
+        raise UsageError(f"--group {selector!r} names no fitted group; pass one of: {', '.join(keys)}")
+    if len({g["key"] for g in chosen}) > 1:
+        raise UsageError(f"--group {selector!r} names {len({g['key'] for g in chosen})} groups; pass one of: "
+                         f"{', '.join(sorted({g['key'] for g in chosen}))} (or --recipe)")
+    if len(chosen) > 1:
+        raise UsageError(f"{chosen[0]['key']} was fitted under {len(chosen)} study seeds; pass --seed, one of: "
+                         f"{', '.join(str(g['seed']) for g in chosen)}")
     return chosen[0]
+
+
+def joint_multipliers(fit: dict, group: dict) -> list[dict]:
+    """The joint law's k (`p2-d-joint`) for the group's family and method under its seed: the
+    entry of the group's own recipe when it is the other recipe, or every other recipe's when
+    the group is the CE one."""
+    out = []
+    for e in (fit.get("recipes") or {}).get("joint") or []:
+        if (e["family"], e["method"], e.get("seed")) != (group["family"], group["method"], group.get("seed")) \
+                or e.get("k") is None:
+            continue
+        if group.get("recipe") in (e["recipe"], e.get("ce_recipe")):
+            out.append({"recipe": e["recipe"], "ce_recipe": e.get("ce_recipe"), "k": e["k"],
+                        "k_interval": e.get("k_interval"),
+                        "identified": bool((e.get("identifiability") or {}).get("identified"))})
+    return out
 
 
 def _point(law, n0, rho, l0) -> dict:
@@ -142,9 +187,10 @@ def predict(args) -> dict:
 
     from bench.errors import UsageError
     from fitting import FitResult, get_law, tokens_to_margin
+    from fitting.optimal import outside_factor
 
     fit = load_fit(args.fit)
-    group = pick_group(fit, args.group)
+    group = pick_group(fit, args.group, getattr(args, "recipe", None), getattr(args, "seed", None))
     law = get_law(group["law"])
     point = _point(law, args.n0, args.rho, args.l0)
     notes = []
@@ -174,6 +220,12 @@ def predict(args) -> dict:
         tokens = [float(t) for t in np.geomspace(d_lo, 100 * d_hi, 10)]
     curve = main.predict({**point, "D": tokens})
     target = tokens_to_margin(main, point, margin).to_dict()
+    d_lo, d_hi = group.get("data_range", {}).get("D") or [None, None]
+
+    def beyond(t: float | None) -> float | None:
+        """The factor a token count lies outside the fitted D range, when more than the rule's."""
+        factor = None if t is None else outside_factor(t, d_lo, d_hi)
+        return factor if factor is not None and factor > EXTRAPOLATION_FACTOR else None
 
     boot = group.get("bootstrap") or {}
     reps = boot.get("replicates") or {}
@@ -193,18 +245,24 @@ def predict(args) -> dict:
         notes.append("no uncertainty: the fit.json holds no bootstrap replicates (re-render with --bootstrap N)")
     rows = []
     for j, t in enumerate(tokens):
-        rows.append({"tokens": t, "loss": float(curve[j]),
+        rows.append({"tokens": t, "loss": float(curve[j]), "extrapolated": beyond(t),
                      "band": _band([float(c[j]) for c in replicate_curves], level) if replicate_curves else None})
     return {
         "group": group["key"], "law": law.name, "formula": law.describe(), "inputs": point,
         "identified": bool(ident.get("identified")), "identifiability": ident.get("reasons") or [],
         "fitted_n0_range": group.get("data_range", {}).get("N0"), "max_factor": args.max_factor,
         "curve": rows, "level": level if reps else None, "replicates": len(replicate_curves),
-        "tokens_to_margin": {**target, "margin": margin,
+        "tokens_to_margin": {**target, "margin": margin, "extrapolated": beyond(target.get("tokens")),
                              "band": _band(replicate_tokens, level) if replicate_tokens else None,
                              "replicates_unreachable": sum(t is None for t in replicate_tokens)},
+        "recipe": group.get("recipe"), "seed": group.get("seed"),
+        "joint": joint_multipliers(fit, group),
         "notes": notes,
     }
+
+
+def _fmt_beyond(factor) -> str:
+    return "" if factor is None else f"  (extrapolated: {factor:.3g}x outside the fitted tokens)"
 
 
 def _fmt_band(band, fmt) -> str:
@@ -225,15 +283,23 @@ def run(args) -> int:
     ci = f" ({100 * out['level']:.0f}% band over {out['replicates']} bootstrap replicates)" if out["level"] else ""
     print(f"  predicted held-out loss{ci}:")
     for row in out["curve"]:
-        print(f"    {fmt_tokens(row['tokens']):>8} tokens: {row['loss']:.4f}{_fmt_band(row['band'], lambda x: f'{x:.4f}')}")
+        print(f"    {fmt_tokens(row['tokens']):>8} tokens: {row['loss']:.4f}{_fmt_band(row['band'], lambda x: f'{x:.4f}')}"
+              f"{_fmt_beyond(row['extrapolated'])}")
     t = out["tokens_to_margin"]
     if t["reachable"]:
-        what = f"{fmt_tokens(t['tokens'])} tokens{_fmt_band(t['band'], fmt_tokens)}"
+        what = f"{fmt_tokens(t['tokens'])} tokens{_fmt_band(t['band'], fmt_tokens)}{_fmt_beyond(t['extrapolated'])}"
     else:
         what = f"never ({t['reason']})"
     print(f"  tokens to within {100 * t['margin']:g}% of the asymptote: {what}")
     if t.get("replicates_unreachable"):
         print(f"  ({t['replicates_unreachable']} replicates predict it is never reached)")
+    for j in out["joint"]:
+        ci = "" if not j["k_interval"] else f" [{j['k_interval'][0]:.3g}, {j['k_interval'][1]:.3g}]"
+        verdict = "" if j["identified"] else " (the joint fit is not identified)"
+        other = j["recipe"] != out["recipe"]
+        what = (f"under {j['recipe']} each token counts k={j['k']:.3g}{ci} CE tokens{verdict}"
+                + (f": about {fmt_tokens(t['tokens'] / j['k'])} tokens to the same margin" if other and t["reachable"] else ""))
+        print(f"  joint law p2-d-joint: {what}")
     for note in out["notes"]:
         print(f"  note: {note}")
     return 0

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from bench.errors import USER_ERRORS, UsageError
 from fitting.protocols import extrapolation_metrics
+from fitting.optimal import outside_factor
 from reports.recipes import recipe_summary
 from bench.harness.fit_runs import sizes_by_params
 
@@ -244,21 +245,9 @@ def fit_group(family: str, method: str, runs: list, config: FitConfig, recipe: s
             "tokens_to_slope": _beyond(_target(tokens_to_slope, g.fit, point, config.slope_threshold), trained),
             "trained_tokens": trained,
             # How far outside the fitted sizes this run's N0 lies (1: inside), the rule `predict` applies.
-            "n0_factor": _outside(point["N0"], n0_lo, n0_hi),
+            "n0_factor": outside_factor(point["N0"], n0_lo, n0_hi),
         })
     return g
-
-
-#: A prediction farther than this factor beyond the trained tokens or the fitted N0 range is an
-#: extrapolation: shown as one, with its factor (the rule `prunebench predict` applies to N0).
-EXTRAPOLATION_FACTOR = 10.0
-
-
-def _outside(value: float, lo: float | None, hi: float | None) -> float:
-    """value / hi above the range, lo / value below it, 1 inside (or with no range)."""
-    if lo is None or hi is None:
-        return 1.0
-    return value / hi if value > hi else (lo / value if value < lo else 1.0)
 
 
 def _beyond(target: dict, trained: float) -> dict:

@@ -141,5 +141,10 @@ def posttrain_table(records: list[Record], eval_key: str | None = None) -> str:
     headers = ["model", "method", "recipe", "ratio", "params before", "params after", f"ppl dense ↓ ({eval_key})",
                "ppl pruned ↓", "ppl post-trained ↓", "recovered ↑", "final held-out loss ↓",
                "control improvement", "status"]
-    return _table(rows, headers) + "\n"
+    notes: dict[str, list[str]] = {}
+    for r in post:
+        if r.posttrain.objective_note:
+            notes.setdefault(r.posttrain.objective_note.partition(": ")[2] or r.posttrain.objective_note, []).append(r.case_id)
+    said = "".join(f"\n- {', '.join(sorted(ids))}: {note}.\n" for note, ids in sorted(notes.items()))
+    return _table(rows, headers) + "\n" + said
 

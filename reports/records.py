@@ -164,7 +164,8 @@ class Checkpoint(Doc):
 
     tokens: int
     val_loss: float | None = None
-    train_loss: float | None = None
+    train_loss: float | None = None  # the training objective, averaged over the interval
+    train_kd: float | None = None  # its KD term, under a distillation objective
     step: int | None = None
     lr: float | None = None
 
@@ -184,6 +185,9 @@ class PostTrain(Doc):
     divergence: dict | None = None
     final_val_loss: float | None = None
     control_improvement: float | None = None
+    # Why the run's objective differs from the declared recipe's (a control case under a
+    # distillation recipe has no teacher and ran cross-entropy); None when it does not.
+    objective_note: str | None = None
 
     NESTED: ClassVar = {"trajectory": _Codec(Checkpoint, "many")}
 

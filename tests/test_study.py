@@ -28,8 +28,9 @@ FULL = recipe_label(RECIPE)
 
 def test_groups_by_family_method_and_recipe():
     groups = group_runs(synthetic_records())
-    assert set(groups) == {("synth-llama", "depth", FULL), ("synth-llama", "nm", FULL)}
-    assert len(groups[("synth-llama", "depth", FULL)]) == 12 and len(groups[("synth-llama", "nm", FULL)]) == 4
+    # The fourth part is the study seed: None where the study had one.
+    assert set(groups) == {("synth-llama", "depth", FULL, None), ("synth-llama", "nm", FULL, None)}
+    assert len(groups[("synth-llama", "depth", FULL, None)]) == 12 and len(groups[("synth-llama", "nm", FULL, None)]) == 4
 
 
 def test_recipe_label_is_short_stable_and_distinguishes_recipes():
@@ -64,11 +65,11 @@ def test_control_curve_becomes_the_l0d_input_of_its_own_family_size_and_recipe()
     # A LoRA control of the same family and size must not be used for the full recipe's runs.
     other = control_record("s1", SIZES[0], recipe=LORA_RECIPE, profile="synth-lora", improvement=0.2)
     groups = collect_groups(recs + [other])
-    g = groups[("synth-llama", "depth", FULL)]
+    g = groups[("synth-llama", "depth", FULL, None)]
     run = next(r for r in g.runs if r.group == "s1")
     ctrl = next(r for r in recs if r.case_id == "synth-s1-control")
     np.testing.assert_allclose(run.inputs["L0D"], [c.val_loss for c in ctrl.posttrain.trajectory])
-    assert set(groups) == {("synth-llama", "depth", FULL), ("synth-qwen2", "depth", FULL)}
+    assert set(groups) == {("synth-llama", "depth", FULL, None), ("synth-qwen2", "depth", FULL, None)}
 
 
 def test_case_group_names_match_the_groups_records_form():

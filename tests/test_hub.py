@@ -14,6 +14,7 @@ from bench.errors import UsageError
 from bench.sources.models import load_model
 from bench.harness.provenance import model_identity
 from hub_helpers import hf_cache_entry, save_tiny
+from plugin_helpers import case_runner, collection_finish, configured, session_finish, session_of
 
 SHA_A = "3f1c0d2e4b5a69788796a5b4c3d2e1f0a9b8c7d6"
 SHA_B = "9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d"
@@ -137,30 +138,39 @@ max_windows = 1
 """
 
 
-def _run_study(bench_repo, tmp_path, spec, revision=""):
+def _run_study(tmp_path, data_dir, spec, revision=""):
+    """`pytest bench --study pin.toml --device=cpu` in process (`plugin_helpers`).
+
+    Raises pytest.UsageError where the run stops before any case; returns the results directory.
+    """
     study = tmp_path / "pin.toml"
     study.write_text(STUDY.format(spec=spec, revision=revision))
     results = tmp_path / "results"
-    run = bench_repo.runpytest_subprocess(f"--study={study}", f"--results-dir={results}", "--device=cpu",
-                                          "-p", "no:cacheprovider")
-    return run, results
+    with configured(f"--study={study}", f"--results-dir={results}", "--device=cpu", f"--data-dir={data_dir}") as config:
+        cases = session_of(config).cases()
+        try:
+            collection_finish(config, cases)
+            run, _ = case_runner(config)
+            for case in cases:
+                run(case)
+        finally:
+            session_finish(config)
+    return results
 
 
-def test_a_study_on_a_hub_id_offline_with_no_copy_is_refused_before_any_case(bench_repo, offline):
-    run, results = _run_study(bench_repo, offline, "nobody/nothing-7b")
-    assert run.ret == pytest.ExitCode.USAGE_ERROR
-    assert any("model nobody/nothing-7b is not available offline" in line for line in run.stderr.lines)
-    assert not results.exists()  # nothing written
+def test_a_study_on_a_hub_id_offline_with_no_copy_is_refused_before_any_case(offline, data_dir):
+    with pytest.raises(pytest.UsageError, match="model nobody/nothing-7b is not available offline"):
+        _run_study(offline, data_dir, "nobody/nothing-7b")
+    assert not (offline / "results").exists()  # nothing written
 
 
-def test_a_study_pinned_to_a_revision_not_found_locally_is_refused(bench_repo, cached, offline):
-    run, results = _run_study(bench_repo, offline, HUB_ID, f'revision = "{SHA_B}"')
-    assert run.ret == pytest.ExitCode.USAGE_ERROR
-    line = next(line for line in run.stderr.lines if SHA_B in line)
+def test_a_study_pinned_to_a_revision_not_found_locally_is_refused(cached, offline, data_dir):
+    with pytest.raises(pytest.UsageError) as info:
+        _run_study(offline, data_dir, HUB_ID, f'revision = "{SHA_B}"')
+    line = next(line for line in str(info.value).splitlines() if SHA_B in line)
     assert SHA_A in line and HUB_ID in line
-    assert not results.exists()
-    run, results = _run_study(bench_repo, offline, HUB_ID, f'revision = "{SHA_A}"')
-    assert run.ret == 0, run.stderr.str()
+    assert not (offline / "results").exists()
+    results = _run_study(offline, data_dir, HUB_ID, f'revision = "{SHA_A}"')
     import json
 
     rec = json.loads(next((results / "records").glob("*.json")).read_text())
@@ -168,12 +178,12 @@ def test_a_study_pinned_to_a_revision_not_found_locally_is_refused(bench_repo, c
     assert rec["model"]["info"]["source"] == "hf-cache"
 
 
-def test_a_study_on_a_spec_that_resolves_nowhere_is_refused_before_any_case(bench_repo, offline):
-    run, results = _run_study(bench_repo, offline, "./no/such/model")
-    assert run.ret == pytest.ExitCode.USAGE_ERROR
+def test_a_study_on_a_spec_that_resolves_nowhere_is_refused_before_any_case(offline, data_dir):
+    with pytest.raises(pytest.UsageError) as info:
+        _run_study(offline, data_dir, "./no/such/model")
     assert any("unknown model './no/such/model'" in line and "hub id like org/name" in line
-               for line in run.stderr.lines)
-    assert not results.exists()
+               for line in str(info.value).splitlines())
+    assert not (offline / "results").exists()
 
 
 def test_several_snapshots_and_no_main_ref_ask_for_a_pin(offline):

@@ -17,6 +17,7 @@ from bench.harness import memory
 from bench.studies.cases import Case
 from bench.errors import UsageError
 from bench.studies import params
+from plugin_helpers import collection_finish, configured, session_finish, session_of
 
 CONFIGS = Path(__file__).parent / "configs"
 N_8B = 8_030_261_248  # Llama-3.1-8B's published parameter count
@@ -31,8 +32,7 @@ def counted(hub_id: str) -> params.Counted:
     return params.Counted(n, n, "test", tensors=n, lora_io=params.lora_features(model))
 
 
-# Built at import: pytester restores sys.modules after each of its tests, and transformers'
-# model modules (with torch.distributed behind them) cannot be imported a second time.
+# Counted once, at import: every test of the module reads them.
 COUNTED = {hub_id: counted(hub_id) for hub_id in ("meta-llama/Llama-3.1-8B", "meta-llama/Llama-3.2-1B")}
 
 
@@ -106,42 +106,48 @@ def models_dir_with_config(root: Path, hub_id: str) -> Path:
     return root
 
 
-def run_study(bench_repo, tmp_path, spec: str, key: str, posttrain: str, *args):
+def preflight(tmp_path, spec: str, key: str, posttrain: str, collectonly: bool = False):
+    """`pytest bench --study big.toml --models-dir ... --device=cpu` up to its preflight checks.
+
+    Returns the case ids; raises pytest.UsageError where the run stops before any case.
+    """
     study = tmp_path / "big.toml"
     study.write_text(STUDY.format(spec=spec, key=key, posttrain=posttrain))
-    results = tmp_path / "results"
-    run = bench_repo.runpytest_subprocess(f"--study={study}", f"--results-dir={results}", "--device=cpu",
-                                          f"--models-dir={tmp_path / 'models'}", "-p", "no:cacheprovider", *args)
-    return run, results
+    with configured(f"--study={study}", f"--results-dir={tmp_path / 'results'}", "--device=cpu",
+                    f"--models-dir={tmp_path / 'models'}", collectonly=collectonly) as config:
+        cases = session_of(config).cases()
+        try:
+            collection_finish(config, cases)
+        finally:
+            session_finish(config)
+        return [c.id for c in cases]
 
 
-@pytest.mark.parametrize("workers", [(), ("-n", "2")], ids=["one-process", "xdist"])
-def test_full_post_training_of_an_8b_model_is_refused_before_any_case(bench_repo, tmp_path, workers):
+def test_full_post_training_of_an_8b_model_is_refused_before_any_case(tmp_path):
+    """In process; under xdist the controller runs the same preflight (as for the lock,
+    tests/e2e/test_harness_trust.py)."""
     need = memory.case_need(control({"lr": 2e-5}), COUNTED["meta-llama/Llama-3.1-8B"], torch.float32)
     if memory.host_available() >= need.total("cpu"):
         pytest.skip(f"this machine has {memory.gib(memory.host_available())}: an 8B model post-trains here")
     models_dir_with_config(tmp_path / "models", "meta-llama/Llama-3.1-8B")
-    run, results = run_study(bench_repo, tmp_path, "meta-llama/Llama-3.1-8B", "llama-3.1-8b",
-                             "[posttrain]\ntokens = 4096\nbatch_tokens = 4096\ncheckpoint_every = 4096", *workers)
-    assert run.ret == pytest.ExitCode.USAGE_ERROR
-    # One process: pytest's usage error on stderr; xdist: the controller's exit line.
-    err = [line for line in run.stderr.lines + run.stdout.lines if "needs about" in line]
-    assert len(err) == 1 and "case big-llama-3.1-8b-control: needs about 149.6 GiB" in err[0], run.stderr.str()
+    with pytest.raises(pytest.UsageError) as info:
+        preflight(tmp_path, "meta-llama/Llama-3.1-8B", "llama-3.1-8b",
+                  "[posttrain]\ntokens = 4096\nbatch_tokens = 4096\ncheckpoint_every = 4096")
+    err = [line for line in str(info.value).splitlines() if "needs about" in line]
+    assert len(err) == 1 and "case big-llama-3.1-8b-control: needs about 149.6 GiB" in err[0], str(info.value)
     assert "LoRA" in err[0] and "FSDP" in err[0]
-    assert not results.exists()  # nothing written
+    assert not (tmp_path / "results").exists()  # nothing written
 
 
-def test_the_same_study_evaluating_only_or_with_lora_is_not_refused(bench_repo, tmp_path):
+def test_the_same_study_evaluating_only_or_with_lora_is_not_refused(tmp_path):
     c = COUNTED["meta-llama/Llama-3.2-1B"]
     lora = memory.case_need(Case("t", "m", "k", "control", posttrain=(("lora", True),)), c, torch.float32)
     if memory.host_available() < lora.total("cpu"):
         pytest.skip(f"this machine has only {memory.gib(memory.host_available())} available")
     models_dir_with_config(tmp_path / "models", "meta-llama/Llama-3.2-1B")
     for posttrain in ("", "[posttrain]\nlora = true\ntokens = 4096\nbatch_tokens = 4096\ncheckpoint_every = 4096"):
-        run, _ = run_study(bench_repo, tmp_path, "meta-llama/Llama-3.2-1B", "llama-3.2-1b", posttrain,
-                           "--collect-only", "-q")
-        assert run.ret == 0, run.stderr.str()
-        assert any("big-llama-3.2-1b-control" in line for line in run.stdout.lines)
+        ids = preflight(tmp_path, "meta-llama/Llama-3.2-1B", "llama-3.2-1b", posttrain, collectonly=True)
+        assert ids == ["big-llama-3.2-1b-control"]
 
 
 def test_check_passes_what_fits():

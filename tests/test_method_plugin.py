@@ -1,12 +1,13 @@
 """A new pruning method is one module: tests/toy_method.py, found by an entry point or
 $PRUNEBENCH_PLUGINS, runs through `prunebench prune` and a study file with no other file
-knowing it; duplicates and broken plugins are one-line errors."""
+knowing it; duplicates and broken plugins are one-line errors.
+
+In process: `clean_registry` runs discovery afresh, as a new process would.
+"""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,9 +17,9 @@ from bench.errors import UsageError
 from pruners.errors import PrunerError
 from bench import registry
 from pruners import registry as declarations
+from plugin_helpers import case_runner, collection_finish, configured, session_finish, session_of
 
 TESTS = Path(__file__).resolve().parent
-MATRIX = (TESTS.parent / "bench" / "test_matrix.py").read_text()
 
 
 def dist_with_entry_point(root: Path, name: str, module: str) -> Path:
@@ -28,21 +29,6 @@ def dist_with_entry_point(root: Path, name: str, module: str) -> Path:
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: toy-plugin\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text(f"[{registry.ENTRY_POINT_GROUP}]\n{name} = {module}\n")
     return root
-
-
-def cli(args: list[str], env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bench.cli", "prune", *args], capture_output=True, text=True,
-                          env=env, timeout=300)
-
-
-@pytest.fixture
-def plugin_env(tmp_path, data_dir):
-    """A subprocess environment in which `toy_method` is installed through an entry point."""
-    site = dist_with_entry_point(tmp_path / "site", "toy", "toy_method")
-    env = {k: v for k, v in os.environ.items() if k != registry.PLUGINS_ENV}
-    env.update({"PYTHONPATH": os.pathsep.join([str(site), str(TESTS), env.get("PYTHONPATH", "")]),
-                "PRUNEBENCH_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
-    return env
 
 
 @pytest.fixture
@@ -61,11 +47,20 @@ def clean_registry(monkeypatch):
         del sys.modules[name]
 
 
-def test_cli_runs_the_entry_point_method(plugin_env):
-    run = cli(["--model", "tiny-llama", "--method", "toy", "--ratio", "0.5", "--projection", "up_proj",
-               "--score", "activation", "--calibration", "wikitext2", "--json"], plugin_env)
-    assert run.returncode == 0, run.stderr
-    record = json.loads(run.stdout)
+def test_cli_runs_the_entry_point_method(clean_registry, data_dir, monkeypatch, capsys, tmp_path):
+    """`prunebench prune` (bench.cli.main, what the console script calls) finds `toy` through the
+    entry point of an installed distribution: discovery runs afresh, as in a new process."""
+    from bench.cli import main
+
+    monkeypatch.syspath_prepend(str(TESTS))
+    monkeypatch.syspath_prepend(str(dist_with_entry_point(tmp_path / "site", "toy", "toy_method")))
+    monkeypatch.setenv("PRUNEBENCH_DATA_DIR", str(data_dir))
+    code = main(["prune", "--model", "tiny-llama", "--method", "toy", "--ratio", "0.5", "--projection", "up_proj",
+                 "--score", "activation", "--calibration", "wikitext2", "--json"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    record = json.loads(out.out)
+    assert registry.METHODS["toy"].module == "toy_method"  # registered by the entry point, not $PRUNEBENCH_PLUGINS
     assert record["method"] == "toy" and record["config"]["projection"] == "up_proj"
     # The calibration shape is the one ToyConfig declares (4 x 32), not the CLI's or another method's.
     assert (record["calibration"]["samples"], record["calibration"]["seq_len"]) == (4, 32)
@@ -76,7 +71,6 @@ def test_cli_runs_the_entry_point_method(plugin_env):
     cfg = load_model("tiny-llama").model.config
     zeroed = cfg.num_hidden_layers * cfg.intermediate_size * int(0.5 * cfg.hidden_size)
     assert record["params_before"] - record["params_after"] == zeroed == record["removed"]["zeroed_weights"]
-
 
 
 def test_generated_flags_in_process(clean_registry, monkeypatch, capsys):
@@ -202,19 +196,22 @@ max_windows = 2
 """
 
 
-def test_study_file_runs_the_plugin_method(pytester, data_dir, monkeypatch, tmp_path):
-    monkeypatch.setenv("PRUNEBENCH_DATA_DIR", str(data_dir))
-    monkeypatch.setenv("PRUNEBENCH_CACHE_DIR", str(tmp_path / "cache"))
+def test_study_file_runs_the_plugin_method(clean_registry, data_dir, monkeypatch, tmp_path):
+    """`pytest bench --study plug.toml` with $PRUNEBENCH_PLUGINS naming the module (in process,
+    `plugin_helpers`): the study, the runner and post-training reach `toy` by its name alone."""
+    from bench import test_matrix
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setenv(registry.PLUGINS_ENV, "toy_method")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
-    pytester.makeconftest('pytest_plugins = ["bench.harness.plugin"]')
-    pytester.makepyfile(test_matrix=MATRIX)
-    (pytester.path / "plug.toml").write_text(TOY_STUDY)
+    monkeypatch.syspath_prepend(str(TESTS))
+    (tmp_path / "plug.toml").write_text(TOY_STUDY)
     results = tmp_path / "r"
-    run = pytester.runpytest_subprocess("--study", "plug.toml", f"--results-dir={results}", "-p", "no:cacheprovider")
-    run.assert_outcomes(passed=1)
+    with configured("--study", str(tmp_path / "plug.toml"), f"--results-dir={results}", f"--data-dir={data_dir}",
+                    f"--cache-dir={tmp_path / 'cache'}") as config:
+        (case,) = session_of(config).cases()
+        collection_finish(config, [case])
+        test_matrix.test_case(case, case_runner(config)[0])
+        assert session_finish(config) == pytest.ExitCode.OK
     record = json.loads((results / "records" / "plug-tl-toy-0.5.json").read_text())
     assert record["method"] == "toy" and record["config"]["prune"]["projection"] == "down_proj"
     assert record["prune_report"]["calibration"]["samples"] == 2  # the study's [calibration], drawn

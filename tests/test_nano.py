@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from bench.errors import UsageError
 from bench.training.posttrain import Diverged, Recipe
 from bench.harness.session import BenchSession, SessionOptions
 
-# Registered by the `unit_profile` fixture here, and by the conftest of the subprocess test.
+# Registered by the `unit` fixture, for one test at a time.
 SETUP = '''
 from bench.harness import profiles
 from bench.training import zoo
@@ -216,24 +215,3 @@ def test_resume_recomputes_a_case_whose_recipe_changed(session_factory):
     changed = unit_cases(recipe=dict(RECIPE, lr=1e-3))[0]
     assert changed.id == case.id and changed.fingerprint() != case.fingerprint()
     assert session_factory(resume=True).stored(changed) is None
-
-
-# ----------------------------------------------------------------------------- end to end through pytest
-
-
-def test_pytest_run_then_resume_and_slice(pytester, data_dir, tmp_path, monkeypatch):
-    monkeypatch.setenv("PRUNEBENCH_DATA_DIR", str(data_dir))
-    monkeypatch.setenv("PRUNEBENCH_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    pytester.makeconftest('pytest_plugins = ["bench.harness.plugin"]\n' + SETUP)
-    matrix = (Path(__file__).resolve().parents[1] / "bench" / "test_matrix.py").read_text()
-    pytester.makepyfile(test_matrix=matrix)
-    results = tmp_path / "results"
-    args = ("--profile", "unit", f"--results-dir={results}", "-p", "no:cacheprovider")
-    pytester.runpytest_subprocess(*args, "-k", "control").assert_outcomes(passed=1)
-    assert [p.stem for p in (results / "records").glob("*.json")] == ["unit-u1-control"]
-    run = pytester.runpytest_subprocess(*args, "--resume")
-    run.assert_outcomes(passed=3)
-    run.stdout.fnmatch_lines(["*unit-u1-control*resumed*"])
-    rec = read(results, "unit-u1-2of4-sparsegpt")
-    assert rec["status"] == "ok" and math.isfinite(rec["posttrain"]["final_val_loss"])

@@ -21,7 +21,7 @@ import pytest
 
 from bench.studies.schema import BUILTIN_DIR, read_with_includes
 from hub_helpers import save_tiny
-from test_studies_paper import HUB, TABLE1_DEPTH, paper_ids
+from paper_study import HUB, TABLE1_DEPTH, paper_ids
 
 LAYERS = {"llama-3.2-1b": 16, "llama-3.2-3b": 28, "llama-3.1-8b": 32,
           "qwen2.5-0.5b": 24, "qwen2.5-1.5b": 28, "qwen2.5-3b": 36}

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from bench.harness.records import SCHEMA, write_record
@@ -39,14 +36,15 @@ def test_a_runaway_prediction_is_never_a_percentage():
     assert row.count("run-away") == 3 and "%" not in row.split("|")[4] + row.split("|")[5] + row.split("|")[6]
 
 
-def test_tables_cli_reads_a_results_dir(tmp_path):
+def test_tables_cli_reads_a_results_dir(tmp_path, capsys):
+    from bench.cli import main
+
     for rec in GOLDEN["records"]:
         write_record(tmp_path, dict(rec, schema=SCHEMA))
     (tmp_path / "fit.json").write_text(json.dumps(GOLDEN["fit"]))
-    run = subprocess.run([sys.executable, "-m", "bench.cli", "tables", "--results-dir", str(tmp_path)],
-                         capture_output=True, text=True, env=os.environ)
-    assert run.returncode == 0, run.stderr
-    assert "#### Zoo" in run.stdout and "#### Extrapolation to held-out sizes" in run.stdout
-    bad = subprocess.run([sys.executable, "-m", "bench.cli", "tables", "--results-dir", str(tmp_path / "none")],
-                         capture_output=True, text=True)
-    assert bad.returncode == 2 and "does not exist" in bad.stderr and bad.stdout == ""
+    assert main(["tables", "--results-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "#### Zoo" in out and "#### Extrapolation to held-out sizes" in out
+    assert main(["tables", "--results-dir", str(tmp_path / "none")]) == 2
+    bad = capsys.readouterr()
+    assert "does not exist" in bad.err and bad.out == ""

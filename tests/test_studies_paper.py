@@ -13,33 +13,17 @@ import pytest
 
 from bench.cli import main
 from bench.studies import load_study, study_cases
+from paper_study import HUB, TABLE1_DEPTH, paper_ids
+from plugin_helpers import collection_finish, configured, matrix_ids, session_finish, session_of
 
 CONFIGS = Path(__file__).parent / "configs"
 
-# Table 1 of the paper (seeds/003_eb1dd74dcb4eca82.txt): depth ratios per model, in percent.
-TABLE1_DEPTH = {
-    "llama-3.2-1b": (15, 25, 30), "llama-3.2-3b": (16, 25, 34), "llama-3.1-8b": (16, 24, 33),
-    "qwen2.5-0.5b": (15, 21, 27), "qwen2.5-1.5b": (15, 24, 33), "qwen2.5-3b": (17, 25, 32),
-}
-HUB = {"llama-3.2-1b": "meta-llama/Llama-3.2-1B", "llama-3.2-3b": "meta-llama/Llama-3.2-3B",
-       "llama-3.1-8b": "meta-llama/Llama-3.1-8B", "qwen2.5-0.5b": "Qwen/Qwen2.5-0.5B",
-       "qwen2.5-1.5b": "Qwen/Qwen2.5-1.5B", "qwen2.5-3b": "Qwen/Qwen2.5-3B"}
 # The seed's parameter lines: (before, after, "Ratio = ...%").
 SEED_COUNTS = {"llama-3-8b": (8_030_261_248, 6_612_586_496, "82.3458"),
                "llama-3-8b-instruct": (8_030_261_248, 6_612_586_496, "82.3458"),
                "llama-3.1-8b": (8_030_261_248, 6_612_586_496, "82.3458"),
                "llama-3.1-8b-instruct": (8_030_261_248, 6_612_586_496, "82.3458"),
                "tinyllama-v1.1": (1_100_048_384, 945_907_712, "85.9878")}
-
-
-def paper_ids() -> list[str]:
-    ids = []
-    for key, depth in TABLE1_DEPTH.items():
-        ids.append(f"paper-{key}-control")
-        ids += [f"paper-{key}-depth-{r / 100:g}" for r in depth]
-        ids += [f"paper-{key}-width-{r:g}" for r in (0.15, 0.25, 0.35)]
-        ids.append(f"paper-{key}-2of4-sparsegpt")
-    return ids
 
 
 def llm_pruner_ids() -> list[str]:
@@ -133,17 +117,13 @@ def test_paper_study_declares_the_papers_setting(expanded):
             assert abs(achieved - r) < 0.01  # hidden widths in multiples of the head count
 
 
-@pytest.fixture
-def suite(pytester, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    pytester.makeconftest('pytest_plugins = ["bench.harness.plugin"]')
-    pytester.makepyfile(test_matrix=(Path(__file__).resolve().parents[1] / "bench" / "test_matrix.py").read_text())
-    return pytester
-
-
 @pytest.mark.parametrize("profile,ids", [("paper", paper_ids()), ("llm-pruner", llm_pruner_ids())])
-def test_collect_only_lists_the_expected_ids(suite, tmp_path, profile, ids):
-    run = suite.runpytest_subprocess("--profile", profile, "--collect-only", "-q", f"--results-dir={tmp_path / 'r'}")
-    assert run.ret == 0, run.stderr.str()
-    collected = [line.split("[", 1)[1].rstrip("]") for line in run.stdout.lines if line.startswith("test_matrix.py::")]
+def test_collect_only_lists_the_expected_ids(tmp_path, monkeypatch, profile, ids):
+    """`pytest bench --profile P --collect-only` offline: the ids, and no model needs resolving
+    (`plugin_helpers`: the plugin's hooks in process)."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with configured("--profile", profile, f"--results-dir={tmp_path / 'r'}", collectonly=True) as config:
+        collected = matrix_ids(config)
+        collection_finish(config, session_of(config).cases())
+        session_finish(config)
     assert collected == ids

@@ -1,11 +1,20 @@
-"""`pytest bench --study FILE`: a user's own study file runs like a built-in profile (pytester)."""
+"""`pytest bench --study FILE`: a user's own study file runs like a built-in profile.
+
+In process: the plugin's hooks are called directly (`plugin_helpers`); the real `pytest bench
+--study` runs are in tests/e2e (resume after a kill, the paper study).
+"""
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from pathlib import Path
 
 import pytest
+
+from bench import test_matrix
+from plugin_helpers import (case_runner, collection_finish, configured, matrix_ids, session_finish, session_of,
+                            summary, usage_error)
 
 
 USER_STUDY = """
@@ -35,23 +44,35 @@ max_windows = 2
 
 
 @pytest.fixture
-def suite(bench_repo):
-    """A directory that looks like the repo (the plugin, the matrix test) plus a study file."""
-    pytester = bench_repo
-    (pytester.path / "studies").mkdir()
-    (pytester.path / "studies" / "mine.toml").write_text(USER_STUDY)
-    return pytester
+def study(tmp_path, data_dir, monkeypatch):
+    """A study file in a directory of its own, and the options of a run of it (local data)."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    (tmp_path / "studies").mkdir()
+    path = tmp_path / "studies" / "mine.toml"
+    path.write_text(USER_STUDY)
+    return path, (f"--data-dir={data_dir}", f"--cache-dir={tmp_path / 'cache'}")
 
 
 def records(results: Path) -> dict[str, dict]:
     return {p.stem: json.loads(p.read_text()) for p in sorted((results / "records").glob("*.json"))}
 
 
-def test_user_study_runs_slices_resumes_and_reports(suite, tmp_path):
+def run_study(path, options, results, *args, only=None):
+    """`pytest bench --study PATH` in process (`-k`: the case ids in `only`); returns the summary lines."""
+    with configured("--study", str(path), f"--results-dir={results}", *options, *args) as config:
+        cases = [c for c in session_of(config).cases() if only is None or c.id in only]
+        collection_finish(config, cases)
+        run, _ = case_runner(config)
+        for case in cases:
+            test_matrix.test_case(case, run)
+        assert session_finish(config) == pytest.ExitCode.OK
+        return summary(config)
+
+
+def test_user_study_runs_slices_resumes_and_reports(study, tmp_path):
+    path, options = study
     results = tmp_path / "r"
-    run = suite.runpytest_subprocess("--study", "studies/mine.toml", f"--results-dir={results}", "-p", "no:cacheprovider",
-                                     "-k", "dense or 0.25")
-    run.assert_outcomes(passed=2)
+    run_study(path, options, results, only={"mine-tl-dense", "mine-tl-l2-0.25"})
     recs = records(results)
     assert set(recs) == {"mine-tl-dense", "mine-tl-l2-0.25"}
     l2 = recs["mine-tl-l2-0.25"]
@@ -61,18 +82,17 @@ def test_user_study_runs_slices_resumes_and_reports(suite, tmp_path):
     assert "### tiny tl" in report and "| l2 " in report
 
     # --resume reuses both records and runs only the new case; the report then has all three.
-    run = suite.runpytest_subprocess("--study", "studies/mine.toml", f"--results-dir={results}", "-p", "no:cacheprovider",
-                                     "--resume")
-    run.assert_outcomes(passed=3)
-    run.stdout.fnmatch_lines(["*mine-tl-dense*resumed*"])
+    lines = run_study(path, options, results, "--resume")
+    assert any("mine-tl-dense" in line and "resumed" in line for line in lines)
+    assert not any("mine-tl-l2-0.5" in line and "resumed" in line for line in lines)
     assert records(results)["mine-tl-dense"]["created"] == recs["mine-tl-dense"]["created"]
     assert set(records(results)) == {"mine-tl-dense", "mine-tl-l2-0.25", "mine-tl-l2-0.5"}
 
 
-def test_collect_only_lists_the_study_ids(suite):
-    run = suite.runpytest_subprocess("--study", "studies/mine.toml", "--collect-only", "-q")
-    run.stdout.fnmatch_lines(["*test_case[[]mine-tl-dense[]]", "*test_case[[]mine-tl-l2-0.25[]]",
-                              "*test_case[[]mine-tl-l2-0.5[]]"])
+def test_collect_only_lists_the_study_ids(study):
+    path, _ = study
+    with configured("--study", str(path), collectonly=True) as config:
+        assert matrix_ids(config) == ["mine-tl-dense", "mine-tl-l2-0.25", "mine-tl-l2-0.5"]
 
 
 @pytest.mark.parametrize("edit,message", [
@@ -80,23 +100,21 @@ def test_collect_only_lists_the_study_ids(suite):
     (("ratios = [0.25, 0.5]", "ratios = [0.25, 1.5]"), "*mine.toml: methods[[]1[]] (blockwise).ratios: ratio 1.5 is outside (0, 1)*"),
     (('key = "tl"', 'key = 3'), "*mine.toml: models[[]0[]].key: must be a string, got 3*"),
 ])
-def test_bad_study_file_is_a_usage_error_and_writes_nothing(suite, tmp_path, edit, message):
-    path = suite.path / "studies" / "mine.toml"
+def test_bad_study_file_is_a_usage_error_and_writes_nothing(study, tmp_path, edit, message):
+    path, _ = study
     path.write_text(USER_STUDY.replace(*edit))
     results = tmp_path / "r"
-    run = suite.runpytest_subprocess("--study", str(path), f"--results-dir={results}")
-    assert run.ret == pytest.ExitCode.USAGE_ERROR
-    run.stderr.fnmatch_lines([message])
+    error = usage_error("--study", str(path), f"--results-dir={results}")
+    assert fnmatch.fnmatch(error, message), error
     assert not results.exists()
 
 
-def test_missing_study_file_and_both_options_are_usage_errors(suite):
-    run = suite.runpytest_subprocess("--study", "nope.toml")
-    assert run.ret == pytest.ExitCode.USAGE_ERROR
-    run.stderr.fnmatch_lines(["*--study nope.toml: no such file*"])
-    run = suite.runpytest_subprocess("--study", "studies/mine.toml", "--profile", "tiny")
-    assert run.ret == pytest.ExitCode.USAGE_ERROR
-    run.stderr.fnmatch_lines(["*--study and --profile both name the matrix*"])
+def test_missing_study_file_and_both_options_are_usage_errors(study, monkeypatch):
+    path, _ = study
+    monkeypatch.chdir(path.parents[1])
+    assert "--study nope.toml: no such file" in usage_error("--study", "nope.toml")
+    assert "--study and --profile both name the matrix" in usage_error("--study", "studies/mine.toml",
+                                                                     "--profile", "tiny")
 
 
 def test_the_studys_law_holdout_and_gates_are_the_option_defaults(tmp_path):
@@ -114,9 +132,8 @@ def test_the_studys_law_holdout_and_gates_are_the_option_defaults(tmp_path):
     assert option_defaults("nano") == {"--law": "p2"}
 
 
-def test_a_studys_default_gate_is_built_before_any_case(suite, tmp_path):
-    path = suite.path / "studies" / "mine.toml"
+def test_a_studys_default_gate_is_built_before_any_case(study, tmp_path):
+    path, _ = study
     path.write_text(USER_STUDY + '\n[gates]\nbaseline = "no-such-run"\nmax_ppl_regression = "2%"\n')
-    run = suite.runpytest_subprocess("--study", str(path), f"--results-dir={tmp_path / 'r'}")
-    assert run.ret == pytest.ExitCode.USAGE_ERROR
-    run.stderr.fnmatch_lines([f"*{suite.path / 'studies' / 'no-such-run'}*"])  # the study's baseline reached the gate
+    error = usage_error("--study", str(path), f"--results-dir={tmp_path / 'r'}")
+    assert str(path.parent / "no-such-run") in error  # the study's baseline reached the gate

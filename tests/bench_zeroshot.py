@@ -17,7 +17,6 @@ is offline.
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -29,8 +28,7 @@ pytest.importorskip("lm_eval")
 
 from bench.sources.models import byte_tokenizer, tiny_model  # noqa: E402
 from bench.tasks import LOCAL_TASKS  # noqa: E402
-from test_cli_ppl import _entry_point  # noqa: E402
-from test_zeroshot_exactness import BATCH, MAX_LENGTH, lm_eval_cli  # noqa: E402
+from process_helpers import BATCH, MAX_LENGTH, entry_point, lm_eval_cli  # noqa: E402
 
 LIMIT, ROUNDS = 2, 2
 
@@ -45,26 +43,25 @@ def checkpoint(tmp_path_factory):
     return path
 
 
-def prunebench_eval(checkpoint, data_dir) -> dict:
-    cmd = [*_entry_point(), "eval", "--model", str(checkpoint), "--tasks", ",".join(LOCAL_TASKS),
+def prunebench_eval(checkpoint, data_dir, env) -> dict:
+    cmd = [*entry_point(), "eval", "--model", str(checkpoint), "--tasks", ",".join(LOCAL_TASKS),
            "--limit", str(LIMIT), "--max-length", str(MAX_LENGTH), "--batch-size", str(BATCH),
            "--data-dir", str(data_dir), "--device", "cpu", "--json"]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**env, "HF_DATASETS_OFFLINE": "1"}, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout)
 
 
 @pytest.mark.benchmark(group="zeroshot-vs-lm-eval-cli")
-def test_prunebench_eval_vs_lm_eval_cli(benchmark, checkpoint, data_dir, tmp_path):
+def test_prunebench_eval_vs_lm_eval_cli(benchmark, checkpoint, data_dir, tmp_path, child_env):
     cli_times, cli_results = [], []
 
     def time_lm_eval_cli():
         out = tmp_path / f"cli-{len(cli_times)}"
         t0 = time.perf_counter()
-        cli_results.append(lm_eval_cli(checkpoint, data_dir, out, limit=LIMIT))
+        cli_results.append(lm_eval_cli(checkpoint, data_dir, out, child_env, limit=LIMIT))
         cli_times.append(time.perf_counter() - t0)
-        return (checkpoint, data_dir), {}
+        return (checkpoint, data_dir, child_env), {}
 
     mine = benchmark.pedantic(prunebench_eval, setup=time_lm_eval_cli, rounds=ROUNDS, warmup_rounds=0)
     # Same numbers: every value of prunebench's run equals the CLI's.

@@ -1,4 +1,4 @@
-"""Shared fixtures for the unit and integration tests."""
+"""Shared fixtures of the unit, integration and end-to-end tests."""
 
 from __future__ import annotations
 
@@ -7,27 +7,12 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from data_helpers import find_data_dir, missing_data
+from plugin_helpers import MATRIX
 
+TESTS = Path(__file__).resolve().parent
 
-def find_data_dir() -> Path | None:
-    """$PRUNEBENCH_DATA_DIR, else ../shared/data beside the checkout (the CI layout)."""
-    env = os.environ.get("PRUNEBENCH_DATA_DIR")
-    if env:
-        return Path(env)
-    sibling = REPO.parent / "shared" / "data"
-    return sibling if sibling.is_dir() else None
-
-
-def missing_data(reason: str) -> None:
-    """Skip a test that needs data, except in CI, where missing data must fail the run.
-
-    A CI job that lost its copy of shared/data would otherwise skip every data test and go
-    green; `CI` is set by CI systems (and by this project's .ci/run environment).
-    """
-    if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
-        pytest.fail(f"{reason} (CI is set, so missing data fails instead of skipping)", pytrace=False)
-    pytest.skip(reason)
+# ----------------------------------------------------------------------------- fixtures
 
 
 @pytest.fixture(scope="session")
@@ -58,6 +43,34 @@ def chinchilla_csv(data_dir) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def zoo_cache(tmp_path_factory) -> Path:
+    """A cache directory shared by the session's tests: each nano zoo model is built once.
+
+    Its entries are keyed by every input of a build (`bench.training.zoo`), so tests that
+    share it get the model they would have built. A test that counts builds takes
+    `new_zoo_cache` instead.
+    """
+    return tmp_path_factory.mktemp("zoo-cache")
+
+
+@pytest.fixture
+def new_zoo_cache(tmp_path) -> Path:
+    """An empty cache directory of this test's own, where it builds zoo models."""
+    path = tmp_path / "zoo-cache"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def child_env() -> dict:
+    """The environment of a child process the test starts: this one's, offline.
+
+    Requesting it marks the test `subprocess` (tests/integration, tests/e2e).
+    """
+    return {**os.environ, "HF_HUB_OFFLINE": "1"}
+
+
 @pytest.fixture
 def bench_repo(pytester, data_dir, monkeypatch):
     """A pytester directory that looks like the repo: the plugin loaded by its conftest and the
@@ -65,5 +78,5 @@ def bench_repo(pytester, data_dir, monkeypatch):
     monkeypatch.setenv("PRUNEBENCH_DATA_DIR", str(data_dir))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     pytester.makeconftest('pytest_plugins = ["bench.harness.plugin"]')
-    pytester.makepyfile(test_matrix=(REPO / "bench" / "test_matrix.py").read_text())
+    pytester.makepyfile(test_matrix=MATRIX)
     return pytester

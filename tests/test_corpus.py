@@ -7,8 +7,6 @@ format (.jsonl, .jsonl.zst, .parquet), so every reader runs on real text offline
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -231,25 +229,6 @@ def test_changed_data_or_cut_is_a_new_entry(sp_dir, cache, c4_rows):
     corpus._document_texts.cache_clear()
     b = corpus.token_stream(byte_tokenizer(), spec, "heldout")
     assert len(list((cache / "corpora").glob("*.pt"))) == 3 and not torch.equal(a, b)
-
-
-def test_a_second_process_reads_the_cache(sp_dir, cache):
-    from bench.sources.models import byte_tokenizer
-
-    spec = corpus.SliceSpec("slimpajama", corpus_dir=str(sp_dir))
-    ids = corpus.token_stream(byte_tokenizer(), spec, "heldout")
-    code = (
-        "import sys, torch\n"
-        "sys.path.insert(0, 'tests')\n"
-        "from test_corpus import CountingTokenizer\n"
-        "from bench.training import corpus\n"
-        "from bench.sources.models import byte_tokenizer\n"
-        "tok = CountingTokenizer(byte_tokenizer())\n"
-        f"ids = corpus.token_stream(tok, corpus.SliceSpec('slimpajama', corpus_dir={str(sp_dir)!r}), 'heldout')\n"
-        "print(tok.calls, ids.numel(), int(ids.sum()))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
-    assert out.stdout.split() == ["0", str(ids.numel()), str(int(ids.sum()))]
 
 
 # ----------------------------------------------------------------------------- bad input: one line each

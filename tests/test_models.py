@@ -1,4 +1,8 @@
-"""Model specs: tiny models, the SmolLM2 GGUF alias, and the errors around them."""
+"""Model specs: tiny models, local directories, and the errors around them.
+
+The SmolLM2 GGUF alias (a real model) is loaded in tests/integration/test_smollm2.py; killed and
+concurrent builds of a cache entry (two processes) in tests/integration/test_processes.py.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,6 @@ import pytest
 import torch
 
 from bench.sources import models
-from bench.sources.locks import LOCK_DIR
 from bench.errors import USER_ERRORS, UsageError
 
 
@@ -35,35 +38,6 @@ def test_byte_tokenizer_round_trips_and_adds_one_bos():
     assert ids[0] == tok.bos_token_id and tok.bos_token_id not in ids[1:]
     assert tok.decode(ids, skip_special_tokens=True) == text
     assert len(tok) == models.BYTE_VOCAB
-
-
-@pytest.fixture(scope="session")
-def smollm2(tmp_path_factory):
-    pytest.importorskip("gguf")
-    cache = tmp_path_factory.mktemp("cache")
-    first = models.load_model("smollm2-135m", cache_dir=cache)
-    return first, cache
-
-
-def test_smollm2_alias_loads_from_gguf(smollm2):
-    loaded, cache = smollm2
-    cfg = loaded.model.config
-    assert (cfg.model_type, cfg.num_hidden_layers, cfg.hidden_size) == ("llama", 30, 576)
-    assert (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.intermediate_size) == (9, 3, 1536)
-    assert models.count_params(loaded.model) == 134_515_008  # tied embeddings counted once
-    assert loaded.kind == "alias" and loaded.info["dtype"] == "float32"
-    assert loaded.tokenizer.decode(loaded.tokenizer("The cat sat.")["input_ids"]) == "The cat sat."
-    converted = loaded.info["converted"]
-    assert converted.startswith(str(cache)) and os.path.isfile(os.path.join(converted, "model.safetensors"))
-
-
-def test_smollm2_cached_copy_is_reused_and_identical(smollm2):
-    loaded, cache = smollm2
-    again = models.load_model("smollm2-135m", cache_dir=cache)
-    assert again.info["converted"] == loaded.info["converted"]
-    ids = loaded.tokenizer("Pruning large language models", return_tensors="pt").input_ids
-    with torch.no_grad():
-        assert torch.equal(loaded.model(ids).logits, again.model(ids).logits)
 
 
 def test_not_a_gguf_is_refused(tmp_path):
@@ -129,73 +103,3 @@ def test_local_dirs_go_through_the_pruned_loader(tmp_path):
     save_file(weights, tmp_path / "nm" / "model.safetensors", metadata={"format": "pt"})
     with pytest.raises(USER_ERRORS, match="break the saved 2:4 pattern"):
         models.load_model(str(tmp_path / "nm"))
-
-
-_SLOW_BUILD = """
-import sys, time
-from pathlib import Path
-from bench.sources.models import atomic_dir
-
-def build(tmp):
-    (tmp / "weights").write_text("half")
-    print("building", flush=True)
-    time.sleep(60)
-
-atomic_dir(Path(sys.argv[1]), build)
-"""
-
-
-def test_a_killed_build_leaves_nothing_the_next_build_keeps(tmp_path):
-    """SIGKILL mid-build: no partial entry, and the next build sweeps the dead builder's tmp dir."""
-    import signal
-    import subprocess
-    import sys
-
-    final = tmp_path / "zoo" / "entry"
-    proc = subprocess.Popen([sys.executable, "-c", _SLOW_BUILD, str(final)], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "building"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    left = [p.name for p in final.parent.iterdir() if p.name != LOCK_DIR]  # the build locks' folder stays
-    assert len(left) == 1 and left[0].startswith(".tmp-entry.") and not final.exists()
-
-    # A live builder's directory (this process) must survive the sweep.
-    live = final.parent / f".tmp-entry.{models._HOST}.{os.getpid()}-x"
-    live.mkdir()
-    models.atomic_dir(final, lambda tmp: (tmp / "weights").write_text("whole"))
-    assert sorted(p.name for p in final.parent.iterdir() if p.name != LOCK_DIR) == sorted(["entry", live.name])
-    assert (final / "weights").read_text() == "whole"
-
-
-_COUNTED_BUILD = """
-import os, sys, time
-from pathlib import Path
-from bench.sources.models import atomic_dir
-
-final, log = Path(sys.argv[1]), Path(sys.argv[2])
-
-def build(tmp):
-    with open(log, "a") as fh:
-        fh.write(f"{os.getpid()}\\n")
-    time.sleep(1.5)  # long enough for the other process to be waiting on the lock
-    (tmp / "weights").write_text(str(os.getpid()))
-
-atomic_dir(final, build, ready=lambda d: (d / "weights").is_file())
-print((final / "weights").read_text(), flush=True)
-"""
-
-
-def test_concurrent_builders_build_an_entry_once(tmp_path):
-    """Two processes (e.g. xdist workers) asking for one missing entry: one builds, the other waits
-    for the entry lock, finds the entry ready and uses it (issue 9)."""
-    import subprocess
-    import sys
-
-    final, log = tmp_path / "zoo" / "entry", tmp_path / "builds.log"
-    procs = [subprocess.Popen([sys.executable, "-c", _COUNTED_BUILD, str(final), str(log)],
-                              stdout=subprocess.PIPE, text=True) for _ in range(2)]
-    outs = [p.communicate(timeout=120)[0].strip() for p in procs]
-    assert all(p.returncode == 0 for p in procs)
-    builders = log.read_text().split()
-    assert len(builders) == 1  # built once
-    assert outs == [builders[0], builders[0]]  # both use the one build

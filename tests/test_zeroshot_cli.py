@@ -1,4 +1,8 @@
-"""`prunebench eval` end to end through the installed console script."""
+"""`prunebench eval` through `bench.cli.main`, what the console script calls (in process).
+
+A hub task refused offline needs the environment set before `datasets` is imported: that one
+runs the console script, in tests/integration/test_processes.py.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +14,28 @@ import pytest
 pytest.importorskip("lm_eval")
 
 from bench.sources.models import byte_tokenizer, tiny_model  # noqa: E402
-from test_cli_ppl import prunebench  # noqa: E402
 
 
-def test_json_output_is_one_object(data_dir, tmp_path):
-    out = prunebench("eval", "--model", "tiny-llama", "--tasks", "wikitext,wikitext_lastword", "--limit", "2",
-                     "--max-length", "128", "--data-dir", str(data_dir), "--json",
-                     "--results-dir", str(tmp_path))
-    assert out.returncode == 0, out.stderr
-    result = json.loads(out.stdout)  # exactly one JSON document, nothing else on stdout
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def prunebench(capsys, *args) -> tuple[int, str, str]:
+    """`prunebench ARGS` through bench.cli.main: (exit status, stdout, stderr)."""
+    from bench.cli import main
+
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_json_output_is_one_object(data_dir, tmp_path, capsys):
+    code, out, err = prunebench(capsys, "eval", "--model", "tiny-llama", "--tasks", "wikitext,wikitext_lastword",
+                                "--limit", "2", "--max-length", "128", "--data-dir", str(data_dir), "--json",
+                                "--results-dir", str(tmp_path))
+    assert code == 0, err
+    result = json.loads(out)  # exactly one JSON document, nothing else on stdout
     tasks = [(r["task"], r["metric"]) for r in result["results"]]
     assert ("wikitext", "word_perplexity") in tasks and ("wikitext_lastword", "acc") in tasks
     assert all(r["samples"] == 2 and r["limit"] == 2 for r in result["results"])
@@ -27,21 +44,11 @@ def test_json_output_is_one_object(data_dir, tmp_path):
     assert json.loads(record.read_text())["zeroshot"]["results"] == result["results"]
 
 
-def test_default_window_is_the_models_positions(data_dir):
-    out = prunebench("eval", "--model", "tiny-llama", "--tasks", "wikitext_lastword", "--limit", "1",
-                     "--data-dir", str(data_dir), "--json")
-    assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["protocol"]["max_length"] == 512  # tiny config: 512 positions < 2048
-
-
-def test_hub_task_offline_names_the_offline_tasks(data_dir, tmp_path):
-    # A subprocess, so HF_HUB_OFFLINE/HF_DATASETS_OFFLINE are set before `datasets` reads them.
-    out = prunebench("eval", "--model", "tiny-llama", "--tasks", "wikitext,boolq", "--data-dir", str(data_dir),
-                     "--results-dir", str(tmp_path / "results"))
-    assert out.returncode == 2 and out.stdout == ""
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and "task boolq" in lines[0] and "offline tasks: wikitext, wikitext_lastword" in lines[0]
-    assert not (tmp_path / "results" / "records").exists()
+def test_default_window_is_the_models_positions(data_dir, capsys):
+    code, out, err = prunebench(capsys, "eval", "--model", "tiny-llama", "--tasks", "wikitext_lastword", "--limit", "1",
+                                "--data-dir", str(data_dir), "--json")
+    assert code == 0, err
+    assert json.loads(out)["protocol"]["max_length"] == 512  # tiny config: 512 positions < 2048
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +70,6 @@ BAD = [
 
 @pytest.mark.parametrize(("extra", "message"), BAD, ids=[m.split()[0] + "-" + e[0] for e, m in BAD])
 def test_bad_input_one_line_exit_2(data_dir, tmp_path, no_tokenizer_dir, monkeypatch, capsys, extra, message):
-    # In process (bench.cli.main is what the console script calls): each case then costs no
-    # interpreter start-up; test_json_output_is_one_object covers the script itself.
     from bench.cli import main
 
     args = {"--model": "tiny-llama", "--tasks": "wikitext", "--data-dir": str(data_dir),

@@ -8,41 +8,21 @@ paths differ only in how the model reaches lm-eval.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 
 pytest.importorskip("lm_eval")
 
 from bench.evaluation import zeroshot  # noqa: E402
 from bench.sources.models import byte_tokenizer, tiny_model  # noqa: E402
-from bench.tasks import LOCAL_TASKS, TASKS_DIR  # noqa: E402
-
-LIMIT, MAX_LENGTH, BATCH = 3, 256, 8
-
-
-def lm_eval_cli(model_dir, data_dir, out_dir, tasks=LOCAL_TASKS, limit=LIMIT) -> dict:
-    """lm-eval's CLI on a saved model with the shipped tasks; its results JSON."""
-    cmd = [sys.executable, "-m", "lm_eval", "run", "--model", "hf",
-           "--model_args", f"pretrained={model_dir},max_length={MAX_LENGTH},dtype=float32",
-           "--device", "cpu", "--include_path", str(TASKS_DIR), "--tasks", ",".join(tasks),
-           "--metadata", f"data_dir={data_dir}", "--limit", str(limit), "--batch_size", str(BATCH),
-           "--output_path", str(out_dir)]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    (path,) = out_dir.rglob("results_*.json")
-    return json.loads(path.read_text())
+from bench.tasks import LOCAL_TASKS  # noqa: E402
+from process_helpers import BATCH, LIMIT, MAX_LENGTH, lm_eval_cli  # noqa: E402
 
 
-def test_in_memory_numbers_equal_lm_eval_cli(data_dir, tmp_path):
+def test_in_memory_numbers_equal_lm_eval_cli(data_dir, tmp_path, child_env):
     model, tokenizer = tiny_model("llama", seed=3), byte_tokenizer()
     model.save_pretrained(tmp_path / "model")
     tokenizer.save_pretrained(tmp_path / "model")
-    theirs = lm_eval_cli(tmp_path / "model", data_dir, tmp_path / "out")
+    theirs = lm_eval_cli(tmp_path / "model", data_dir, tmp_path / "out", child_env)
 
     spec = zeroshot.ZeroShotSpec(LOCAL_TASKS, limit=LIMIT, max_length=MAX_LENGTH, batch_size=BATCH)
     assert spec.bootstrap_iters == 100_000  # lm-eval's CLI always bootstraps this many

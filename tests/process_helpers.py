@@ -1,0 +1,41 @@
+"""Child processes the tests start: the installed console script and lm-eval's own CLI.
+
+Importable from every tier (the unit tier starts no process; `child_env` in tests/conftest.py
+gives a child the test's environment and marks the test `subprocess`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+#: lm-eval CLI runs of the zero-shot checks: examples per task, context window, batch size.
+LIMIT, MAX_LENGTH, BATCH = 3, 256, 8
+
+
+def entry_point() -> list[str]:
+    """The installed console script, as users run it (falls back to the module)."""
+    script = os.path.join(os.path.dirname(sys.executable), "prunebench")
+    return [script] if os.path.exists(script) else [sys.executable, "-m", "bench.cli"]
+
+
+def prunebench(*args, env: dict) -> subprocess.CompletedProcess:
+    """`prunebench ARGS` through the console script, in `env`."""
+    return subprocess.run([*entry_point(), *args], capture_output=True, text=True, env=env, timeout=600)
+
+
+def lm_eval_cli(model_dir, data_dir, out_dir, env: dict, tasks=None, limit=LIMIT) -> dict:
+    """lm-eval's CLI on a saved model with the shipped tasks; its results JSON."""
+    from bench.tasks import LOCAL_TASKS, TASKS_DIR
+
+    cmd = [sys.executable, "-m", "lm_eval", "run", "--model", "hf",
+           "--model_args", f"pretrained={model_dir},max_length={MAX_LENGTH},dtype=float32",
+           "--device", "cpu", "--include_path", str(TASKS_DIR), "--tasks", ",".join(tasks or LOCAL_TASKS),
+           "--metadata", f"data_dir={data_dir}", "--limit", str(limit), "--batch_size", str(BATCH),
+           "--output_path", str(out_dir)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**env, "HF_DATASETS_OFFLINE": "1"}, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (path,) = out_dir.rglob("results_*.json")
+    return json.loads(path.read_text())

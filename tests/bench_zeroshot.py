@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import statistics
 import subprocess
-import sys
 import time
 
 import pytest

@@ -71,6 +71,22 @@ def child_env() -> dict:
     return {**os.environ, "HF_HUB_OFFLINE": "1"}
 
 
+@pytest.fixture(scope="module")
+def run_pytest_bench():
+    """`pytest bench ARGS` in the checkout, as a user types it, in a subprocess: `run(*args, env=...)`.
+
+    Requesting it marks the test `e2e`.
+    """
+    import subprocess
+    import sys
+
+    def run(*args, env: dict) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "pytest", "bench", "-p", "no:cacheprovider", "-q", *args],
+                              cwd=TESTS.parent, env=env, capture_output=True, text=True, timeout=900)
+
+    return run
+
+
 @pytest.fixture
 def bench_repo(pytester, data_dir, monkeypatch):
     """A pytester directory that looks like the repo: the plugin loaded by its conftest and the

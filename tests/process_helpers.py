@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
+
+import pytest
 
 #: lm-eval CLI runs of the zero-shot checks: examples per task, context window, batch size.
 LIMIT, MAX_LENGTH, BATCH = 3, 256, 8
@@ -39,3 +44,21 @@ def lm_eval_cli(model_dir, data_dir, out_dir, env: dict, tasks=None, limit=LIMIT
     assert proc.returncode == 0, proc.stderr[-3000:]
     (path,) = out_dir.rglob("results_*.json")
     return json.loads(path.read_text())
+
+
+def kill_when(path_glob: tuple[Path, str], proc: subprocess.Popen, timeout: float = 600.0) -> Path:
+    """SIGKILL `proc`'s whole process group as soon as a complete state (its meta.json) exists."""
+    root, pattern = path_glob
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = sorted(root.glob(pattern))
+        if found:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return found[-1].parent
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended (exit {proc.returncode}) before it saved a training state")
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    pytest.fail("no training state appeared in time")

@@ -2,13 +2,18 @@
 
 DDP and FSDP2 trajectories must match the single-process one within 1e-5 relative (same data,
 same seed; only the order of float32 sums differs), 2:4 masks must stay exact under sharding,
-and the sharded state saved at the last checkpoint must hold the final weights.
+and the sharded state saved at the last checkpoint must hold the final weights. A run killed
+on every rank resumes from its sharded state.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,6 +22,7 @@ from bench.training import distributed
 from bench.errors import UsageError
 from bench.sources.models import tiny_model
 from bench.training.posttrain import Recipe, train
+from process_helpers import kill_when
 
 SEQ = 16
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch without torch.distributed")
@@ -192,3 +198,47 @@ def test_the_runner_spawns_a_distributed_case(data_dir, tmp_path):
     assert pt["distributed"]["sharded_state"] == str(state)
     assert sorted(p.name for p in state.iterdir()) == ["step-00000001", "step-00000002"]
     assert (state / "step-00000002" / "train_state.pt").is_file()
+
+
+# ----------------------------------------------------------------------------- killed on every rank
+
+
+DIST_CHILD = """
+import sys
+sys.path.insert(0, {tests!r})
+from test_distributed import dist_recipe, model, windows
+from bench.training import distributed
+from bench.training.train_state import Checkpointer, StateStore
+
+if __name__ == "__main__":
+    distributed.run(model(), windows(), dist_recipe(), heldout=windows(4, seed=9),
+                    state=Checkpointer(StateStore({root!r}, 1)))
+"""
+
+
+def dist_recipe():
+    return Recipe(tokens=8192, checkpoint_every=128, batch_tokens=128, micro_batch_tokens=32, seq_len=16, lr=3e-3,
+                  weight_decay=0.1, eval_windows=4, repeat=True, processes=2, engine="fsdp", state_every=1)
+
+
+def test_fsdp_run_killed_on_every_rank_resumes_from_its_sharded_state(tmp_path, child_env):
+    """The spawning process and both ranks SIGKILLed at once, once a sharded (DCP) state is on
+    disk; a resumed run reads it back and ends where an uninterrupted run ends."""
+    from bench.training.train_state import Checkpointer, StateStore
+
+    root = tmp_path / "state"
+    script = tmp_path / "child.py"
+    script.write_text(DIST_CHILD.format(tests=str(Path(__file__).parent), root=str(root)))
+    env = {**child_env, "TMPDIR": str(tmp_path)}  # the killed run's job directory stays in tmp_path
+    proc = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    state = kill_when((root, "state-*/meta.json"), proc)  # the spawner and both ranks, at once
+    assert json.loads((state / "meta.json").read_text())["step"] < dist_recipe().steps
+
+    ref = distributed.run(model(), windows(), dist_recipe(), heldout=windows(4, seed=9))
+    resume = Checkpointer(StateStore(root, 1), resume_from=StateStore(root, 1).states()[-1])
+    res = distributed.run(model(), windows(), dist_recipe(), heldout=windows(4, seed=9), state=resume)
+    assert resume.report["resumed_from"]["step"] >= 1 and resume.report["ignored"] is None
+    a, b = _traj(res), _traj(ref)
+    assert len(a) == len(b) and all(x[0] == y[0] and x[1:] == pytest.approx(y[1:], rel=1e-6) for x, y in zip(a, b))
+    assert res.micro_batches == ref.micro_batches and res.initial_val_loss == ref.initial_val_loss

@@ -116,11 +116,22 @@ def slimpajama_dir(root: Path, data_dir: Path) -> Path:
     return root
 
 
-def test_the_paper_study_runs_end_to_end_at_a_tiny_budget_offline(bench_repo, data_dir, tmp_path, monkeypatch):
-    models = save_models(tmp_path / "models")
-    monkeypatch.setenv("PRUNEBENCH_SLIMPAJAMA_DIR", str(slimpajama_dir(tmp_path / "slimpajama", data_dir)))
+@pytest.fixture(scope="module")
+def paper_inputs(data_dir, tmp_path_factory):
+    """The models directory, the SlimPajama directory and the study file.
+
+    Module-scoped, so it runs before pytester takes its snapshot of sys.modules: what it imports
+    (pyarrow, zstandard) stays imported after the test (pytester drops every module a test imports).
+    """
+    root = tmp_path_factory.mktemp("paper-inputs")
+    return (save_models(root / "models"), slimpajama_dir(root / "slimpajama", data_dir),
+            tiny_paper_study(root / "paper-tiny.toml"))
+
+
+def test_the_paper_study_runs_end_to_end_at_a_tiny_budget_offline(paper_inputs, bench_repo, tmp_path, monkeypatch):
+    models, slimpajama, study = paper_inputs
+    monkeypatch.setenv("PRUNEBENCH_SLIMPAJAMA_DIR", str(slimpajama))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-empty"))  # nothing from a warm HF cache
-    study = tiny_paper_study(tmp_path / "paper-tiny.toml")
     results = tmp_path / "results"
     run = bench_repo.runpytest_subprocess(
         f"--study={study}", f"--models-dir={models}", f"--results-dir={results}", f"--cache-dir={tmp_path / 'cache'}",

@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("lm_eval")
 
-from bench.sources.models import byte_tokenizer, tiny_model  # noqa: E402
+from bench.sources.models import tiny_model  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,25 @@
-"""Shared fixtures of the unit, integration and end-to-end tests."""
+"""Shared fixtures of every tier, the tiers themselves, and the markers a test gets from what it uses.
+
+Tiers are folders:
+
+* ``tests/unit``: in process; no child process, no zoo build, no real model. ``pytest`` alone
+  runs it (pyproject's ``testpaths``): the fast loop, minutes on 2 cores.
+* ``tests/integration``: zoo builds, real models, and child processes other than `pytest bench`
+  (the console script, lm-eval's CLI, a fresh interpreter, gloo ranks, killed builders).
+* ``tests/e2e``: real `pytest bench` runs in a subprocess, one per behaviour.
+* ``tests/benchmarks``: the speed benchmarks; ``--benchmark-disable`` runs each once, as a check.
+* ``tests/cuda``: the GPU check (skipped without CUDA).
+
+Markers come from the folder (``unit``, ``integration``, ``e2e``, ``speed``, ``cuda``) and from
+the fixtures a test requests, directly or through other fixtures (`USES`): ``e2e`` (a real
+`pytest bench`), ``subprocess`` (another child process), ``slow`` (a zoo build or a real
+model), ``speed`` (pytest-benchmark). A test whose fixtures do not fit its folder fails with
+the folder it belongs in, so the markers and the folders cannot drift apart.
+
+Helper modules beside this file (``*_helpers.py``, ``synthetic_records.py``, ``toy_method.py``,
+``paper_study.py``) import from every tier: pytest puts this directory on ``sys.path`` when it
+loads this conftest.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +32,76 @@ from data_helpers import find_data_dir, missing_data
 from plugin_helpers import MATRIX
 
 TESTS = Path(__file__).resolve().parent
+
+#: Folder under tests/ -> the tier's marker.
+TIERS = {"unit": "unit", "integration": "integration", "e2e": "e2e", "benchmarks": "speed", "cuda": "cuda"}
+#: Fixture -> the marker a test that requests it gets.
+USES = {
+    "pytester": "e2e",  # `pytest bench` in a subprocess
+    "bench_repo": "e2e",
+    "run_pytest_bench": "e2e",
+    "child_env": "subprocess",  # any other child process
+    "zoo_cache": "slow",  # builds nano zoo models
+    "new_zoo_cache": "slow",
+    "smollm2": "slow",  # the real SmolLM2-135M
+    "benchmark": "speed",  # pytest-benchmark
+}
+#: Tier -> the markers from `USES` its tests may carry.
+ALLOWED = {
+    "unit": set(),
+    "integration": {"subprocess", "slow"},
+    "e2e": {"e2e", "subprocess", "slow"},
+    "speed": {"speed", "subprocess", "slow"},
+    "cuda": {"subprocess", "slow", "speed"},
+}
+#: Where a test with each marker belongs, for the message of a misplaced one.
+HOME = {"e2e": "tests/e2e", "subprocess": "tests/integration", "slow": "tests/integration",
+        "speed": "tests/benchmarks"}
+MISPLACED = pytest.StashKey[str]()
+
+
+def tier_of(path: Path) -> str | None:
+    """The tier marker of a test file under tests/ (None outside tests/ or outside any tier)."""
+    try:
+        parts = Path(path).resolve().relative_to(TESTS).parts
+    except ValueError:
+        return None
+    return TIERS.get(parts[0]) if len(parts) > 1 else None
+
+
+def placement(tier: str | None, uses: set[str], fixturenames) -> str | None:
+    """Why a test with these markers does not belong in `tier` (None when it does)."""
+    if "bench_case" in fixturenames:
+        return "it requests `bench_case`, the benchmark matrix's parameter: `pytest bench` runs those"
+    if tier is None:
+        return "every test lives in a tier folder: tests/unit, tests/integration, tests/e2e, tests/benchmarks"
+    wrong = sorted(uses - ALLOWED[tier])
+    if wrong:
+        homes = sorted({HOME[m] for m in wrong})
+        return f"its fixtures mark it {', '.join(wrong)}: it belongs in {' or '.join(homes)}"
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        path = Path(str(item.path))
+        if TESTS not in path.resolve().parents:
+            continue  # not a test of this suite (e.g. `pytest bench tests`)
+        tier = tier_of(path)
+        fixturenames = set(getattr(item, "fixturenames", ()))
+        uses = {USES[f] for f in fixturenames if f in USES}
+        for name in sorted(uses | ({tier} if tier else set())):
+            item.add_marker(name)
+        why = placement(tier, uses, fixturenames)
+        if why is not None:
+            item.stash[MISPLACED] = why
+
+
+def pytest_runtest_setup(item):
+    why = item.stash.get(MISPLACED, None)
+    if why is not None:
+        pytest.fail(f"{item.nodeid}: {why} (tests/conftest.py)", pytrace=False)
+
 
 # ----------------------------------------------------------------------------- fixtures
 

@@ -5,7 +5,7 @@ the latter SparseGPT's own sweep). Nothing of it is copied here: point the bench
 checkout and it is imported from there::
 
     git clone https://github.com/locuslab/wanda /tmp/wanda
-    PRUNEBENCH_WANDA_REF=/tmp/wanda pytest tests/bench_nm_reference.py -s
+    PRUNEBENCH_WANDA_REF=/tmp/wanda pytest tests/benchmarks/bench_nm_reference.py -s
 
 Without ``PRUNEBENCH_WANDA_REF`` the module is skipped (CI has no copy of the reference).
 

@@ -16,7 +16,7 @@ The ratios (median baseline time / median prunebench time of the same run) and t
 of each loop go into the benchmark's ``extra_info`` (see ``--benchmark-json``) and are printed.
 This is a benchmark, not a timed assert: it reports instead of failing on a busy machine.
 
-    OMP_NUM_THREADS=1 pytest tests/bench_perplexity_speed.py -p no:cacheprovider -s
+    OMP_NUM_THREADS=1 pytest tests/benchmarks/bench_perplexity_speed.py -p no:cacheprovider -s
 """
 
 from __future__ import annotations

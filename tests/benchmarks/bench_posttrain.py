@@ -5,7 +5,7 @@ host sync per step, loss bookkeeping and checkpoints to the four lines of a bare
 keep at least 90% of the bare loop's tokens/s (issue 4). Both loops run in this module, on a
 model the size of the nano zoo's l2, with 4096-token batches of 128-token sequences:
 
-    pytest tests/bench_posttrain.py --benchmark-group-by=group
+    pytest tests/benchmarks/bench_posttrain.py --benchmark-group-by=group
 
 `test_throughput_ratio` benchmarks the post-training loop with the bare loop timed before each
 round (interleaved, so a busy machine slows both alike) and reports the ratio of the medians in

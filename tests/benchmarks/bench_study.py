@@ -1,7 +1,7 @@
 """The study's cost: the coarse multistart search against the full grid, and the whole report step.
 
-    pytest tests/bench_study.py --benchmark-group-by=group
-    PRUNEBENCH_BENCH_STUDY=1 pytest tests/bench_study.py -k report_step   # ~1-2 minutes on 2 cores
+    pytest tests/benchmarks/bench_study.py --benchmark-group-by=group
+    PRUNEBENCH_BENCH_STUDY=1 pytest tests/benchmarks/bench_study.py -k report_step   # ~1-2 minutes on 2 cores
 
 The main fit and every bootstrap replicate use the same search, so a study's cost is about
 (1 + replicates) fits per group. `test_coarse_search_ratio` times the coarse grid (128 starts,

@@ -1,6 +1,6 @@
 """What resumable training states cost: size and save time (a script, not a test).
 
-    python tests/bench_train_state.py
+    python tests/benchmarks/bench_train_state.py
 
 1. The nano recipe's loop (131,072 tokens, 4096-token steps, a checkpoint every 16,384 tokens)
    on a model of nano-llama-l5's shape (random weights: the cost does not depend on them), with

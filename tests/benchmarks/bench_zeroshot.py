@@ -4,7 +4,7 @@ Both run as users run them, in a subprocess each, from a `save_pretrained` direc
 random Llama with the byte-level tokenizer, so the model's forward passes are a real share of
 the time), on the shipped offline tasks with the same cap, window and batch size:
 
-    pytest tests/bench_zeroshot.py --benchmark-group-by=group
+    pytest tests/benchmarks/bench_zeroshot.py --benchmark-group-by=group
 
 pytest-benchmark times `prunebench eval`; its `setup` hook runs and times lm-eval's CLI before
 every round (untimed by pytest-benchmark), so a busy machine slows both alike. The two must

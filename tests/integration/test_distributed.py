@@ -205,7 +205,7 @@ def test_the_runner_spawns_a_distributed_case(data_dir, tmp_path):
 
 DIST_CHILD = """
 import sys
-sys.path.insert(0, {tests!r})
+sys.path[:0] = [{here!r}, {tests!r}]  # this file's folder, and tests/ for the helper modules
 from test_distributed import dist_recipe, model, windows
 from bench.training import distributed
 from bench.training.train_state import Checkpointer, StateStore
@@ -228,7 +228,8 @@ def test_fsdp_run_killed_on_every_rank_resumes_from_its_sharded_state(tmp_path, 
 
     root = tmp_path / "state"
     script = tmp_path / "child.py"
-    script.write_text(DIST_CHILD.format(tests=str(Path(__file__).parent), root=str(root)))
+    here = Path(__file__).resolve().parent
+    script.write_text(DIST_CHILD.format(here=str(here), tests=str(here.parent), root=str(root)))
     env = {**child_env, "TMPDIR": str(tmp_path)}  # the killed run's job directory stays in tmp_path
     proc = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)

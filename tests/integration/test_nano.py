@@ -62,10 +62,12 @@ RECIPE = dict(tokens=1024, checkpoint_every=256, batch_tokens=256, micro_batch_t
 
 
 @pytest.fixture
-def session_factory(data_dir, tmp_path):
+def session_factory(data_dir, tmp_path, zoo_cache):
+    """Sessions on this test's results directory; the zoo base is built once per test session."""
+
     def make(**kw) -> BenchSession:
         options = dict(profile="unit", data_dir=str(data_dir), results_dir=str(tmp_path / "results"),
-                       cache_dir=str(tmp_path / "cache"), progress=False)
+                       cache_dir=str(zoo_cache), progress=False)
         options.update(kw)
         return BenchSession(SessionOptions(**options))
 

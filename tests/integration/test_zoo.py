@@ -13,7 +13,9 @@ import torch
 from bench.training import zoo
 from bench.errors import UsageError
 
-# A family small enough to build in seconds: one 1-layer model, 2k pre-training tokens.
+# A family small enough to build in seconds: one 1-layer model, 2k pre-training tokens. Tests that
+# build take `zoo_cache` (shared by the session) or `new_zoo_cache` (empty, for counting builds),
+# which marks them `slow` (tests/conftest.py).
 TEST_FAMILY = zoo.Family(
     "nano-unittest", "llama",
     (zoo.BaseSize("t1", 16, 1, 1, 1, 32, pretrain_tokens=2048, lr=1e-2),
@@ -100,30 +102,30 @@ def test_cache_key_covers_every_input(family, data_dir):
     assert key not in keys and len(keys) == len(variants)
 
 
-def test_tokenizer_is_byte_level_bpe_with_one_bos(family, data_dir, tmp_path):
-    tok = zoo.load_tokenizer(family, tmp_path, data_dir)
+def test_tokenizer_is_byte_level_bpe_with_one_bos(family, data_dir, zoo_cache):
+    tok = zoo.load_tokenizer(family, zoo_cache, data_dir)
     assert len(tok) == family.vocab_size
     ids = tok("Hello , world .\n\nnaïve")["input_ids"]
     assert ids[0] == tok.bos_token_id and tok.bos_token_id not in ids[1:]
     assert tok.decode(ids[1:]) == "Hello , world .\n\nnaïve"  # byte level: lossless
 
 
-def test_build_then_reuse_across_loads(family, data_dir, tmp_path, builds):
-    a = zoo.load("nano-unittest-t1", tmp_path, data_dir)
-    b = zoo.load("nano-unittest-t1", tmp_path, data_dir)
+def test_build_then_reuse_across_loads(family, data_dir, new_zoo_cache, builds):
+    a = zoo.load("nano-unittest-t1", new_zoo_cache, data_dir)
+    b = zoo.load("nano-unittest-t1", new_zoo_cache, data_dir)
     assert builds == ["t1"]
     assert a.info["zoo_key"] == b.info["zoo_key"] and a.info["rebuilt_because"] == "missing"
     for pa, pb in zip(a.model.parameters(), b.model.parameters()):
         assert torch.equal(pa, pb)
-    manifest = zoo.read_manifest(zoo.ensure("nano-unittest-t1", tmp_path, data_dir))
+    manifest = zoo.read_manifest(zoo.ensure("nano-unittest-t1", new_zoo_cache, data_dir))
     assert manifest["pretrain"]["tokens"] == 2048 and len(manifest["pretrain"]["trajectory"]) == 4
     assert manifest["non_embedding_params"] == zoo.non_embedding_params(a.model)
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= set(manifest["files"])
 
 
 @pytest.mark.parametrize("damage", ["flip-weight-byte", "drop-file", "garble-manifest", "other-key"])
-def test_corrupted_or_stale_entry_is_rebuilt_with_a_warning(family, data_dir, tmp_path, builds, damage):
-    directory = zoo.ensure("nano-unittest-t1", tmp_path, data_dir)
+def test_corrupted_or_stale_entry_is_rebuilt_with_a_warning(family, data_dir, new_zoo_cache, builds, damage):
+    directory = zoo.ensure("nano-unittest-t1", new_zoo_cache, data_dir)
     weights = directory / "model.safetensors"
     if damage == "flip-weight-byte":
         blob = bytearray(weights.read_bytes())
@@ -140,17 +142,17 @@ def test_corrupted_or_stale_entry_is_rebuilt_with_a_warning(family, data_dir, tm
     key = directory.name.rsplit("-", 1)[1]
     assert zoo.check_entry(directory, key) is not None
     with pytest.warns(UserWarning, match="rebuilding it"):
-        again = zoo.ensure("nano-unittest-t1", tmp_path, data_dir)
+        again = zoo.ensure("nano-unittest-t1", new_zoo_cache, data_dir)
     assert again == directory and zoo.check_entry(directory, key) is None
     assert builds == ["t1", "t1"]
     assert zoo.read_manifest(directory)["rebuilt_because"] != "missing"
 
 
-def test_intact_entry_is_used_without_warning(family, data_dir, tmp_path, builds):
-    zoo.ensure("nano-unittest-t1", tmp_path, data_dir)
+def test_intact_entry_is_used_without_warning(family, data_dir, new_zoo_cache, builds):
+    zoo.ensure("nano-unittest-t1", new_zoo_cache, data_dir)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        zoo.ensure("nano-unittest-t1", tmp_path, data_dir)
+        zoo.ensure("nano-unittest-t1", new_zoo_cache, data_dir)
     assert builds == ["t1"]
 
 
@@ -178,9 +180,9 @@ def test_slices_are_disjoint_and_cover_the_corpus(data_dir):
         corpus.SliceSpec(corpus="ptb")
 
 
-def test_ensure_all_builds_missing_models_in_parallel_workers(family, data_dir, tmp_path):
+def test_ensure_all_builds_missing_models_in_parallel_workers(family, data_dir, new_zoo_cache):
     specs = ["nano-unittest-t1", "nano-unittest-t2"]
-    dirs = zoo.ensure_all(specs, tmp_path, data_dir, workers=2)
+    dirs = zoo.ensure_all(specs, new_zoo_cache, data_dir, workers=2)
     assert set(dirs) == set(specs)
     stamps = {}
     for spec, directory in dirs.items():
@@ -188,14 +190,14 @@ def test_ensure_all_builds_missing_models_in_parallel_workers(family, data_dir, 
         assert zoo.check_entry(directory, key) is None
         assert zoo.read_manifest(directory)["spec"] == spec
         stamps[spec] = (directory / zoo.MANIFEST).stat().st_mtime_ns
-    again = zoo.ensure_all(specs, tmp_path, data_dir, workers=2)  # all cached: nothing rebuilt
+    again = zoo.ensure_all(specs, new_zoo_cache, data_dir, workers=2)  # all cached: nothing rebuilt
     assert again == dirs and all((d / zoo.MANIFEST).stat().st_mtime_ns == stamps[s] for s, d in again.items())
 
 
-def test_qwen2_family_builds_the_same_way(data_dir, tmp_path, monkeypatch):
+def test_qwen2_family_builds_the_same_way(data_dir, zoo_cache, monkeypatch):
     qwen = dataclasses.replace(TEST_FAMILY, name="nano-unitq", arch="qwen2")
     monkeypatch.setitem(zoo.FAMILIES, qwen.name, qwen)
-    loaded = zoo.load("nano-unitq-t1", tmp_path, data_dir)
+    loaded = zoo.load("nano-unitq-t1", zoo_cache, data_dir)
     assert type(loaded.model).__name__ == "Qwen2ForCausalLM"
     assert loaded.model.model.layers[0].self_attn.q_proj.bias is not None  # Qwen2's q/k/v biases
     assert loaded.info["pretrain_val_loss"] < math.log(qwen.vocab_size)  # it learned something
@@ -207,19 +209,19 @@ MERGY = dataclasses.replace(TEST_FAMILY, vocab_size=1024, tokenizer_docs=64)
 
 
 @pytest.mark.parametrize("arch", ["llama", "qwen2"])
-def test_a_loaded_base_reproduces_its_pretraining_heldout_loss(arch, data_dir, tmp_path, monkeypatch):
+def test_a_loaded_base_reproduces_its_pretraining_heldout_loss(arch, data_dir, zoo_cache, monkeypatch):
     """L0 of every case is the loaded base's held-out loss: it must be the one pre-training ended at."""
     from bench.training.posttrain import heldout_loss, heldout_windows
 
     fam = dataclasses.replace(MERGY, name=f"nano-unit{arch}", arch=arch)
     monkeypatch.setitem(zoo.FAMILIES, fam.name, fam)
-    loaded = zoo.load(f"{fam.name}-t1", tmp_path, data_dir)
+    loaded = zoo.load(f"{fam.name}-t1", zoo_cache, data_dir)
     recipe = fam.recipe(fam.sizes[0])
     held = heldout_windows(loaded.tokenizer, recipe, data_dir)
     assert heldout_loss(loaded.model, held, 64, recipe) == pytest.approx(loaded.info["pretrain_val_loss"], abs=1e-6)
 
 
-def test_a_tokenizer_that_loads_differently_is_refused(data_dir, tmp_path, monkeypatch):
+def test_a_tokenizer_that_loads_differently_is_refused(data_dir, zoo_cache, monkeypatch):
     """AutoTokenizer on a Qwen2 directory swaps in Qwen2Tokenizer's pipeline; zoo.load must notice."""
     from transformers import AutoTokenizer
 
@@ -227,7 +229,7 @@ def test_a_tokenizer_that_loads_differently_is_refused(data_dir, tmp_path, monke
 
     fam = dataclasses.replace(MERGY, name="nano-unitqq", arch="qwen2")
     monkeypatch.setitem(zoo.FAMILIES, fam.name, fam)
-    zoo.ensure(f"{fam.name}-t1", tmp_path, data_dir)
+    zoo.ensure(f"{fam.name}-t1", zoo_cache, data_dir)
     monkeypatch.setattr(loaders, "load_saved_tokenizer", lambda path: AutoTokenizer.from_pretrained(path))
     with pytest.raises(RuntimeError, match="tokenizes differently from the family tokenizer"):
-        zoo.load(f"{fam.name}-t1", tmp_path, data_dir)
+        zoo.load(f"{fam.name}-t1", zoo_cache, data_dir)

@@ -273,7 +273,7 @@ def test_corpus_dir_belongs_to_directory_corpora_only():
 def test_a_study_names_slimpajama_and_its_directory(tmp_path, sp_dir):
     from bench.studies.schema import load_study, pending_corpus
 
-    head = (Path(__file__).parents[1] / "bench" / "studies" / "tiny.toml").read_text()
+    head = (Path(__file__).resolve().parents[2] / "bench" / "studies" / "tiny.toml").read_text()
     good = tmp_path / "mine.toml"
     good.write_text(head + f'\n[posttrain]\ncorpus = "slimpajama"\ncorpus_dir = "{sp_dir}"\ntokens = 512\n'
                            'checkpoint_every = 256\nbatch_tokens = 128\nmicro_batch_tokens = 128\nseq_len = 32\n')

@@ -14,7 +14,7 @@ import pytest
 
 from bench.cli import main
 
-CONFIGS = Path(__file__).parent / "configs"
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 EXPECTED = [
     pytest.param("llama-3-8b.json", "4:30", 8_030_261_248, 6_612_586_496, "82.3458", id="llama-3-8b"),

@@ -19,7 +19,7 @@ from bench.errors import UsageError
 from bench.studies import params
 from plugin_helpers import collection_finish, configured, session_finish, session_of
 
-CONFIGS = Path(__file__).parent / "configs"
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 N_8B = 8_030_261_248  # Llama-3.1-8B's published parameter count
 
 

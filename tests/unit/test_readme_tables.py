@@ -9,7 +9,7 @@ from pathlib import Path
 from bench.harness.records import SCHEMA, write_record
 from reports.readme_tables import extrapolation_table, render_tables, zoo_table
 
-GOLDEN = json.loads((Path(__file__).parent / "golden" / "inputs.json").read_text())  # a real smoke run
+GOLDEN = json.loads((Path(__file__).resolve().parents[1] / "golden" / "inputs.json").read_text())  # a real smoke run
 
 
 def test_tables_from_a_real_smoke_run():

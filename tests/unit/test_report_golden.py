@@ -18,7 +18,7 @@ import pytest
 
 from reports import markdown
 
-GOLDEN = Path(__file__).parent / "golden"
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 sys.path.insert(0, str(GOLDEN))
 
 import regenerate  # noqa: E402

@@ -15,7 +15,7 @@ import pytest
 from bench.harness import profiles
 from bench.studies import builtin_names, load_study, study_cases
 
-BEFORE = json.loads((Path(__file__).parent / "studies_builtin_before.json").read_text())
+BEFORE = json.loads((Path(__file__).resolve().parents[1] / "studies_builtin_before.json").read_text())
 KEYS = sorted(k for k in BEFORE if not k.startswith("_"))
 
 

@@ -16,7 +16,7 @@ from bench.studies import load_study, study_cases
 from paper_study import HUB, TABLE1_DEPTH, paper_ids
 from plugin_helpers import collection_finish, configured, matrix_ids, session_finish, session_of
 
-CONFIGS = Path(__file__).parent / "configs"
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 # The seed's parameter lines: (before, after, "Ratio = ...%").
 SEED_COUNTS = {"llama-3-8b": (8_030_261_248, 6_612_586_496, "82.3458"),

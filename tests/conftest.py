@@ -33,6 +33,22 @@ from plugin_helpers import MATRIX
 
 TESTS = Path(__file__).resolve().parent
 
+# One torch thread per process unless the caller says otherwise: the tests' models are tiny, and
+# on a shared 2-core machine (CI, `-n 2`) idle-spinning OpenMP threads stall every step
+# (tests/unit/test_train_resume.py: 30 s with torch's default 2 threads, 9 s with 1, at load 4).
+# The environment carries it to child processes (`pytest bench`, the CLI, gloo ranks), which
+# then compute as this process does.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def _threads_for_this_process() -> None:
+    import torch
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
+_threads_for_this_process()
+
 #: Folder under tests/ -> the tier's marker.
 TIERS = {"unit": "unit", "integration": "integration", "e2e": "e2e", "benchmarks": "speed", "cuda": "cuda"}
 #: Fixture -> the marker a test that requests it gets.

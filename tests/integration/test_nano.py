@@ -19,7 +19,7 @@ from bench.harness.session import BenchSession, SessionOptions
 SETUP = '''
 from bench.harness import profiles
 from bench.training import zoo
-from bench.studies.cases import Case
+from bench.studies.cases import Case, EvalSpec, opts
 
 FAMILY = zoo.register_family(zoo.Family(
     "nano-unit", "llama", (zoo.BaseSize("u1", 16, 2, 1, 1, 32, pretrain_tokens=2048, lr=1e-2),),

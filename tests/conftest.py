@@ -11,14 +11,15 @@ Tiers are folders:
 * ``tests/cuda``: the GPU check (skipped without CUDA).
 
 Markers come from the folder (``unit``, ``integration``, ``e2e``, ``speed``, ``cuda``) and from
-the fixtures a test requests, directly or through other fixtures (`USES`): ``e2e`` (a real
-`pytest bench`), ``subprocess`` (another child process), ``slow`` (a zoo build or a real
-model), ``speed`` (pytest-benchmark). A test whose fixtures do not fit its folder fails with
-the folder it belongs in, so the markers and the folders cannot drift apart.
+the fixtures a test requests, directly or through other fixtures (``tests/tiers.py``: ``e2e``
+for a real `pytest bench`, ``subprocess`` for another child process, ``slow`` for a zoo build
+or a real model, ``speed`` for pytest-benchmark). A test whose fixtures do not fit its folder
+fails with the folder it belongs in, so the markers and the folders cannot drift apart; so
+``pytest tests -m "not slow and not e2e"`` is a quick run of every tier.
 
-Helper modules beside this file (``*_helpers.py``, ``synthetic_records.py``, ``toy_method.py``,
-``paper_study.py``) import from every tier: pytest puts this directory on ``sys.path`` when it
-loads this conftest.
+Helper modules beside this file (``*_helpers.py``, ``tiers.py``, ``synthetic_records.py``,
+``toy_method.py``, ``paper_study.py``) import from every tier: pytest puts this directory on
+``sys.path`` when it loads this conftest.
 """
 
 from __future__ import annotations
@@ -30,8 +31,7 @@ import pytest
 
 from data_helpers import find_data_dir, missing_data
 from plugin_helpers import MATRIX
-
-TESTS = Path(__file__).resolve().parent
+from tiers import TESTS, USES, placement, tier_of
 
 # One torch thread per process unless the caller says otherwise: the tests' models are tiny, and
 # on a shared 2-core machine (CI, `-n 2`) idle-spinning OpenMP threads stall every step
@@ -49,53 +49,7 @@ def _threads_for_this_process() -> None:
 
 _threads_for_this_process()
 
-#: Folder under tests/ -> the tier's marker.
-TIERS = {"unit": "unit", "integration": "integration", "e2e": "e2e", "benchmarks": "speed", "cuda": "cuda"}
-#: Fixture -> the marker a test that requests it gets.
-USES = {
-    "pytester": "e2e",  # `pytest bench` in a subprocess
-    "bench_repo": "e2e",
-    "run_pytest_bench": "e2e",
-    "child_env": "subprocess",  # any other child process
-    "zoo_cache": "slow",  # builds nano zoo models
-    "new_zoo_cache": "slow",
-    "smollm2": "slow",  # the real SmolLM2-135M
-    "benchmark": "speed",  # pytest-benchmark
-}
-#: Tier -> the markers from `USES` its tests may carry.
-ALLOWED = {
-    "unit": set(),
-    "integration": {"subprocess", "slow"},
-    "e2e": {"e2e", "subprocess", "slow"},
-    "speed": {"speed", "subprocess", "slow"},
-    "cuda": {"subprocess", "slow", "speed"},
-}
-#: Where a test with each marker belongs, for the message of a misplaced one.
-HOME = {"e2e": "tests/e2e", "subprocess": "tests/integration", "slow": "tests/integration",
-        "speed": "tests/benchmarks"}
 MISPLACED = pytest.StashKey[str]()
-
-
-def tier_of(path: Path) -> str | None:
-    """The tier marker of a test file under tests/ (None outside tests/ or outside any tier)."""
-    try:
-        parts = Path(path).resolve().relative_to(TESTS).parts
-    except ValueError:
-        return None
-    return TIERS.get(parts[0]) if len(parts) > 1 else None
-
-
-def placement(tier: str | None, uses: set[str], fixturenames) -> str | None:
-    """Why a test with these markers does not belong in `tier` (None when it does)."""
-    if "bench_case" in fixturenames:
-        return "it requests `bench_case`, the benchmark matrix's parameter: `pytest bench` runs those"
-    if tier is None:
-        return "every test lives in a tier folder: tests/unit, tests/integration, tests/e2e, tests/benchmarks"
-    wrong = sorted(uses - ALLOWED[tier])
-    if wrong:
-        homes = sorted({HOME[m] for m in wrong})
-        return f"its fixtures mark it {', '.join(wrong)}: it belongs in {' or '.join(homes)}"
-    return None
 
 
 def pytest_collection_modifyitems(config, items):

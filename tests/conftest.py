@@ -31,23 +31,11 @@ import pytest
 
 from data_helpers import find_data_dir, missing_data
 from plugin_helpers import MATRIX
+from process_helpers import one_torch_thread
 from tiers import TESTS, USES, placement, tier_of
 
-# One torch thread per process unless the caller says otherwise: the tests' models are tiny, and
-# on a shared 2-core machine (CI, `-n 2`) idle-spinning OpenMP threads stall every step
-# (tests/unit/test_train_resume.py: 30 s with torch's default 2 threads, 9 s with 1, at load 4).
-# The environment carries it to child processes (`pytest bench`, the CLI, gloo ranks), which
-# then compute as this process does.
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-
-
-def _threads_for_this_process() -> None:
-    import torch
-
-    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
-
-
-_threads_for_this_process()
+# One torch thread per test process and its children (process_helpers.one_torch_thread).
+one_torch_thread()
 
 MISPLACED = pytest.StashKey[str]()
 

@@ -16,6 +16,28 @@ from pathlib import Path
 
 import pytest
 
+#: torch's own CPU thread count, before `one_torch_thread` (None until it runs).
+TORCH_OWN_THREADS: int | None = None
+
+
+def one_torch_thread() -> None:
+    """One torch thread in this process and, through OMP_NUM_THREADS, in its children.
+
+    Unless OMP_NUM_THREADS is set already. The tests' models are tiny, and on a shared 2-core
+    machine (CI, `-n 2`) idle-spinning OpenMP threads stall every step: tests/unit/
+    test_train_resume.py took 30 s with torch's default 2 threads, 9 s with 1, at load 4. The
+    children (`pytest bench`, the CLI, gloo ranks) then compute as this process does.
+    tests/cuda, which times GPU runs, puts torch's own count back (`TORCH_OWN_THREADS`).
+    """
+    global TORCH_OWN_THREADS
+    import torch
+
+    if TORCH_OWN_THREADS is None:
+        TORCH_OWN_THREADS = torch.get_num_threads()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
 #: lm-eval CLI runs of the zero-shot checks: examples per task, context window, batch size.
 LIMIT, MAX_LENGTH, BATCH = 3, 256, 8
 

@@ -1,4 +1,26 @@
-"""Shared fixtures for the unit and integration tests."""
+"""Shared fixtures of every tier, the tiers themselves, and the markers a test gets from what it uses.
+
+Tiers are folders:
+
+* ``tests/unit``: in process; no child process, no zoo build, no real model. ``pytest`` alone
+  runs it (pyproject's ``testpaths``): the fast loop, minutes on 2 cores.
+* ``tests/integration``: zoo builds, real models, and child processes other than `pytest bench`
+  (the console script, lm-eval's CLI, a fresh interpreter, gloo ranks, killed builders).
+* ``tests/e2e``: real `pytest bench` runs in a subprocess, one per behaviour.
+* ``tests/benchmarks``: the speed benchmarks; ``--benchmark-disable`` runs each once, as a check.
+* ``tests/cuda``: the GPU check (skipped without CUDA).
+
+Markers come from the folder (``unit``, ``integration``, ``e2e``, ``speed``, ``cuda``) and from
+the fixtures a test requests, directly or through other fixtures (``tests/tiers.py``: ``e2e``
+for a real `pytest bench`, ``subprocess`` for another child process, ``slow`` for a zoo build
+or a real model, ``speed`` for pytest-benchmark). A test whose fixtures do not fit its folder
+fails with the folder it belongs in, so the markers and the folders cannot drift apart; so
+``pytest tests -m "not slow and not e2e"`` is a quick run of every tier.
+
+Helper modules beside this file (``*_helpers.py``, ``tiers.py``, ``synthetic_records.py``,
+``toy_method.py``, ``paper_study.py``) import from every tier: pytest puts this directory on
+``sys.path`` when it loads this conftest.
+"""
 
 from __future__ import annotations
 
@@ -12,27 +34,39 @@ import pytest
 # before any test can first import it inside a pytester test.
 import scipy.optimize  # noqa: E402,F401
 
-REPO = Path(__file__).resolve().parents[1]
+from data_helpers import find_data_dir, missing_data
+from plugin_helpers import MATRIX
+from process_helpers import one_torch_thread
+from tiers import TESTS, USES, placement, tier_of
+
+# One torch thread per test process and its children (process_helpers.one_torch_thread).
+one_torch_thread()
+
+MISPLACED = pytest.StashKey[str]()
 
 
-def find_data_dir() -> Path | None:
-    """$PRUNEBENCH_DATA_DIR, else ../shared/data beside the checkout (the CI layout)."""
-    env = os.environ.get("PRUNEBENCH_DATA_DIR")
-    if env:
-        return Path(env)
-    sibling = REPO.parent / "shared" / "data"
-    return sibling if sibling.is_dir() else None
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        path = Path(str(item.path))
+        if TESTS not in path.resolve().parents:
+            continue  # not a test of this suite (e.g. `pytest bench tests`)
+        tier = tier_of(path)
+        fixturenames = set(getattr(item, "fixturenames", ()))
+        uses = {USES[f] for f in fixturenames if f in USES}
+        for name in sorted(uses | ({tier} if tier else set())):
+            item.add_marker(name)
+        why = placement(tier, uses, fixturenames)
+        if why is not None:
+            item.stash[MISPLACED] = why
 
 
-def missing_data(reason: str) -> None:
-    """Skip a test that needs data, except in CI, where missing data must fail the run.
+def pytest_runtest_setup(item):
+    why = item.stash.get(MISPLACED, None)
+    if why is not None:
+        pytest.fail(f"{item.nodeid}: {why} (tests/conftest.py)", pytrace=False)
 
-    A CI job that lost its copy of shared/data would otherwise skip every data test and go
-    green; `CI` is set by CI systems (and by this project's .ci/run environment).
-    """
-    if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
-        pytest.fail(f"{reason} (CI is set, so missing data fails instead of skipping)", pytrace=False)
-    pytest.skip(reason)
+
+# ----------------------------------------------------------------------------- fixtures
 
 
 @pytest.fixture(scope="session")
@@ -63,11 +97,55 @@ def chinchilla_csv(data_dir) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def zoo_cache(tmp_path_factory) -> Path:
+    """A cache directory shared by the session's tests: each nano zoo model is built once.
+
+    Its entries are keyed by every input of a build (`bench.training.zoo`), so tests that
+    share it get the model they would have built. A test that counts builds takes
+    `new_zoo_cache` instead.
+    """
+    return tmp_path_factory.mktemp("zoo-cache")
+
+
+@pytest.fixture
+def new_zoo_cache(tmp_path) -> Path:
+    """An empty cache directory of this test's own, where it builds zoo models."""
+    path = tmp_path / "zoo-cache"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def child_env() -> dict:
+    """The environment of a child process the test starts: this one's, offline.
+
+    Requesting it marks the test `subprocess` (tests/integration, tests/e2e).
+    """
+    return {**os.environ, "HF_HUB_OFFLINE": "1"}
+
+
+@pytest.fixture(scope="module")
+def run_pytest_bench():
+    """`pytest bench ARGS` in the checkout, as a user types it, in a subprocess: `run(*args, env=...)`.
+
+    Requesting it marks the test `e2e`.
+    """
+    import subprocess
+    import sys
+
+    def run(*args, env: dict) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "pytest", "bench", "-p", "no:cacheprovider", "-q", *args],
+                              cwd=TESTS.parent, env=env, capture_output=True, text=True, timeout=900)
+
+    return run
+
+
 @pytest.fixture
 def bench_repo(pytester, data_dir, monkeypatch):
     """A pytester directory that holds the benchmark matrix test, with the local data and no
     hub; the plugin comes from prunebench's pytest11 entry point, as in a user's directory."""
     monkeypatch.setenv("PRUNEBENCH_DATA_DIR", str(data_dir))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    pytester.makepyfile(test_matrix=(REPO / "bench" / "test_matrix.py").read_text())
+    pytester.makepyfile(test_matrix=MATRIX)
     return pytester

@@ -111,7 +111,7 @@ def _model_device(model) -> torch.device:
 # Bytes of float32 logits held at once (one tile of positions x vocabulary). Peak memory of the
 # loss is this, whatever the vocabulary and sequence length: Llama-3's 128k vocabulary over 8
 # windows of 2,048 tokens would otherwise be 8.4 GB. On CPU a tile that stays in cache is what
-# makes the loss nearly free next to the lm_head matmul (tests/bench_perplexity_speed.py); on
+# makes the loss nearly free next to the lm_head matmul (tests/benchmarks/bench_perplexity_speed.py); on
 # CUDA larger tiles keep the matmuls big.
 CHUNK_BYTES = {"cpu": 4 << 20, "cuda": 256 << 20}
 MIN_VOCAB_TILE = 1024  # columns per tile at least, so each matmul stays efficient

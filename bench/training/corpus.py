@@ -187,7 +187,7 @@ def documents(spec: SliceSpec, data_dir=None) -> list[str]:
     return list(_document_texts(spec.corpus, origin(spec, data_dir)))
 
 
-_documents = documents  # the earlier private name, which tests/test_zoo.py reads
+_documents = documents  # the earlier private name, which tests/integration/test_zoo.py reads
 
 
 def slice_texts(spec: SliceSpec, name: str, data_dir=None) -> list[str]:

@@ -27,7 +27,7 @@ CORE_GRID = {
 }
 # Two values per parameter (2^7 = 128 starts for p2 instead of 2,187): the search the study
 # repeats for its main fit and for every bootstrap replicate. On curves drawn from the law it
-# reaches the full grid's optimum (tests/test_fitting_identify.py checks it).
+# reaches the full grid's optimum (tests/unit/test_fitting_identify.py checks it).
 CORE_COARSE = {
     "n_c": (-2.0, 2.0),
     "d_c": (-2.0, 2.0),

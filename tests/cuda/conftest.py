@@ -17,6 +17,18 @@ NO_CUDA = ("no CUDA device: the GPU check (tests/cuda) measures bf16 perplexity,
            "post-training on a GPU; run `pytest tests/cuda` on a CUDA machine")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def torch_own_threads():
+    """The GPU check times its runs with torch's own CPU thread count, not the suite's one thread
+    per process (tests/conftest.py)."""
+    import process_helpers
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(process_helpers.TORCH_OWN_THREADS or before)
+    yield
+    torch.set_num_threads(before)
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if "tests/cuda/test_gpu_check.py" in item.nodeid.replace("\\", "/"):

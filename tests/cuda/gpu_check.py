@@ -2,7 +2,7 @@
 
 Every figure of the check is a ratio against a baseline measured in the same run, on the same
 device, right next to it (the baseline runs in pytest-benchmark's `setup` hook before every
-timed round, as in tests/bench_*.py). Rows collect here; `tests/cuda/conftest.py` prints the
+timed round, as in tests/benchmarks/bench_*.py). Rows collect here; `tests/cuda/conftest.py` prints the
 table at the end of the session and writes it to `report_path()`.
 """
 

@@ -8,7 +8,7 @@ the suite, 8 cases, a few minutes on 2 cores). Its records are read back, their 
 fields (times, timestamps, machine, paths, commit) are replaced by fixed values so the file
 only changes when results do, and they are written to `inputs.json` together with the study
 fitted on them and the verdict of a law gate. `report.md` and `seed_table.md` are then
-rendered from `inputs.json` exactly as `tests/test_report_golden.py` renders them.
+rendered from `inputs.json` exactly as `tests/unit/test_report_golden.py` renders them.
 Review the diff of all three before committing.
 """
 

@@ -26,15 +26,9 @@ from bench.sources.tiny import tiny_model
 from bench.training.recipe import Recipe
 from bench.training.trainer import train
 from process_helpers import kill_when
+from train_helpers import SEQ, windows
 
-SEQ = 16
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch without torch.distributed")
-
-
-def windows(n: int = 64, seed: int = 0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    start = torch.randint(0, 200, (n, 1), generator=g)
-    return (start + torch.arange(SEQ)[None, :] * torch.randint(1, 3, (n, 1), generator=g)) % 256  # (n, SEQ)
 
 
 def recipe(**kw) -> Recipe:

@@ -15,15 +15,7 @@ from bench.sources.tiny import tiny_model
 from bench.training.recipe import Recipe
 from bench.training.posttrain import posttrain
 from bench.training.trainer import train
-
-SEQ = 16
-
-
-def windows(n: int = 64, seed: int = 0) -> torch.Tensor:
-    """(n, SEQ) token ids with some structure, so training has something to learn."""
-    g = torch.Generator().manual_seed(seed)
-    start = torch.randint(0, 200, (n, 1), generator=g)
-    return (start + torch.arange(SEQ)[None, :] * torch.randint(1, 3, (n, 1), generator=g)) % 256
+from train_helpers import SEQ, windows
 
 
 def recipe(**kw) -> Recipe:

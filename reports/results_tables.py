@@ -5,7 +5,9 @@ fit.json (never typed by hand):
   loss (L0) and control improvement;
 * recovery: per case, the held-out loss after pruning and after post-training, and the share of
   the gap to L0 won back;
-* extrapolation: per fitted group and held-out size, MAPE on L beside the error on the gap L - L0.
+* extrapolation: per fitted group (and study seed) and held-out size, MAPE on L beside the error
+  on the gap L - L0, the worst run's too; with several seeds, the spread over them follows
+  (`reports.fit_tables.spread_table`).
 
 Pure functions of their inputs, like the rest of `reports/`.
 """
@@ -65,13 +67,14 @@ def extrapolation_table(fit: dict | None) -> str:
 
     rows = []
     for g in (fit or {}).get("groups", []):
-        key = g.get("key") or f"{g.get('family')}/{g.get('method')}"
+        key = (g.get("key") or f"{g.get('family')}/{g.get('method')}") + \
+            ("" if g.get("seed") is None else f" (seed {g['seed']})")
         ident = g.get("identifiability") or {}
         verdict = "yes" if ident.get("identified") else "no: " + "; ".join(ident.get("reasons") or ["no verdict"])
         for size, m in sorted((g.get("extrapolation") or {}).items()):
             rows.append([key, ", ".join(g.get("fit_sizes", [])), size, pct(m, "mape"), pct(m, "gap_mean"),
-                         pct(m, "gap_final"), verdict])
+                         pct(m, "gap_final"), pct(m, "gap_final_worst"), verdict])
     if not rows:
         return "_No held-out size was predicted._"
     return _table(rows, ["group", "fit sizes", "held out", "MAPE on L", "gap error, mean",
-                         "gap error, final checkpoint", "fit identified"])
+                         "gap error, final checkpoint", "gap error, final, worst run", "fit identified"])

@@ -51,7 +51,15 @@ def _machine(rec: Record) -> str | None:
     m = _doc(rec, "machine")
     if not m:
         return rec.machine if isinstance(rec.machine, str) else None
-    parts = [f"{m.get('processor') or m.get('machine')}, {m.get('cpu_count')} cores, {m.get('platform')}"]
+    cpu = m.get("cpu_model") or m.get("processor") or m.get("machine")
+    parts = [f"{cpu}, {m.get('cpu_count')} cores, {m.get('platform')}"]
+    isa = m.get("cpu_isa") or {}
+    if isa:
+        settings = " ".join(f"{k}={v}" for k, v in sorted((isa.get("settings") or {}).items()) if v)
+        parts.append(f"CPU kernels {isa.get('capability', '?')}" + (f", pinned ({settings})" if isa.get("pinned")
+                                                                    else " (native, not pinned)"))
+    if m.get("blas"):
+        parts.append(f"BLAS {m['blas']}")
     if m.get("gpu"):
         capability = m.get("gpu_capability")
         parts.append(f"GPU {m['gpu']}" + (f" (sm {'.'.join(map(str, capability))})" if capability else ""))

@@ -104,6 +104,11 @@ def pytest_configure(config):
             # The study, its law, held-out sizes and gates, read and checked once, before any
             # case spends compute (a run of `pytest tests` never reads one).
             session.config  # noqa: B018
+            # The code identity records carry, taken now: a commit made while a long run goes on
+            # is not the code that run loaded.
+            from bench.harness.provenance import code_identity
+
+            code_identity()
     except USER_ERRORS as exc:
         raise pytest.UsageError(one_line(exc)) from None
     config.stash[SESSION_KEY] = session

@@ -17,7 +17,9 @@ GOLDEN_RECORDS = [Record.from_json(r) for r in GOLDEN["records"]]
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 MACHINE = {"platform": "Linux-6.1-x86_64-with-glibc2.36", "machine": "x86_64", "processor": "AMD EPYC 7B13",
-           "cpu_count": 16, "torch_threads": 8, "gpu": "NVIDIA H100 80GB HBM3", "gpu_capability": [9, 0]}
+           "cpu_count": 16, "torch_threads": 8, "gpu": "NVIDIA H100 80GB HBM3", "gpu_capability": [9, 0],
+           "blas": "mkl", "cpu_isa": {"pinned": "avx2", "capability": "AVX2",
+                                      "settings": {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2,STRICT"}}}
 
 
 def _provenanced(records, commit=COMMIT, created="2026-02-03T04:05:06+00:00", dirty=False):
@@ -40,6 +42,7 @@ def test_the_page_states_command_commit_machine_and_conditions_once_at_the_top()
     head, body = page.split("## Zoo", 1)
     assert head.startswith("# Results: synth at 0123456789\n")  # default title: profile and commit
     for expected in ("`pytest bench --profile synth -k 's1 or s2'`", "0123456789", "AMD EPYC 7B13, 16 cores",
+                     "CPU kernels AVX2, pinned (ATEN_CPU_CAPABILITY=avx2 MKL_CBWR=AVX2,STRICT); BLAS mkl",
                      "GPU NVIDIA H100 80GB HBM3 (sm 9.0)", "8 torch threads", "2026-02-03T04:05:06+00:00",
                      "profile synth", f"{len(records)} records of 1 run(s)", "device cuda", "dtype bfloat16",
                      "torch 2.13.0", "transformers 5.24.0", "law p2, 20 bootstrap replicates, coarse search",

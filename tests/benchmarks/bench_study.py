@@ -29,7 +29,7 @@ from synthetic_records import synthetic_records
 
 def _runs():
     groups = group_runs(synthetic_records(noise=0.003))
-    (runs,) = [rs for (f, m, r), rs in groups.items() if m == "depth"]
+    (runs,) = [rs for (f, m, r, s), rs in groups.items() if m == "depth"]
     return [r for r in runs if r.group != "s4"]  # the 9 fitted runs of a nano-shaped group
 
 

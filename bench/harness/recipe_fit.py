@@ -147,10 +147,10 @@ def joint_fits(records: list[Record], holdout=None, bootstrap: int = 0, seed: in
                          k_interval=None if boot is None else boot.to_dict()["intervals"].get("k"),
                          identifiability=ident, bootstrap=None if boot is None else boot.to_dict(), heldout={})
             for size in held:
-                ce_run = next((r for r in runs if r.group == size and r.inputs["kd"] == 0.0), None)
+                ce_runs = [r for r in runs if r.group == size and r.inputs["kd"] == 0.0]
                 targets = [r for r in runs if r.group == size and r.inputs["kd"] == 1.0]
                 law_metrics = extrapolation_metrics(evaluate_with_gap(result, targets)) if targets else None
-                entry["heldout"][size] = {"law": law_metrics, "from_ce_curve": _from_ce(ce_run, targets, k)}
+                entry["heldout"][size] = {"law": law_metrics, "from_ce_curve": _from_ce(ce_runs, targets, k)}
             out.append(entry)
     return out
 
@@ -166,13 +166,18 @@ def _joint_run(rec: Record, kd: float):
     return Run(f"{rec.case_id}", run.group, {**run.inputs, "kd": kd}, run.tokens, run.loss)
 
 
-def _from_ce(ce_run, targets, k: float) -> dict | None:
-    """The other recipe's curves predicted from the CE curve alone: L_other(D) = L_CE(k D), at
-    the checkpoints where k D lies inside the CE run (MAPE over those; how many were covered)."""
-    if ce_run is None or not targets:
+def _from_ce(ce_runs, targets, k: float) -> dict | None:
+    """The other recipe's curves predicted from the CE curves alone: L_other(D) = L_CE(k D), each
+    case read off the CE curve of the same pruned model (the same ratio: the same achieved
+    ``rho``), at the checkpoints where k D lies inside that CE run (MAPE over those; how many
+    were covered). A case without its CE twin is left out of both counts."""
+    if not ce_runs or not targets:
         return None
     errors, covered, total = [], 0, 0
     for run in targets:
+        ce_run = next((c for c in ce_runs if math.isclose(c.inputs["rho"], run.inputs["rho"], rel_tol=1e-9)), None)
+        if ce_run is None:
+            continue
         for d, actual in zip(run.tokens, run.loss):
             total += 1
             pred = _loss_at(ce_run.tokens, ce_run.loss, k * float(d))

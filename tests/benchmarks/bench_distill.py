@@ -4,7 +4,7 @@ The student is a nano-l3-shaped Llama pruned by depth (6 of 8 layers kept); the 
 unpruned model, as in a `nano-kd` case. Both loops are `bench.training.trainer.train` with the
 same recipe but the objective, interleaved round by round (a busy machine slows both alike):
 
-    pytest tests/bench_distill.py --benchmark-group-by=group -s
+    pytest tests/benchmarks/bench_distill.py --benchmark-group-by=group -s
 
 `test_kd_step_cost` reports the ratio of the medians, time per token of KD over CE, in
 ``extra_info`` (issue 21's bar: at most 1.5x on CPU; the teacher's forward is about a third

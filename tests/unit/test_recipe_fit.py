@@ -69,7 +69,8 @@ def test_the_joint_form_recovers_k_and_predicts_the_heldout_kd_curves(records):
     held = entry["heldout"]["s5"]
     assert held["law"]["mape"] < 1.0
     # From l5's CE curve alone, read at k x D: the KD curve where k D lies inside the CE run.
-    assert held["from_ce_curve"]["covered"] > 0 and held["from_ce_curve"]["mape"] < 1.0
+    # Each case is read off its own ratio's CE curve: with 0.05% noise the error is of that order.
+    assert held["from_ce_curve"]["covered"] > 0 and held["from_ce_curve"]["mape"] < 0.2, held
 
 
 def test_the_joint_law_is_p2_d_when_one_recipe_is_fitted():

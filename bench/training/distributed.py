@@ -41,6 +41,7 @@ from pathlib import Path
 
 import torch
 
+from bench.children import die_with_parent
 from bench.errors import UsageError
 from bench.progress import QUIET, Progress, relayed
 from bench.training.engine import SingleProcess
@@ -252,6 +253,7 @@ def _worker(rank: int, job: str, port: int, world: int, backend: str, device_typ
     """One rank: join the group, build the engine on an explicit device mesh, train, hand back."""
     from torch.distributed.device_mesh import init_device_mesh
 
+    die_with_parent()  # a killed run takes its ranks with it
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
     if device_type == "cpu":  # the ranks share the cores
         torch.set_num_threads(max(1, min(torch.get_num_threads(), (os.cpu_count() or 1) // world)))

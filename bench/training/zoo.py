@@ -38,6 +38,7 @@ from pathlib import Path
 import torch
 
 from bench import isa
+from bench.children import die_with_parent
 from bench.env import RunEnv
 from bench.progress import QUIET, Progress, relayed
 from bench.sources.aliases import ALIASES
@@ -237,8 +238,9 @@ def _cost(size: BaseSize, family: Family) -> float:
 _WORKER_PROGRESS: Progress = QUIET  # a zoo worker's relay to its parent (set by `_worker_init`)
 
 
-def _worker_init(threads: int, progress: Progress) -> None:
+def _worker_init(threads: int, progress: Progress, parent: int) -> None:
     global _WORKER_PROGRESS
+    die_with_parent(parent)  # a killed run takes its builders with it
     torch.set_num_threads(threads)
     _WORKER_PROGRESS = progress
 
@@ -283,7 +285,7 @@ def ensure_all(specs, env: RunEnv, workers: int | None = None) -> dict[str, Path
         context = get_context("spawn")
         with relayed(env.progress, context) as relay, ProcessPoolExecutor(
                 max_workers=workers, mp_context=context, initializer=_worker_init,
-                initargs=(max(1, cores // workers), relay)) as pool:
+                initargs=(max(1, cores // workers), relay, os.getpid())) as pool:
             futures = [pool.submit(_build_in_worker, f, s, str(cache), None if root is None else str(root), p)
                        for f, s, p in todo]
             for fut in futures:

@@ -160,3 +160,54 @@ def test_concurrent_builders_build_an_entry_once(tmp_path, child_env):
     builders = log.read_text().split()
     assert len(builders) == 1  # built once
     assert outs == [builders[0], builders[0]]  # both use the one build
+
+
+ORPHAN_PARENT = r"""
+import os, sys, time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+
+from bench.children import die_with_parent
+
+
+def pid_then_sleep(_):
+    return os.getpid()
+
+
+if __name__ == "__main__":
+    ctx = get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=ctx, initializer=die_with_parent,
+                             initargs=(os.getpid(),)) as pool:
+        print(pool.submit(pid_then_sleep, 0).result(), flush=True)
+        time.sleep(600)  # killed here; its worker would idle on for as long
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_a_killed_parent_takes_its_spawned_workers_with_it(tmp_path, child_env):
+    """A parent killed on its own (SIGKILL: no handler runs, no pool shutdown) must not leave its
+    spawned workers running: the zoo's builders and the distributed ranks ask for SIGTERM on
+    their parent's death (`bench.children.die_with_parent`). Without it this worker idles on."""
+    import time
+
+    script = tmp_path / "parent.py"
+    script.write_text(ORPHAN_PARENT)
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=child_env,
+                              cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    try:
+        worker = int(parent.stdout.readline())
+        os.kill(worker, 0)  # alive
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                os.kill(worker, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(worker, signal.SIGKILL)
+            pytest.fail(f"worker {worker} outlived its killed parent by 30 s")
+    finally:
+        parent.kill()

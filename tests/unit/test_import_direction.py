@@ -7,7 +7,8 @@ functions included. The rules (docs/architecture.md):
 * the leaves: `pruners` imports nothing of `bench`, `fitting` or `reports`; `fitting` nothing of
   `bench`, `pruners` or `reports`; `reports` renders and may import `fitting` only;
 * inside `bench`, from the bottom up: the base modules (`bench.errors`, the one-line user
-  errors; `bench.registry`; `bench.env`, the run environment; `bench.progress`; `bench.isa`, the CPU kernels' pinned ISA) import only the
+  errors; `bench.registry`; `bench.env`, the run environment; `bench.progress`; `bench.isa`, the CPU kernels' pinned ISA; `bench.children`, child
+  processes that end with their parent) import only the
   leaves and each other; `bench.sources` imports the base (and `reports`, for the record type);
   `bench.tasks` also `bench.sources`; `bench.evaluation` also `bench.tasks`; `bench.training`
   the base, `bench.sources` and `bench.evaluation`. `bench.studies`, `bench.harness`, `bench.commands` and `bench.cli` may
@@ -31,13 +32,14 @@ LEAVES = ("pruners", "fitting")
 
 # Layers of bench, bottom up: a module of each may import, of bench, only the layers listed
 # (and itself). Leaves: whether `pruners` and `fitting` may be imported too.
-BENCH_BASE = ("bench.errors", "bench.registry", "bench.env", "bench.progress", "bench.isa")  # every upper layer may use
+BENCH_BASE = ("bench.errors", "bench.registry", "bench.env", "bench.progress", "bench.isa", "bench.children")  # every upper layer may use
 BELOW_STUDIES = BENCH_BASE + ("bench.sources", "bench.tasks", "bench.evaluation", "bench.training")
 BENCH_LAYERS = {
     "bench.errors": ((), LEAVES),
     "bench.registry": ((), LEAVES),
     "bench.progress": ((), ()),
     "bench.isa": (("bench.errors",), ()),
+    "bench.children": ((), ()),
     "bench.env": (("bench.progress",), ()),
     "bench.sources": (BENCH_BASE, LEAVES + ("reports",)),  # reports.records: the record type
     "bench.tasks": (BENCH_BASE + ("bench.sources",), ()),

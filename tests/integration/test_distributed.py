@@ -105,8 +105,11 @@ def test_two_process_distillation_matches_one_process(engine):
         assert c["tokens"] == rc["tokens"] and c["train_kd"] == pytest.approx(rc["train_kd"], rel=1e-5)
         assert c["train_loss"] == pytest.approx(rc["train_loss"], rel=1e-5)
         assert c["val_loss"] == pytest.approx(rc["val_loss"], rel=1e-5)
+    # The weights after 4 AdamW steps: the head's gradient is a float32 sum over positions whose
+    # order differs between one process and two, and Adam's normalised step turns that rounding
+    # into up to ~2e-6 on coordinates whose gradient is near 0 (the weights move by ~1.2e-2).
     for (name, p), q in zip(m.named_parameters(), ref.parameters()):
-        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=name)
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=5e-6, msg=name)
 
 
 def test_posttrain_fsdp_with_tied_embeddings_records_the_engine(data_dir):

@@ -34,32 +34,39 @@ def model(layers: int = 2, hidden: int = 32, seed: int = 0):
 # ----------------------------------------------------------------------------- the loss
 
 
-@pytest.mark.parametrize("temperature", [1.0, 2.0])
-def test_chunked_kd_terms_equal_the_full_logits_computation(monkeypatch, temperature):
-    """Values and gradients of the chunked, recomputed terms equal KL and CE on full logits."""
+@pytest.mark.parametrize("temperature,kd_weight", [(1.0, 1.0), (2.0, 1.0), (1.0, 0.7), (2.0, 0.0)])
+@pytest.mark.parametrize("bias", [False, True])
+def test_chunked_kd_loss_equals_the_full_logits_computation(monkeypatch, temperature, kd_weight, bias):
+    """Values and gradients of the chunked loss, its gradients made in closed form in the forward,
+    equal KL and CE on full logits through autograd."""
     monkeypatch.setattr(distill, "CHUNK_ELEMENTS", 3 * 2 * 50)  # 3 positions a chunk: 5 chunks
     g = torch.Generator().manual_seed(1)
     b, s, hs, ht, v = 2, 16, 12, 20, 50
     h_s = torch.randn(b, s, hs, generator=g, requires_grad=True)
     h_t = torch.randn(b, s, ht, generator=g)
-    head_s, head_t = torch.nn.Linear(hs, v, bias=False), torch.nn.Linear(ht, v, bias=False)
+    head_s, head_t = torch.nn.Linear(hs, v, bias=bias), torch.nn.Linear(ht, v, bias=bias)
     ids = torch.randint(0, v, (b, s), generator=g)
 
-    kd, ce = distill.kd_terms(h_s, head_s, h_t, head_t, ids, temperature)
-    (kd + 0.3 * ce).backward()
-    got = h_s.grad.clone(), head_s.weight.grad.clone()
-    h_s.grad = head_s.weight.grad = None
+    loss, kd, ce = distill.kd_loss(h_s, head_s, h_t, head_t, ids, temperature, kd_weight)
+    (2.5 * loss).backward()  # an outer factor (a micro-batch's share) reaches every gradient
+    got = [t.grad.clone() for t in (h_s, head_s.weight, head_s.bias) if t is not None]
+    for t in (h_s, head_s.weight, head_s.bias):
+        if t is not None:
+            t.grad = None
 
     ls, lt = head_s(h_s[:, :-1]), head_t(h_t[:, :-1]).detach()
     ref_kd = F.kl_div(F.log_softmax(ls / temperature, -1).reshape(-1, v), F.log_softmax(lt / temperature, -1).reshape(-1, v),
                       log_target=True, reduction="batchmean") * temperature ** 2
     ref_ce = F.cross_entropy(ls.reshape(-1, v), ids[:, 1:].reshape(-1))
-    (ref_kd + 0.3 * ref_ce).backward()
+    (2.5 * (kd_weight * ref_kd + (1 - kd_weight) * ref_ce)).backward()
     torch.testing.assert_close(kd, ref_kd.detach(), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(ce, ref_ce.detach(), rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(got[0], h_s.grad, rtol=1e-4, atol=1e-7)
-    torch.testing.assert_close(got[1], head_s.weight.grad, rtol=1e-4, atol=1e-7)
+    torch.testing.assert_close(loss, (kd_weight * ref_kd + (1 - kd_weight) * ref_ce).detach(), rtol=1e-5, atol=1e-6)
+    want = [t.grad for t in (h_s, head_s.weight, head_s.bias) if t is not None]
+    for a, w in zip(got, want, strict=True):
+        torch.testing.assert_close(a, w, rtol=1e-4, atol=1e-7)
     assert head_t.weight.grad is None  # the teacher gets no gradient
+    assert not kd.requires_grad and not ce.requires_grad  # only the loss carries the graph
 
 
 def test_a_student_that_is_its_teacher_has_zero_kd_and_its_own_ce():

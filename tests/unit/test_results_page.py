@@ -125,3 +125,18 @@ def test_tables_cli_writes_a_results_page(tmp_path, capsys):
     assert bad.returncode == 2 and "does not exist" in bad.stderr and bad.stdout == ""
     nowhere = _cli(capsys, "--results-dir", str(results), "--out", str(tmp_path / "missing" / "page.md"))
     assert nowhere.returncode == 2 and "directory" in nowhere.stderr and "does not exist" in nowhere.stderr
+
+
+def test_a_run_with_two_recipes_gets_their_comparison_and_one_recipe_does_not():
+    """A results page of CE and KD records carries the report's 'Recovery recipes compared'."""
+    from bench.harness.recipe_fit import compare_cases
+    from test_recipe_fit import study
+
+    records = study(noise=0.0)
+    fit = copy.deepcopy(GOLDEN["fit"])
+    assert "Recovery recipes compared" not in render_page(_provenanced(records), fit)
+    fit["recipes"] = {"cases": compare_cases(records), "joint": []}
+    page = render_page(_provenanced(records), fit)
+    section = page.split("## Recovery recipes compared", 1)[1]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "×" in line]
+    assert "token multiplier" in section and len(rows) == 15  # a row per case: 5 sizes x 3 ratios

@@ -52,9 +52,11 @@ class _ChunkedKD(torch.autograd.Function):
     chunk) and drops the logits; the backward only scales them. Recomputing the logits in the
     backward instead (activation checkpointing) made the student's head run twice and the
     teacher's head twice, which on a small model, where the vocabulary dominates, cost about a
-    fifth of a KD step. The price is one float32 buffer the size of the student's head for its
-    gradient (Llama-3-8B's 128k x 4096 head: 2 GiB). The unweighted sums come back too, detached,
-    for the trajectory.
+    fifth of a KD step. The price, when the head trains (not under LoRA), is one float32 buffer
+    the size of the student's head for its gradient (Llama-3-8B's 128k x 4096 head: 2 GiB), held
+    from the forward to the backward; like activations, the memory estimate
+    (`bench.harness.memory`) does not count it. The unweighted sums come back too, detached, for
+    the trajectory.
     """
 
     @staticmethod
@@ -63,8 +65,9 @@ class _ChunkedKD(torch.autograd.Function):
         kd = torch.zeros((), device=h_s.device)
         ce = torch.zeros((), device=h_s.device)
         g_h = torch.zeros(h_s.shape, dtype=torch.float32, device=h_s.device)
-        g_w = torch.zeros(w_s.shape, dtype=torch.float32, device=w_s.device)
-        g_b = None if b_s is None else torch.zeros(b_s.shape, dtype=torch.float32, device=b_s.device)
+        # A frozen head (LoRA) takes no gradient: no buffer, no product.
+        g_w = torch.zeros(w_s.shape, dtype=torch.float32, device=w_s.device) if ctx.needs_input_grad[1] else None
+        g_b = torch.zeros(b_s.shape, dtype=torch.float32, device=b_s.device) if ctx.needs_input_grad[2] else None
         for start in range(0, targets.shape[1], step):
             sl = slice(start, start + step)
             h = h_s[:, sl]
@@ -84,7 +87,8 @@ class _ChunkedKD(torch.autograd.Function):
                 g_z.add_(logq.exp(), alpha=a_ce)
                 g_z.scatter_add_(-1, tgt, torch.full(tgt.shape, -a_ce, dtype=g_z.dtype, device=g_z.device))
             g_h[:, sl] = g_z @ w_s.float()
-            g_w += g_z.flatten(0, 1).T @ h.flatten(0, 1).float()
+            if g_w is not None:
+                g_w += g_z.flatten(0, 1).T @ h.flatten(0, 1).float()
             if g_b is not None:
                 g_b += g_z.sum((0, 1))
         ctx.save_for_backward(g_h, g_w, g_b)
@@ -96,7 +100,7 @@ class _ChunkedKD(torch.autograd.Function):
     def backward(ctx, grad_loss, _grad_kd, _grad_ce):
         g_h, g_w, g_b = ctx.saved_tensors
         dt_h, dt_w, dt_b = ctx.dtypes
-        return ((grad_loss * g_h).to(dt_h), (grad_loss * g_w).to(dt_w),
+        return ((grad_loss * g_h).to(dt_h), None if g_w is None else (grad_loss * g_w).to(dt_w),
                 None if g_b is None else (grad_loss * g_b).to(dt_b),
                 None, None, None, None, None, None, None, None)
 

@@ -69,6 +69,26 @@ def test_chunked_kd_loss_equals_the_full_logits_computation(monkeypatch, tempera
     assert not kd.requires_grad and not ce.requires_grad  # only the loss carries the graph
 
 
+def test_a_frozen_head_gets_no_gradient_and_the_hidden_states_theirs():
+    """Under LoRA the head is frozen: the loss makes no gradient for it, only for the states."""
+    g = torch.Generator().manual_seed(2)
+    h_s = torch.randn(2, 9, 12, generator=g, requires_grad=True)
+    h_t = torch.randn(2, 9, 16, generator=g)
+    head_s, head_t = torch.nn.Linear(12, 40, bias=False), torch.nn.Linear(16, 40, bias=False)
+    head_s.weight.requires_grad_(False)
+    ids = torch.randint(0, 40, (2, 9), generator=g)
+    loss, _, _ = distill.kd_loss(h_s, head_s, h_t, head_t, ids, 1.0, 0.5)
+    loss.backward()
+    got, h_s.grad = h_s.grad.clone(), None
+    ls, lt = head_s(h_s[:, :-1]), head_t(h_t[:, :-1])
+    ref = 0.5 * F.kl_div(F.log_softmax(ls, -1).reshape(-1, 40), F.log_softmax(lt, -1).reshape(-1, 40),
+                         log_target=True, reduction="batchmean") + 0.5 * F.cross_entropy(ls.reshape(-1, 40),
+                                                                                         ids[:, 1:].reshape(-1))
+    ref.backward()
+    torch.testing.assert_close(got, h_s.grad, rtol=1e-4, atol=1e-7)
+    assert head_s.weight.grad is None
+
+
 def test_a_student_that_is_its_teacher_has_zero_kd_and_its_own_ce():
     student = model()
     teacher = copy.deepcopy(student)

@@ -68,6 +68,7 @@ class _ChunkedKD(torch.autograd.Function):
         # A frozen head (LoRA) takes no gradient: no buffer, no product.
         g_w = torch.zeros(w_s.shape, dtype=torch.float32, device=w_s.device) if ctx.needs_input_grad[1] else None
         g_b = torch.zeros(b_s.shape, dtype=torch.float32, device=b_s.device) if ctx.needs_input_grad[2] else None
+        w32 = w_s.float()  # once, not per chunk (a copy when the head is in bfloat16)
         for start in range(0, targets.shape[1], step):
             sl = slice(start, start + step)
             h = h_s[:, sl]
@@ -86,7 +87,7 @@ class _ChunkedKD(torch.autograd.Function):
             if a_ce:
                 g_z.add_(logq.exp(), alpha=a_ce)
                 g_z.scatter_add_(-1, tgt, torch.full(tgt.shape, -a_ce, dtype=g_z.dtype, device=g_z.device))
-            g_h[:, sl] = g_z @ w_s.float()
+            g_h[:, sl] = g_z @ w32
             if g_w is not None:
                 g_w += g_z.flatten(0, 1).T @ h.flatten(0, 1).float()
             if g_b is not None:

@@ -22,12 +22,17 @@ def _saved(storage, study: str) -> None:
         "datetime": "2026-12-06T00:00:00", "version": "5.1.0"}))
 
 
-def test_compare_against_another_study_is_one_line(pytester):
+def _compare(pytester, saved_study: str):
+    """`pytest bench --profile smoke --benchmark-compare=0001` against a saved run of `saved_study`."""
     storage = pytester.path / "bench-store"
-    _saved(storage, "nano")
+    _saved(storage, saved_study)
     pytester.makepyfile(test_x="def test_x():\n    pass\n")
-    result = pytester.runpytest_inprocess("--profile", "smoke", f"--benchmark-storage={storage}",
-                                          "--benchmark-compare=0001", "-p", "no:cacheprovider")
+    return pytester.runpytest_inprocess("--profile", "smoke", f"--benchmark-storage={storage}",
+                                        "--benchmark-compare=0001", "-p", "no:cacheprovider")
+
+
+def test_compare_against_another_study_is_one_line(pytester):
+    result = _compare(pytester, "nano")
     assert result.ret == 4
     err = "\n".join(result.errlines)
     assert "the saved run is of study 'nano' and this run is of study 'smoke'" in err
@@ -35,10 +40,6 @@ def test_compare_against_another_study_is_one_line(pytester):
 
 
 def test_compare_against_the_same_study_runs(pytester):
-    storage = pytester.path / "bench-store"
-    _saved(storage, "smoke")
-    pytester.makepyfile(test_x="def test_x():\n    pass\n")
-    result = pytester.runpytest_inprocess("--profile", "smoke", f"--benchmark-storage={storage}",
-                                          "--benchmark-compare=0001", "-p", "no:cacheprovider")
+    result = _compare(pytester, "smoke")
     assert result.ret == 0
     result.assert_outcomes(passed=1)
